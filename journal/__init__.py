@@ -1,0 +1,56 @@
+"""journal: chat sessions as event-sourced, append-only, tamper-evident logs.
+
+>>> from journal import Journal
+>>> with Journal("chat-data") as j:                            # doctest: +SKIP
+...     j.get_or_create("user-123")
+...     j.add_message("user-123", "user", "Hello")
+
+See ``docs/`` for the format, the guarantees and the API.
+"""
+
+from __future__ import annotations
+
+from journal.errors import (
+    ConflictError,
+    CorruptLogError,
+    InvalidSessionIdError,
+    InvalidValueError,
+    JournalClosedError,
+    JournalError,
+    LockTimeoutError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StorageError,
+    UnsupportedFormatError,
+)
+from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged
+from journal.state import Message, Messages, Session, apply, replay
+from journal.store import Journal
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cleared",
+    "ConflictError",
+    "CorruptLogError",
+    "Created",
+    "Event",
+    "InvalidSessionIdError",
+    "InvalidValueError",
+    "Journal",
+    "JournalClosedError",
+    "JournalError",
+    "LockTimeoutError",
+    "Message",
+    "MessageAdded",
+    "Messages",
+    "Session",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "SettingsChanged",
+    "StorageError",
+    "UnsupportedFormatError",
+    "__version__",
+    "apply",
+    "replay",
+]

@@ -1,0 +1,323 @@
+"""The line envelope: one event as one self-checking, chained JSON line.
+
+A line is ``SEALED ,"hash":"HASH" [,"body":BODY] }`` followed by ``\\n`` where
+
+* ``SEALED`` is ``{"v":1,"seq":..,"type":..,"at":..,"actor":..,"data":{..},"prev":".."``
+  (the object's opening brace and members, without its closing brace);
+* ``HASH`` is the lowercase hex SHA-256 of the exact ``SEALED`` bytes, and ``prev`` is the
+  previous line's ``HASH`` (64 zeros for seq 1), which makes the log a hash chain;
+* ``BODY`` holds a message's erasable content and salt. ``SEALED`` only carries
+  ``content_sha256 = SHA-256(salt || UTF-8 content)``, so a later redaction can erase the body
+  without breaking the chain, and the salt keeps short contents from being guessed.
+
+``docs/format.md`` is the normative description; this module is its reference implementation.
+Decoding checks, in order: version, hash of the sealed bytes, JSON shape, content digest. A
+line that fails any check raises :class:`LineError` and is never returned half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
+
+from journal.errors import InvalidValueError
+from journal.events import (
+    EVENT_TYPES,
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    SettingsChanged,
+    freeze,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS",
+    "Decoded",
+    "LineError",
+    "decode",
+    "encode",
+    "normalize",
+]
+
+FORMAT_VERSION = 1
+GENESIS = "0" * 64
+MAX_DEPTH = 64
+
+_HASH_KEY = b',"hash":"'
+_BODY_KEY = b',"body":'
+_V_PREFIX = b'{"v":'
+_V1_PREFIX = b'{"v":1,'
+_HASH_LEN = 64
+
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class LineError(Exception):
+    """A line failed a check; the reader adds file, line number and offset."""
+
+    def __init__(self, reason: str, *, unsupported: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unsupported = unsupported
+
+
+class Decoded(NamedTuple):
+    """A checked line: the event, its chain link and where its hash sits in the line."""
+
+    event: Event
+    prev: str
+    hash: str
+    hash_at: int
+
+
+# -- wire structs: the exact member order of SEALED is the field order below ---------------
+
+
+class _Sealed(msgspec.Struct):
+    v: int
+    seq: int
+    type: str
+    at: datetime
+    actor: str | None
+    data: Any
+    prev: str
+
+
+class _CreatedData(msgspec.Struct):
+    session_id: str
+
+
+class _MessageData(msgspec.Struct):
+    id: str
+    role: str
+    content_sha256: str
+    metadata: dict[str, Any] = {}
+    references: list[Any] = []
+
+
+class _SettingsData(msgspec.Struct):
+    set: dict[str, Any] = {}
+    unset: list[str] = []
+
+
+class _ClearedData(msgspec.Struct):
+    pass
+
+
+class _Body(msgspec.Struct):
+    salt: str
+    content: str
+
+
+class _LineBase(msgspec.Struct, tag_field="type"):
+    v: int
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    at: UtcTime
+    actor: str | None
+    prev: str
+    hash: str
+
+
+class _CreatedLine(_LineBase, tag="created"):
+    data: _CreatedData
+
+
+class _MessageLine(_LineBase, tag="message_added"):
+    data: _MessageData
+    body: _Body | None = None
+
+
+class _SettingsLine(_LineBase, tag="settings_changed"):
+    data: _SettingsData
+
+
+class _ClearedLine(_LineBase, tag="cleared"):
+    data: _ClearedData
+
+
+_Line = _CreatedLine | _MessageLine | _SettingsLine | _ClearedLine
+
+_ENCODER = msgspec.json.Encoder()
+_LINE_DECODER = msgspec.json.Decoder(_Line)
+_ANY_DECODER = msgspec.json.Decoder()
+
+
+def normalize(value: Any, field: str, _depth: int = 0) -> Any:
+    """Return ``value`` as plain JSON types, or raise InvalidValueError naming ``field``.
+
+    Accepted: None, bool, int, finite float, str, list/tuple, dict with str keys, at most
+    ``MAX_DEPTH`` levels deep. Subclasses (enums, str subclasses) become their plain base type,
+    so what a caller gets back equals what a fresh replay of the log gives.
+    """
+    if _depth > MAX_DEPTH:
+        raise InvalidValueError(field, f"nested deeper than {MAX_DEPTH} levels")
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValueError(field, f"{value!r} is not a JSON number")
+        return float(value)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidValueError(field, f"key {key!r} is not a str")
+            out[str(key)] = normalize(item, f"{field}[{key!r}]", _depth + 1)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [normalize(item, f"{field}[{i}]", _depth + 1) for i, item in enumerate(value)]
+    raise InvalidValueError(field, f"{type(value).__name__} is not a JSON value")
+
+
+def content_digest(salt: bytes, content: str) -> str:
+    """``SHA-256(salt || UTF-8 content)`` as lowercase hex."""
+    return hashlib.sha256(salt + content.encode("utf-8")).hexdigest()
+
+
+def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes, str, int]:
+    """Encode ``event`` as one line chained to ``prev``.
+
+    Returns:
+        (line bytes ending in ``\\n``, the line's hash, the hash's offset within the line)
+
+    Raises:
+        InvalidValueError: a value cannot be encoded (nothing is written by the caller then).
+    """
+    body: bytes = b""
+    data: msgspec.Struct
+    match event:
+        case Created():
+            data = _CreatedData(event.session_id)
+        case MessageAdded():
+            salt = os.urandom(16) if salt is None else salt
+            try:
+                digest = content_digest(salt, event.content)
+            except UnicodeEncodeError as exc:
+                raise InvalidValueError("content", f"not valid Unicode ({exc.reason})") from None
+            data = _MessageData(
+                event.message_id,
+                event.role,
+                digest,
+                _plain(event.metadata),
+                _plain(event.references),
+            )
+            body = _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), event.content))
+        case SettingsChanged():
+            data = _SettingsData(_plain(event.changes), list(event.removed))
+        case Cleared():
+            data = _ClearedData()
+    sealed_obj = _Sealed(FORMAT_VERSION, event.seq, event.type, event.at, event.actor, data, prev)
+    try:
+        sealed = _ENCODER.encode(sealed_obj)[:-1]
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise InvalidValueError(f"{event.type} event", str(exc)) from None
+    digest_hex = hashlib.sha256(sealed).hexdigest()
+    hash_at = len(sealed) + len(_HASH_KEY)
+    line = b"".join((sealed, _HASH_KEY, digest_hex.encode("ascii"), b'"', body, b"}\n"))
+    return line, digest_hex, hash_at
+
+
+def _plain(value: Any) -> Any:
+    # Events hold frozen values (read-only mappings, tuples); msgspec encodes dicts and lists.
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def decode(line: bytes) -> Decoded:
+    """Check and decode one line (without its ``\\n``).
+
+    Raises:
+        LineError: the line is damaged, altered, of the wrong shape, or from a newer format
+            (``unsupported`` is then True).
+    """
+    if not line.startswith(_V1_PREFIX):
+        _reject_version(line)
+    cut = line.rfind(_HASH_KEY)
+    if cut < 0:
+        raise LineError("no hash member: line is damaged or truncated")
+    hash_at = cut + len(_HASH_KEY)
+    stored = line[hash_at : hash_at + _HASH_LEN]
+    if hashlib.sha256(line[:cut]).hexdigest().encode("ascii") != stored:
+        raise LineError("hash does not match the line's contents: damaged or edited")
+    tail = line[hash_at + _HASH_LEN :]
+    if tail != b'"}' and not (tail.startswith(b'"' + _BODY_KEY) and tail.endswith(b"}")):
+        raise LineError("unexpected bytes after the hash member")
+    try:
+        raw = _LINE_DECODER.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, msgspec.ValidationError):
+            _reject_unknown_type(line)
+        raise LineError(f"not a valid event: {exc}") from None
+    return Decoded(_event(raw), raw.prev, raw.hash, hash_at)
+
+
+def _reject_version(line: bytes) -> None:
+    if line.startswith(_V_PREFIX):
+        digits = line[len(_V_PREFIX) : line.find(b",")]
+        if digits.isdigit() and int(digits) > FORMAT_VERSION:
+            raise LineError(
+                f"format version {int(digits)} is newer than this reader ({FORMAT_VERSION})",
+                unsupported=True,
+            )
+    raise LineError('not a journal line: it must start with {"v":1,')
+
+
+def _reject_unknown_type(line: bytes) -> None:
+    try:
+        kind = _ANY_DECODER.decode(line).get("type")
+    except (msgspec.DecodeError, AttributeError):
+        return
+    if isinstance(kind, str) and kind not in EVENT_TYPES:
+        raise LineError(f"unknown event type {kind!r} (written by a newer journal?)", unsupported=True)
+
+
+def _event(raw: _Line) -> Event:
+    match raw:
+        case _MessageLine():
+            body = raw.body
+            if body is None:
+                raise LineError("message has no body (content missing)")
+            try:
+                salt = bytes.fromhex(body.salt)
+            except ValueError:
+                raise LineError("message body salt is not hex") from None
+            if content_digest(salt, body.content) != raw.data.content_sha256:
+                raise LineError("message content does not match its content_sha256")
+            return MessageAdded(
+                seq=raw.seq,
+                at=raw.at,
+                actor=raw.actor,
+                message_id=raw.data.id,
+                role=raw.data.role,
+                content=body.content,
+                metadata=freeze(raw.data.metadata),
+                references=freeze(raw.data.references),
+            )
+        case _CreatedLine():
+            return Created(seq=raw.seq, at=raw.at, actor=raw.actor, session_id=raw.data.session_id)
+        case _SettingsLine():
+            return SettingsChanged(
+                seq=raw.seq,
+                at=raw.at,
+                actor=raw.actor,
+                changes=freeze(raw.data.set),
+                removed=tuple(raw.data.unset),
+            )
+        case _ClearedLine():
+            return Cleared(seq=raw.seq, at=raw.at, actor=raw.actor)
+    raise AssertionError("unreachable: _Line is a closed union")

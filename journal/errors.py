@@ -1,0 +1,195 @@
+"""The error tree of journal.
+
+Every error the library raises on purpose derives from :class:`JournalError`, and each also
+derives from the builtin it behaves like, so ``except LookupError`` keeps working for callers
+who do not know journal::
+
+    JournalError
+    ├── InvalidSessionIdError      (ValueError)   the id cannot name a session
+    ├── InvalidValueError          (ValueError)   a value cannot be stored as JSON
+    ├── SessionNotFoundError       (LookupError)  no such session
+    ├── ConflictError                             expected_version did not match
+    │   └── SessionExistsError                    create() found the session already there
+    ├── CorruptLogError            (ValueError)   a stored line failed its checks
+    │   └── UnsupportedFormatError                written by a newer format version
+    ├── LockTimeoutError           (TimeoutError) another writer held the session too long
+    ├── StorageError               (OSError)      the file system refused a read or write
+    └── JournalClosedError         (RuntimeError) the Journal was closed
+
+Each error keeps the facts as attributes and its constructor arguments in ``args``, so it
+survives pickling across process boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConflictError",
+    "CorruptLogError",
+    "InvalidSessionIdError",
+    "InvalidValueError",
+    "JournalClosedError",
+    "JournalError",
+    "LockTimeoutError",
+    "SessionExistsError",
+    "SessionNotFoundError",
+    "StorageError",
+    "UnsupportedFormatError",
+]
+
+
+class JournalError(Exception):
+    """Base class of every error journal raises on purpose."""
+
+    def __reduce__(self) -> tuple[type[JournalError], tuple[object, ...]]:
+        # OSError rewrites ``args`` when given three or more of them, so rebuild every error from
+        # the arguments its own constructor received rather than from ``args``.
+        return (type(self), self._init_args)
+
+    @property
+    def _init_args(self) -> tuple[object, ...]:
+        return tuple(self.args)
+
+
+class InvalidSessionIdError(JournalError, ValueError):
+    """A session id that cannot name a session (not a str, empty, NUL, too long, ...)."""
+
+    def __init__(self, session_id: object, reason: str) -> None:
+        super().__init__(session_id, reason)
+        self.session_id = session_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        shown = repr(self.session_id)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return f"invalid session id {shown}: {self.reason}"
+
+
+class InvalidValueError(JournalError, ValueError):
+    """A value (content, metadata, settings, ...) that cannot be stored; nothing was written."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot store {self.field}: {self.reason} (nothing was written)"
+
+
+class SessionNotFoundError(JournalError, LookupError):
+    """The session does not exist (or did not exist yet at the requested point)."""
+
+    def __init__(self, session_id: str, detail: str = "") -> None:
+        super().__init__(session_id, detail)
+        self.session_id = session_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        suffix = f" {self.detail}" if self.detail else ""
+        return f"session {self.session_id!r} not found{suffix}"
+
+
+class ConflictError(JournalError):
+    """An ``expected_version`` did not match the session's version; nothing was written.
+
+    Attributes:
+        session_id: the session written to.
+        expected: the version the caller expected.
+        actual: the version the session really had.
+    """
+
+    def __init__(self, session_id: str, expected: int, actual: int) -> None:
+        super().__init__(session_id, expected, actual)
+        self.session_id = session_id
+        self.expected = expected
+        self.actual = actual
+
+    def __str__(self) -> str:
+        return (
+            f"session {self.session_id!r} is at version {self.actual}, "
+            f"expected {self.expected}; nothing was written"
+        )
+
+
+class SessionExistsError(ConflictError):
+    """``create`` found the session already present (it expected version 0)."""
+
+    def __init__(self, session_id: str, expected: int = 0, actual: int = 1) -> None:
+        super().__init__(session_id, expected, actual)
+
+    def __str__(self) -> str:
+        return f"session {self.session_id!r} already exists (version {self.actual})"
+
+
+class CorruptLogError(JournalError, ValueError):
+    """A stored line failed its integrity checks; reads never guess past it.
+
+    Attributes:
+        path: the file holding the line.
+        line: 1-based line number in that file.
+        offset: byte offset of the line's first byte.
+        reason: what check failed.
+    """
+
+    def __init__(self, path: str, line: int, offset: int, reason: str) -> None:
+        super().__init__(path, line, offset, reason)
+        self.path = path
+        self.line = line
+        self.offset = offset
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} (byte {self.offset}): {self.reason}"
+
+
+class UnsupportedFormatError(CorruptLogError):
+    """A line was written by a newer format version than this reader understands."""
+
+
+class LockTimeoutError(JournalError, TimeoutError):
+    """The session's writer lock was not acquired within the timeout; nothing was written."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(path, timeout)
+        self.path = path
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"{self.path}: writer lock not acquired within {self.timeout:g} s; nothing was written"
+
+
+class StorageError(JournalError, OSError):
+    """The operating system refused an operation on a journal file.
+
+    Attributes:
+        operation: what journal was doing ("append", "fsync", "create", ...).
+        path: the file or folder involved.
+        cause: the OS error text.
+        errno_code: the OS errno, when there was one.
+    """
+
+    def __init__(self, operation: str, path: str, cause: str, errno_code: int | None = None) -> None:
+        super().__init__(errno_code, cause)
+        self.operation = operation
+        self.path = path
+        self.cause = cause
+        self.errno_code = errno_code
+
+    @property
+    def _init_args(self) -> tuple[object, ...]:
+        return (self.operation, self.path, self.cause, self.errno_code)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.operation} failed: {self.cause}"
+
+
+class JournalClosedError(JournalError, RuntimeError):
+    """The Journal was closed; open a new one to keep working."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.root = root
+
+    def __str__(self) -> str:
+        return f"journal at {self.root} is closed"

@@ -1,0 +1,97 @@
+"""Domain events: the four things that can happen to a session.
+
+Events are frozen msgspec Structs forming a tagged union on ``type``; the tag strings are the
+names stored on disk, so renaming a class never changes the format. Every event carries ``seq``
+(1, 2, 3, ... per session), ``at`` (an aware UTC datetime) and ``actor`` (who made the change,
+or None). Values inside events are deeply immutable: mappings are read-only and lists become
+tuples, so an event handed to one caller cannot be changed under another.
+
+This module does no I/O and imports nothing else from the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias
+
+import msgspec
+
+__all__ = [
+    "EVENT_TYPES",
+    "Cleared",
+    "Created",
+    "Event",
+    "MessageAdded",
+    "SettingsChanged",
+    "freeze",
+]
+
+EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
+def freeze(value: Any) -> Any:
+    """Return a deeply immutable copy of a JSON value (dicts read-only, lists as tuples)."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Return a plain, mutable JSON copy (dicts and lists) of a frozen value."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value
+
+
+class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    seq: int
+    at: datetime
+    actor: str | None = None
+
+
+class Created(_EventBase, frozen=True, kw_only=True, tag="created"):
+    """The session came into existence; always ``seq`` 1 of its log."""
+
+    type: ClassVar[str] = "created"
+    session_id: str
+
+
+class MessageAdded(_EventBase, frozen=True, kw_only=True, tag="message_added"):
+    """A message was appended to the conversation.
+
+    ``message_id`` is unique within the session; ``metadata`` and ``references`` are the
+    caller's JSON values, stored as given.
+    """
+
+    type: ClassVar[str] = "message_added"
+    message_id: str
+    role: str
+    content: str
+    metadata: Mapping[str, Any] = EMPTY_MAPPING
+    references: tuple[Any, ...] = ()
+
+
+class SettingsChanged(_EventBase, frozen=True, kw_only=True, tag="settings_changed"):
+    """Settings keys were set (``changes``) and/or removed (``removed``)."""
+
+    type: ClassVar[str] = "settings_changed"
+    changes: Mapping[str, Any] = EMPTY_MAPPING
+    removed: tuple[str, ...] = ()
+
+
+class Cleared(_EventBase, frozen=True, kw_only=True, tag="cleared"):
+    """The visible conversation was emptied; settings stay and the log keeps every message."""
+
+    type: ClassVar[str] = "cleared"
+
+
+Event: TypeAlias = Created | MessageAdded | SettingsChanged | Cleared
+"""Any journal event (a tagged union on ``type``)."""
+
+EVENT_TYPES: tuple[str, ...] = ("created", "message_added", "settings_changed", "cleared")

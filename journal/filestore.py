@@ -1,0 +1,358 @@
+"""The files backend: one append-only JSONL log per session under a root folder.
+
+Invariant that makes cheap change detection sound: a log file is only ever appended to. The
+only bytes ever cut are an unterminated tail after the last newline (a torn write), which no
+reader has read as an event. So "same inode, same size" means "same events", and a reader
+that stopped at byte N of an inode can resume there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from journal.codec import LineError, decode
+from journal.errors import CorruptLogError, StorageError
+from journal.events import Created
+from journal.locking import SessionLock
+from journal.logfile import LineScan, write_all
+from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
+from journal.storage import Head, Record, StaleHeadError, check_line
+
+__all__ = ["FileStorage"]
+
+log = logging.getLogger("journal")
+
+FSYNC_POLICIES = ("always", "interval", "never")
+_sync = getattr(os, "fdatasync", os.fsync)
+
+
+class _Handle:
+    """Open descriptors of one session: its lock file and (once it exists) its log."""
+
+    __slots__ = ("fd", "lock", "mutex", "refs", "session_id")
+
+    def __init__(self, session_id: str, lock: SessionLock) -> None:
+        self.session_id = session_id
+        self.lock = lock
+        self.mutex = threading.Lock()
+        self.fd: int | None = None
+        self.refs = 0
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+        self.lock.close()
+
+
+class FileStorage:
+    """Logs in files; see the module docstring for the invariant it relies on."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        fsync: str = "always",
+        lock_timeout: float = 60.0,
+        max_open_sessions: int = 64,
+    ) -> None:
+        self.layout = Layout(root)
+        self.fsync = fsync
+        self.lock_timeout = lock_timeout
+        self.max_open_sessions = max_open_sessions
+        self._handles: OrderedDict[str, _Handle] = OrderedDict()
+        self._guard = threading.Lock()
+        self._dirty: set[Path] = set()
+        self._flusher: threading.Thread | None = None
+        self._stop = threading.Event()
+        _after_fork_in_child.add(self)
+
+    # -- reading without the lock -----------------------------------------------------------
+
+    def location(self, session_id: str) -> str:
+        return str(self.layout.log_path(session_id))
+
+    def stamp(self, session_id: str) -> object:
+        try:
+            st = os.stat(self.layout.log_path(session_id))
+        except FileNotFoundError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
+        path = self.layout.log_path(session_id)
+        try:
+            fd = open_file(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            _check_head(fd, os.fstat(fd).st_size, after)
+            # A torn tail here may be a write still in progress: readers just stop before it.
+            yield from _scan(fd, str(path), after)
+        finally:
+            os.close(fd)
+
+    def session_ids(self) -> Iterator[str]:
+        for folder in self.layout.session_dirs():
+            path = folder / LOG_NAME
+            try:
+                fd = open_file(path, os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # a create that has not written its first event yet
+            try:
+                first = next(iter(LineScan(fd)), None)
+            finally:
+                os.close(fd)
+            if first is None:
+                continue
+            try:
+                event = decode(first[2]).event
+            except LineError as exc:
+                raise CorruptLogError(str(path), 1, 0, exc.reason) from None
+            if not isinstance(event, Created):
+                raise CorruptLogError(str(path), 1, 0, "first event is not 'created'")
+            if dirname_for(event.session_id) != folder.name:
+                log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, event.session_id)
+                continue
+            yield event.session_id
+
+    # -- writing under the lock -------------------------------------------------------------
+
+    @contextmanager
+    def writer(self, session_id: str) -> Iterator[_Transaction]:
+        handle = self._pin(session_id)
+        try:
+            with handle.mutex:
+                handle.lock.acquire()
+                try:
+                    yield _Transaction(self, handle, self.layout.log_path(session_id))
+                finally:
+                    handle.lock.release()
+        finally:
+            with self._guard:
+                handle.refs -= 1
+
+    def delete(self, session_id: str) -> bool:
+        folder = self.layout.session_dir(session_id)
+        with self.writer(session_id) as tx:
+            tx.forget()
+            if not folder.exists():
+                return False
+            # Rename first so the session vanishes at once; a crash mid-removal leaves only a
+            # hidden folder that no listing shows and the next delete clears.
+            tomb = self.layout.sessions / f".deleted-{uuid.uuid4().hex}"
+            try:
+                os.rename(folder, tomb)
+                fsync_dir(self.layout.sessions)
+            except OSError as exc:
+                raise StorageError("delete", str(folder), exc.strerror or str(exc), exc.errno) from None
+        for leftover in self.layout.sessions.glob(".deleted-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return True
+
+    def _pin(self, session_id: str) -> _Handle:
+        with self._guard:
+            handle = self._handles.get(session_id)
+            if handle is None:
+                lock = SessionLock(self.layout.lock_path(session_id), self.lock_timeout)
+                handle = self._handles[session_id] = _Handle(session_id, lock)
+            else:
+                self._handles.move_to_end(session_id)
+            handle.refs += 1
+            if len(self._handles) > self.max_open_sessions:
+                for key, old in list(self._handles.items()):
+                    if len(self._handles) <= self.max_open_sessions:
+                        break
+                    if old.refs == 0:
+                        del self._handles[key]
+                        old.close()
+            return handle
+
+    # -- durability ------------------------------------------------------------------------
+
+    def mark_dirty(self, path: Path) -> None:
+        with self._guard:
+            self._dirty.add(path)
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name="journal-fsync", daemon=True)
+                self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self.flush()
+
+    def flush(self) -> None:
+        """fsync every log written since the last flush (the ``interval`` policy's work)."""
+        with self._guard:
+            dirty, self._dirty = self._dirty, set()
+        for path in dirty:
+            try:
+                fd = open_file(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                _sync(fd)
+            except OSError as exc:
+                log.error("%s: background fsync failed: %s; recent appends may not be durable", path, exc)
+            finally:
+                os.close(fd)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self.flush()
+        with self._guard:
+            handles, self._handles = list(self._handles.values()), OrderedDict()
+        for handle in handles:
+            handle.close()
+
+    def _forget_after_fork(self) -> None:
+        # Descriptors inherited across fork share lock state with the parent: never reuse them.
+        self._guard = threading.Lock()
+        self._handles = OrderedDict()
+        self._dirty = set()
+        self._flusher = None
+        self._stop = threading.Event()
+
+
+_after_fork_in_child: weakref.WeakSet[FileStorage] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for storage in list(_after_fork_in_child):
+        storage._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class _Transaction:
+    """One session held exclusively: see ``storage.Transaction``."""
+
+    def __init__(self, storage: FileStorage, handle: _Handle, path: Path) -> None:
+        self.storage = storage
+        self.handle = handle
+        self.path = path
+        self.size = 0
+
+    def _fd(self, create: bool) -> int | None:
+        handle = self.handle
+        if handle.fd is not None:
+            st = os.fstat(handle.fd)
+            if st.st_nlink > 0:
+                self.size = st.st_size
+                return handle.fd
+            os.close(handle.fd)  # the session was deleted or its log replaced
+            handle.fd = None
+        flags = os.O_RDWR | os.O_APPEND
+        try:
+            try:
+                handle.fd = open_file(self.path, flags)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                ensure_dir(self.path.parent)
+                handle.fd = open_file(self.path, flags | os.O_CREAT)
+                if self.storage.fsync == "always":
+                    fsync_dir(self.path.parent)
+        except OSError as exc:
+            raise StorageError("open", str(self.path), exc.strerror or str(exc), exc.errno) from None
+        self.size = os.fstat(handle.fd).st_size
+        return handle.fd
+
+    def forget(self) -> None:
+        """Drop the cached descriptor (before the log is removed or replaced)."""
+        if self.handle.fd is not None:
+            os.close(self.handle.fd)
+            self.handle.fd = None
+
+    def read(self, after: Head | None) -> Iterator[Record]:
+        fd = self._fd(create=False)
+        if fd is None:
+            if after is not None:
+                raise StaleHeadError()
+            return
+        _check_head(fd, self.size, after)
+        scan = LineScan(fd, 0 if after is None else after.position, 1 if after is None else after.line + 1)
+        yield from _scan_with(scan, str(self.path), after)
+        if scan.torn:
+            # Only a crashed writer leaves an unterminated last line, and its append never
+            # returned; cutting it is the one place bytes are removed from a log.
+            log.warning("%s: dropped a torn last line (%d bytes at byte %d)", self.path, scan.torn, scan.end)
+            try:
+                os.ftruncate(fd, scan.end)
+            except OSError as exc:
+                raise StorageError(
+                    "truncate torn tail", str(self.path), exc.strerror or str(exc), exc.errno
+                ) from None
+            self.size = scan.end
+
+    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, object]:
+        fd = self._fd(create=True)
+        assert fd is not None
+        start = 0 if after is None else after.position
+        if self.size != start:
+            raise StaleHeadError()
+        data = b"".join(entry[0] for entry in lines)
+        try:
+            write_all(fd, data)
+            if self.storage.fsync == "always":
+                _sync(fd)
+        except OSError as exc:
+            self._undo(fd, start)
+            raise StorageError("append", str(self.path), exc.strerror or str(exc), exc.errno) from None
+        if self.storage.fsync == "interval":
+            self.storage.mark_dirty(self.path)
+        position = start
+        line = 0 if after is None else after.line
+        head = after
+        for data_line, seq, digest, hash_at in lines:
+            line += 1
+            head = Head(seq, digest, position + len(data_line), position + hash_at, line)
+            position += len(data_line)
+        assert head is not None
+        self.size = position
+        st = os.fstat(fd)
+        return head, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _undo(self, fd: int, start: int) -> None:
+        # After a failed write or fsync the new bytes' fate is unknown: remove them so no reader
+        # ever sees an append that was reported as failed.
+        try:
+            os.ftruncate(fd, start)
+        except OSError as exc:
+            log.error(
+                "%s: could not remove a failed append (%s); the next writer will check it", self.path, exc
+            )
+
+
+def _check_head(fd: int, size: int, after: Head | None) -> None:
+    if after is None:
+        return
+    if size < after.position or os.pread(fd, 64, after.hash_at) != after.hash.encode("ascii"):
+        raise StaleHeadError()
+
+
+def _scan(fd: int, path: str, after: Head | None) -> Iterator[Record]:
+    start = 0 if after is None else after.position
+    first = 1 if after is None else after.line + 1
+    return _scan_with(LineScan(fd, start, first), path, after)
+
+
+def _scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]:
+    head = after
+    for line_no, offset, data in scan:
+        record = check_line(data, head, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
+        head = record.head
+        yield record

@@ -1,0 +1,137 @@
+"""Session id -> path, and the one place files and folders are created.
+
+Every path the journal touches is built here from a validated session id, so no id can name a
+file outside the root: the file name is a lowercase slug of the id (for people reading ``ls``)
+followed by a SHA-256 of the exact id (for uniqueness), which survives case-insensitive file
+systems and reserved names such as ``CON``. The original id is stored in the session's
+``created`` event, which is how ids are mapped back.
+
+Files are created 0600 and folders 0700 whatever the umask; symlinks are never followed when
+opening journal files.
+
+Layout under the root::
+
+    sessions/<slug>~<hash>/events.jsonl    the active log: the only *.jsonl file of a session
+    locks/<hash>.lock                      the session's writer lock (empty, never deleted)
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from journal.errors import InvalidSessionIdError, StorageError
+
+__all__ = ["MAX_ID_LENGTH", "Layout", "check_session_id", "ensure_dir", "open_file"]
+
+MAX_ID_LENGTH = 1024
+_SLUG_LEN = 40
+_HASH_HEX = 32
+_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+LOG_NAME = "events.jsonl"
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it can name a session, else raise InvalidSessionIdError.
+
+    A session id is any non-empty ``str`` of at most ``MAX_ID_LENGTH`` characters without NUL
+    and encodable as UTF-8 (no lone surrogates).
+    """
+    if not isinstance(session_id, str):
+        raise InvalidSessionIdError(session_id, f"must be a str, not {type(session_id).__name__}")
+    if not session_id:
+        raise InvalidSessionIdError(session_id, "must not be empty")
+    if len(session_id) > MAX_ID_LENGTH:
+        raise InvalidSessionIdError(session_id, f"longer than {MAX_ID_LENGTH} characters")
+    if "\x00" in session_id:
+        raise InvalidSessionIdError(session_id, "must not contain NUL")
+    try:
+        session_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSessionIdError(session_id, "is not valid Unicode (lone surrogate)") from None
+    return session_id
+
+
+def id_hash(session_id: str) -> str:
+    """The hex digest that names a session on disk."""
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:_HASH_HEX]
+
+
+def dirname_for(session_id: str) -> str:
+    """The folder name of a session: ``<slug>~<hash>``, safe on every file system."""
+    slug = _UNSAFE.sub("-", session_id.lower()).strip("-")[:_SLUG_LEN].strip("-") or "id"
+    return f"{slug}~{id_hash(session_id)}"
+
+
+class Layout:
+    """Where everything lives under one root."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.sessions = self.root / "sessions"
+        self.locks = self.root / "locks"
+
+    def session_dir(self, session_id: str) -> Path:
+        return self.sessions / dirname_for(check_session_id(session_id))
+
+    def log_path(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / LOG_NAME
+
+    def lock_path(self, session_id: str) -> Path:
+        return self.locks / f"{id_hash(check_session_id(session_id))}.lock"
+
+    def session_dirs(self) -> list[Path]:
+        """Every session folder, in name order (empty if the journal has none yet)."""
+        try:
+            names = sorted(os.listdir(self.sessions))
+        except FileNotFoundError:
+            return []
+        return [self.sessions / n for n in names if "~" in n and not n.startswith(".")]
+
+
+def ensure_dir(path: Path) -> None:
+    """Create ``path`` and missing parents with mode 0700; existing folders are left as they are."""
+    if path.is_dir():
+        return
+    if path.parent != path:
+        ensure_dir(path.parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not path.is_dir():
+            raise StorageError("create folder", str(path), "exists and is not a folder") from None
+        return
+    except OSError as exc:
+        raise StorageError("create folder", str(path), exc.strerror or str(exc), exc.errno) from None
+    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; the promise is exactly 0700
+    fsync_dir(path.parent)
+
+
+def open_file(path: Path, flags: int) -> int:
+    """Open a journal file without following symlinks; a new file gets mode exactly 0600."""
+    flags |= os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = os.open(path, flags, 0o600)
+    if flags & os.O_CREAT:
+        try:
+            os.fchmod(fd, 0o600)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder so a new or renamed entry in it survives power loss."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,139 @@
+"""The seam between the Journal and where its logs live.
+
+A backend stores, per session, an ordered list of encoded event lines (see ``codec``) and offers
+exactly these operations: read the checked events after a known point, tell cheaply whether a
+session changed since a point, run an exclusive write transaction (read what others appended,
+then append after an expected head), list and delete sessions. Everything above this seam
+(caching, batching, semantics) is backend-independent; the files backend is ``filestore``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import NamedTuple, Protocol
+
+from journal.codec import GENESIS, Decoded, LineError, decode
+from journal.errors import CorruptLogError, UnsupportedFormatError
+from journal.events import Event
+
+__all__ = ["Head", "Record", "StaleHeadError", "Storage", "Transaction", "check_line"]
+
+
+class Head(NamedTuple):
+    """A point in a session's log: just after event ``seq``.
+
+    Attributes:
+        seq: the seq of the last event read (the session's version there).
+        hash: that event's chain hash.
+        position: backend position just after it (files: byte offset).
+        hash_at: backend position of its hash (files: byte offset of the hex digits).
+        line: how many lines precede ``position`` in the backend's unit (files: line number).
+    """
+
+    seq: int
+    hash: str
+    position: int
+    hash_at: int
+    line: int
+
+
+class Record(NamedTuple):
+    """One checked event, the head just after it, and where its line starts."""
+
+    event: Event
+    head: Head
+    offset: int
+
+
+class StaleHeadError(Exception):
+    """A head no longer describes the stored log (replaced or rewritten); read from the start."""
+
+
+class Transaction(Protocol):
+    """An exclusive writer's view of one session, valid inside ``Storage.writer``."""
+
+    def read(self, after: Head | None) -> Iterator[Record]:
+        """Checked events after ``after``; a torn last line is cut off (and logged) first."""
+        ...
+
+    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, object]:
+        """Append ``(line, seq, hash, hash_at_in_line)`` entries after ``after`` in one write.
+
+        Returns the new head and the storage stamp after the write. Durable per the fsync
+        policy when it returns; on failure nothing stays visible and StorageError is raised.
+        """
+        ...
+
+
+class Storage(Protocol):
+    """What the Journal needs from a backend."""
+
+    def location(self, session_id: str) -> str:
+        """Where the session's log lives, for error messages (a path or a URL)."""
+        ...
+
+    def stamp(self, session_id: str) -> object:
+        """A cheap value that changes whenever the session's log changes; None if absent."""
+        ...
+
+    def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
+        """Checked events after ``after`` (None: from the first); empty if the session is absent."""
+        ...
+
+    def writer(self, session_id: str) -> AbstractContextManager[Transaction]:
+        """An exclusive write transaction on one session, across threads and processes."""
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Erase the session's stored data; False if there was none."""
+        ...
+
+    def session_ids(self) -> Iterator[str]:
+        """The ids of every stored session."""
+        ...
+
+    def close(self) -> None:
+        """Flush pending syncs and release resources."""
+        ...
+
+
+def check_line(
+    data: bytes,
+    after: Head | None,
+    *,
+    path: str,
+    line: int,
+    offset: int,
+    end: int,
+) -> Record:
+    """Decode one stored line and check that it follows ``after`` in seq and hash chain.
+
+    Args:
+        data: the line without its newline.
+        after: the head before this line (None: it must be seq 1, chained to GENESIS).
+        path, line, offset: where the line is, for error messages.
+        end: the position just after the line (its newline included).
+
+    Raises:
+        CorruptLogError: the line is damaged, edited, out of order, or does not chain.
+    """
+    try:
+        decoded: Decoded = decode(data)
+    except LineError as exc:
+        error: Callable[[str, int, int, str], CorruptLogError] = (
+            UnsupportedFormatError if exc.unsupported else CorruptLogError
+        )
+        raise error(path, line, offset, exc.reason) from None
+    expected_seq = 1 if after is None else after.seq + 1
+    seq = decoded.event.seq
+    if seq != expected_seq:
+        kind = "duplicate or reordered" if after is not None and seq <= after.seq else "gap"
+        raise CorruptLogError(path, line, offset, f"seq {seq} where {expected_seq} was expected ({kind})")
+    expected_prev = GENESIS if after is None else after.hash
+    if decoded.prev != expected_prev:
+        raise CorruptLogError(
+            path, line, offset, f"hash chain broken: prev does not match the hash of seq {expected_seq - 1}"
+        )
+    head = Head(seq, decoded.hash, end, offset + decoded.hash_at, line)
+    return Record(decoded.event, head, offset)
