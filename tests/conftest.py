@@ -1,0 +1,61 @@
+"""Shared fixtures and Hypothesis profiles.
+
+Profiles: ``ci`` (default; sized so the whole suite stays well under 10 minutes on 2 cores) and
+``dev`` (more examples, for soak runs: ``HYPOTHESIS_PROFILE=dev`` or ``JOURNAL_SOAK=1``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from journal import Journal
+
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+settings.register_profile(
+    "dev",
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    print_blob=True,
+)
+SOAK = os.environ.get("JOURNAL_SOAK") == "1"
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev" if SOAK else "ci"))
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A journal root that does not exist yet (the journal creates it)."""
+    return tmp_path / "journal"
+
+
+@pytest.fixture
+def journal(root: Path) -> Iterator[Journal]:
+    """A Journal with the default (durable) settings, closed after the test."""
+    with Journal(root) as j:
+        yield j
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/, skipping the test where it is absent (a user's clone).
+
+    On CI (``CI`` set) the folder is always present, so a missing one fails instead.
+    """
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing on CI, where ../shared/ is always present")
+        pytest.skip(f"{path} not found: ../shared/ is only present in the project's workspace")
+    return path
