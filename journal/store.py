@@ -328,7 +328,8 @@ class Journal:
                 break
             state = apply(state, record.event)
         if state is None:
-            detail = "" if at is None else f"at {at!r} (it did not exist yet)"
+            shown = at.isoformat() if isinstance(at, datetime) else f"seq {at}"
+            detail = "" if at is None else f"at {shown} (it did not exist yet)"
             raise SessionNotFoundError(sid, detail)
         return state
 
