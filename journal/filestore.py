@@ -38,11 +38,12 @@ _sync = getattr(os, "fdatasync", os.fsync)
 class _Handle:
     """Open descriptors of one session: its lock file and (once it exists) its log."""
 
-    __slots__ = ("fd", "lock", "mutex", "refs", "session_id")
+    __slots__ = ("fd", "lock", "mutex", "path", "refs", "session_id")
 
-    def __init__(self, session_id: str, lock: SessionLock) -> None:
+    def __init__(self, session_id: str, lock: SessionLock, path: Path) -> None:
         self.session_id = session_id
         self.lock = lock
+        self.path = path
         self.mutex = threading.Lock()
         self.fd: int | None = None
         self.refs = 0
@@ -134,7 +135,7 @@ class FileStorage:
             with handle.mutex:
                 handle.lock.acquire()
                 try:
-                    yield _Transaction(self, handle, self.layout.log_path(session_id))
+                    yield _Transaction(self, handle, handle.path)
                 finally:
                     handle.lock.release()
         finally:
@@ -164,7 +165,8 @@ class FileStorage:
             handle = self._handles.get(session_id)
             if handle is None:
                 lock = SessionLock(self.layout.lock_path(session_id), self.lock_timeout)
-                handle = self._handles[session_id] = _Handle(session_id, lock)
+                path = self.layout.log_path(session_id)
+                handle = self._handles[session_id] = _Handle(session_id, lock, path)
             else:
                 self._handles.move_to_end(session_id)
             handle.refs += 1

@@ -1,0 +1,1 @@
+"""Benchmarks for journal: ``python -m benchmarks [--quick]`` (not part of the test suite)."""
