@@ -313,6 +313,7 @@ class _Transaction:
                 _sync(fd)
         except OSError as exc:
             self._undo(fd, start)
+            self.size = start
             raise StorageError("append", str(self.path), exc.strerror or str(exc), exc.errno) from None
         if self.storage.fsync == "interval":
             self.storage.mark_dirty(self.path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -113,6 +114,7 @@ class Journal:
         self._slots: OrderedDict[str, _Slot] = OrderedDict()
         self._guard = threading.Lock()
         self._closed = False
+        _journals.add(self)
 
     def __repr__(self) -> str:
         return f"Journal({self.root!r}, fsync={self.fsync!r})"
@@ -479,6 +481,20 @@ class Journal:
         for op in batch:
             if not op.lead:
                 op.done.set()
+
+
+_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    # A lock held by another thread at fork time would stay held forever in the child.
+    for journal in list(_journals):
+        journal._slots = OrderedDict()
+        journal._guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _catch_up(
