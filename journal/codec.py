@@ -21,8 +21,8 @@ import hashlib
 import math
 import os
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Annotated, Any, NamedTuple
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
 
@@ -56,6 +56,7 @@ _BODY_KEY = b',"body":'
 _V_PREFIX = b'{"v":'
 _V1_PREFIX = b'{"v":1,'
 _HASH_LEN = 64
+_ZERO = timedelta(0)
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -118,6 +119,7 @@ class _Body(msgspec.Struct):
 
 
 class _LineBase(msgspec.Struct, tag_field="type"):
+    type_name: ClassVar[str]
     v: int
     seq: Annotated[int, msgspec.Meta(ge=1)]
     at: UtcTime
@@ -127,19 +129,23 @@ class _LineBase(msgspec.Struct, tag_field="type"):
 
 
 class _CreatedLine(_LineBase, tag="created"):
+    type_name: ClassVar[str] = "created"
     data: _CreatedData
 
 
 class _MessageLine(_LineBase, tag="message_added"):
+    type_name: ClassVar[str] = "message_added"
     data: _MessageData
     body: _Body | None = None
 
 
 class _SettingsLine(_LineBase, tag="settings_changed"):
+    type_name: ClassVar[str] = "settings_changed"
     data: _SettingsData
 
 
 class _ClearedLine(_LineBase, tag="cleared"):
+    type_name: ClassVar[str] = "cleared"
     data: _ClearedData
 
 
@@ -263,11 +269,20 @@ def decode(line: bytes) -> Decoded:
         if isinstance(exc, msgspec.ValidationError):
             _reject_unknown_type(line)
         raise LineError(f"not a valid event: {exc}") from None
+    if raw.at.utcoffset() != _ZERO:
+        raise LineError("at is not in UTC")
+    if isinstance(raw, _MessageLine):
+        # The body is outside the hash, so only its exact canonical bytes are accepted: no
+        # duplicate members, no re-spelled escapes, nothing smuggled beside the content.
+        if raw.body is not None and tail != b'"' + _BODY_KEY + _ENCODER.encode(raw.body) + b"}":
+            raise LineError("message body is not in canonical form")
+    elif tail != b'"}':
+        raise LineError(f"a {raw.type_name} line must not have a body")
     return Decoded(_event(raw), raw.prev, raw.hash, hash_at)
 
 
 def _reject_version(line: bytes) -> None:
-    if line.startswith(_V_PREFIX):
+    if line.startswith(_V_PREFIX) and b"," in line:
         digits = line[len(_V_PREFIX) : line.find(b",")]
         if digits.isdigit() and int(digits) > FORMAT_VERSION:
             raise LineError(
@@ -280,7 +295,7 @@ def _reject_version(line: bytes) -> None:
 def _reject_unknown_type(line: bytes) -> None:
     try:
         kind = _ANY_DECODER.decode(line).get("type")
-    except (msgspec.DecodeError, AttributeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, AttributeError):
         return
     if isinstance(kind, str) and kind not in EVENT_TYPES:
         raise LineError(f"unknown event type {kind!r} (written by a newer journal?)", unsupported=True)
@@ -295,7 +310,9 @@ def _event(raw: _Line) -> Event:
             try:
                 salt = bytes.fromhex(body.salt)
             except ValueError:
-                raise LineError("message body salt is not hex") from None
+                salt = b""
+            if len(salt) != 16 or salt.hex() != body.salt:
+                raise LineError("message body salt is not 32 lowercase hex digits")
             if content_digest(salt, body.content) != raw.data.content_sha256:
                 raise LineError("message content does not match its content_sha256")
             return MessageAdded(

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from journal.codec import LineError, decode
 from journal.errors import CorruptLogError, StorageError
 from journal.events import Created
 from journal.locking import SessionLock
@@ -115,10 +114,10 @@ class FileStorage:
                 os.close(fd)
             if first is None:
                 continue
-            try:
-                event = decode(first[2]).event
-            except LineError as exc:
-                raise CorruptLogError(str(path), 1, 0, exc.reason) from None
+            line_no, offset, data = first
+            event = check_line(
+                data, None, path=str(path), line=line_no, offset=offset, end=len(data) + 1
+            ).event
             if not isinstance(event, Created):
                 raise CorruptLogError(str(path), 1, 0, "first event is not 'created'")
             if dirname_for(event.session_id) != folder.name:

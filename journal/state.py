@@ -144,13 +144,16 @@ def apply(session: Session | None, event: Event) -> Session:
     """Return the session after ``event``; ``session`` is None before the first event.
 
     Raises:
-        ValueError: the event cannot follow ``session`` (wrong seq, a second ``created``, or
-            anything but ``created`` first). Callers reading from storage turn this into a
-            ``CorruptLogError`` with the location.
+        ValueError: the event cannot follow ``session`` (wrong seq, a second ``created``,
+            anything but ``created`` first, or an ``at`` earlier than the session's last).
+            Callers reading from storage turn this into a ``CorruptLogError`` with the
+            location.
     """
     expected_seq = 1 if session is None else session.version + 1
     if event.seq != expected_seq:
         raise ValueError(f"event seq {event.seq} cannot follow seq {expected_seq - 1}")
+    if session is not None and event.at < session.updated_at:
+        raise ValueError(f"event seq {event.seq} is dated before the event it follows")
     if session is None:
         if not isinstance(event, Created):
             raise ValueError(f"first event must be 'created', not {event.type!r}")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from journal import Cleared, Created, MessageAdded, Messages, SettingsChanged, apply, replay
+from journal.events import freeze
 from journal.state import Message
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -23,10 +24,10 @@ def test_fold_of_each_event() -> None:
         [
             Created(seq=1, at=T0, session_id="s", actor="a"),
             added(2, "one"),
-            SettingsChanged(seq=3, at=T0, changes={"x": 1, "y": 2}),
-            SettingsChanged(seq=4, at=T0, changes={"z": 3}, removed=("x",)),
+            SettingsChanged(seq=3, at=T0 + timedelta(seconds=3), changes=freeze({"x": 1, "y": 2})),
+            SettingsChanged(seq=4, at=T0 + timedelta(seconds=4), changes=freeze({"z": 3}), removed=("x",)),
             added(5, "two"),
-            Cleared(seq=6, at=T0 + timedelta(seconds=9)),
+            Cleared(seq=6, at=T0 + timedelta(seconds=6)),
             added(7, "three"),
         ]
     )
@@ -47,6 +48,9 @@ def test_fold_rejects_invalid_sequences() -> None:
         apply(state, added(3, "x"))
     with pytest.raises(ValueError, match="already created"):
         apply(state, Created(seq=2, at=T0, session_id="s"))
+    later = apply(state, added(2, "x"))
+    with pytest.raises(ValueError, match="dated before"):
+        apply(later, Cleared(seq=3, at=T0))
     assert replay([]) is None
 
 
