@@ -128,3 +128,33 @@ def test_content_with_hash_lookalike_text_still_round_trips() -> None:
     )
     line = encode(event, GENESIS)[0]
     assert decode(line[:-1]).event == event
+
+
+def test_body_must_be_canonical() -> None:
+    # The body is outside the hash: any re-spelling would be bytes nobody vouches for.
+    line = encode(message("a\x1fb"), GENESIS, salt=bytes(range(16)))[0][:-1]
+    assert b"\\u001f" in line
+    for forged in [
+        line.replace(b"\\u001f", b"\\u001F"),
+        line.replace(b'"salt":"000102', b'"salt":"000102'.upper()),
+        line.replace(b'"content":', b'"content":"x","content":'),
+        line.replace(b'{"salt":', b'{ "salt":'),
+    ]:
+        assert forged != line
+        with pytest.raises(LineError, match=r"canonical|salt"):
+            decode(forged)
+
+
+def test_only_messages_have_a_body() -> None:
+    line = encode(Cleared(seq=4, at=AT), GENESIS)[0][:-1]
+    with pytest.raises(LineError, match="cleared line must not have a body"):
+        decode(line[:-1] + b',"body":{"salt":"00","content":"smuggled"}}')
+
+
+def test_times_must_be_utc() -> None:
+    base = {"v": 1, "seq": 1, "type": "created", "actor": None, "data": {"session_id": "s"}, "prev": GENESIS}
+    assert decode(rehash({**base, "at": "2026-01-02T03:04:05+00:00"})).event.at == datetime(
+        2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc
+    )
+    with pytest.raises(LineError, match="UTC"):
+        decode(rehash({**base, "at": "2026-01-02T03:04:05+02:00"}))
