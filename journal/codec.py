@@ -284,7 +284,7 @@ def decode(line: bytes) -> Decoded:
 def _reject_version(line: bytes) -> None:
     if line.startswith(_V_PREFIX) and b"," in line:
         digits = line[len(_V_PREFIX) : line.find(b",")]
-        if digits.isdigit() and int(digits) > FORMAT_VERSION:
+        if digits.isdigit() and len(digits) <= 9 and int(digits) > FORMAT_VERSION:
             raise LineError(
                 f"format version {int(digits)} is newer than this reader ({FORMAT_VERSION})",
                 unsupported=True,

@@ -24,7 +24,7 @@ from journal.events import Created
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
 from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
-from journal.storage import Head, Record, StaleHeadError, check_line
+from journal.storage import Head, Record, StaleHeadError, Stamp, check_line
 
 __all__ = ["FileStorage"]
 
@@ -81,12 +81,11 @@ class FileStorage:
     def location(self, session_id: str) -> str:
         return str(self.layout.log_path(session_id))
 
-    def stamp(self, session_id: str) -> object:
+    def stamp(self, session_id: str) -> Stamp | None:
         try:
-            st = os.stat(self.layout.log_path(session_id))
+            return _stamp(os.stat(self.layout.log_path(session_id)))
         except FileNotFoundError:
             return None
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         path = self.layout.log_path(session_id)
@@ -299,7 +298,7 @@ class _Transaction:
                 ) from None
             self.size = scan.end
 
-    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, object]:
+    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
         fd = self._fd(create=True)
         assert fd is not None
         start = 0 if after is None else after.position
@@ -325,8 +324,7 @@ class _Transaction:
             position += len(data_line)
         assert head is not None
         self.size = position
-        st = os.fstat(fd)
-        return head, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        return head, _stamp(os.fstat(fd))
 
     def _undo(self, fd: int, start: int) -> None:
         # After a failed write or fsync the new bytes' fate is unknown: remove them so no reader
@@ -337,6 +335,10 @@ class _Transaction:
             log.error(
                 "%s: could not remove a failed append (%s); the next writer will check it", self.path, exc
             )
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return Stamp((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), st.st_size)
 
 
 def _check_head(fd: int, size: int, after: Head | None) -> None:

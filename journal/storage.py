@@ -17,7 +17,7 @@ from journal.codec import GENESIS, Decoded, LineError, decode
 from journal.errors import CorruptLogError, UnsupportedFormatError
 from journal.events import Event
 
-__all__ = ["Head", "Record", "StaleHeadError", "Storage", "Transaction", "check_line"]
+__all__ = ["Head", "Record", "StaleHeadError", "Stamp", "Storage", "Transaction", "check_line"]
 
 
 class Head(NamedTuple):
@@ -46,6 +46,18 @@ class Record(NamedTuple):
     offset: int
 
 
+class Stamp(NamedTuple):
+    """A cheap fingerprint of a stored log (files: device, inode, size, mtime).
+
+    ``position`` is where the stored data ends. A cached view is only trusted while it was
+    read up to exactly that point: bytes beyond it (a write in progress, a torn tail) may be
+    replaced by other bytes of the same length, which the fingerprint cannot tell apart.
+    """
+
+    identity: tuple[int, ...]
+    position: int
+
+
 class StaleHeadError(Exception):
     """A head no longer describes the stored log (replaced or rewritten); read from the start."""
 
@@ -57,7 +69,7 @@ class Transaction(Protocol):
         """Checked events after ``after``; a torn last line is cut off (and logged) first."""
         ...
 
-    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, object]:
+    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
         """Append ``(line, seq, hash, hash_at_in_line)`` entries after ``after`` in one write.
 
         Returns the new head and the storage stamp after the write. Durable per the fsync
@@ -73,7 +85,7 @@ class Storage(Protocol):
         """Where the session's log lives, for error messages (a path or a URL)."""
         ...
 
-    def stamp(self, session_id: str) -> object:
+    def stamp(self, session_id: str) -> Stamp | None:
         """A cheap value that changes whenever the session's log changes; None if absent."""
         ...
 

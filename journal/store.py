@@ -36,7 +36,7 @@ from journal.events import Cleared, Created, Event, MessageAdded, SettingsChange
 from journal.filestore import FSYNC_POLICIES, FileStorage
 from journal.paths import check_session_id
 from journal.state import Message, Session, apply
-from journal.storage import Head, Record, StaleHeadError, Storage
+from journal.storage import Head, Record, StaleHeadError, Stamp, Storage
 
 __all__ = ["Journal"]
 
@@ -46,7 +46,7 @@ class _View(NamedTuple):
 
     state: Session
     head: Head
-    stamp: object
+    stamp: Stamp | None
 
 
 class _Slot:
@@ -377,14 +377,14 @@ class Journal:
         try:
             stamp = self._storage.stamp(sid)
             view = slot.view
-            if view is not None and view.stamp == stamp:
+            if view is not None and stamp is not None and view.stamp == stamp:
                 return view
             if stamp is None:
                 slot.view = None
                 return None
             with slot.lock:
                 view = slot.view
-                if view is not None and view.stamp == stamp:
+                if view is not None and stamp is not None and view.stamp == stamp:
                     return view
                 view = _catch_up(
                     view, stamp, lambda after: self._storage.read(sid, after), self._storage, sid
@@ -499,7 +499,7 @@ if hasattr(os, "register_at_fork"):
 
 def _catch_up(
     view: _View | None,
-    stamp: object,
+    stamp: Stamp | None,
     read: Callable[[Head | None], Iterator[Record]],
     storage: Storage,
     sid: str,
@@ -512,7 +512,7 @@ def _catch_up(
 
 
 def _fold_records(
-    view: _View | None, stamp: object, records: Iterator[Record], storage: Storage, sid: str
+    view: _View | None, stamp: Stamp | None, records: Iterator[Record], storage: Storage, sid: str
 ) -> _View | None:
     state = None if view is None else view.state
     head = None if view is None else view.head
@@ -524,6 +524,8 @@ def _fold_records(
         head = record.head
     if state is None or head is None:
         return None
+    if stamp is not None and stamp.position != head.position:
+        stamp = None  # unread bytes past the last line: check again next time (see Stamp)
     return _View(state, head, stamp)
 
 
