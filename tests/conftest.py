@@ -15,20 +15,14 @@ from hypothesis import HealthCheck, settings
 
 from journal import Journal
 
-settings.register_profile(
-    "ci",
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    print_blob=True,
-)
-settings.register_profile(
-    "dev",
-    max_examples=500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    print_blob=True,
-)
+for _name, _examples in (("ci", 60), ("dev", 500)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        print_blob=True,
+    )
 SOAK = os.environ.get("JOURNAL_SOAK") == "1"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev" if SOAK else "ci"))
 
