@@ -13,6 +13,7 @@ from __future__ import annotations
 from journal.errors import (
     ConflictError,
     CorruptLogError,
+    HistoryPrunedError,
     InvalidSessionIdError,
     InvalidValueError,
     JournalClosedError,
@@ -25,16 +26,18 @@ from journal.errors import (
 )
 from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged
 from journal.state import Message, Messages, Session, apply, replay
-from journal.store import Journal
+from journal.store import Compaction, Journal
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Cleared",
+    "Compaction",
     "ConflictError",
     "CorruptLogError",
     "Created",
     "Event",
+    "HistoryPrunedError",
     "InvalidSessionIdError",
     "InvalidValueError",
     "Journal",

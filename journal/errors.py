@@ -8,6 +8,7 @@ who do not know journal::
     ├── InvalidSessionIdError      (ValueError)   the id cannot name a session
     ├── InvalidValueError          (ValueError)   a value cannot be stored as JSON
     ├── SessionNotFoundError       (LookupError)  no such session
+    ├── HistoryPrunedError         (LookupError)  that point was dropped by a retention policy
     ├── ConflictError                             expected_version did not match
     │   └── SessionExistsError                    create() found the session already there
     ├── CorruptLogError            (ValueError)   a stored line failed its checks
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "ConflictError",
     "CorruptLogError",
+    "HistoryPrunedError",
     "InvalidSessionIdError",
     "InvalidValueError",
     "JournalClosedError",
@@ -88,6 +90,26 @@ class SessionNotFoundError(JournalError, LookupError):
     def __str__(self) -> str:
         suffix = f" {self.detail}" if self.detail else ""
         return f"session {self.session_id!r} not found{suffix}"
+
+
+class HistoryPrunedError(JournalError, LookupError):
+    """The requested point lies in history that a retention policy dropped.
+
+    Attributes:
+        session_id: the session.
+        first_seq: the earliest seq that can still be replayed to (the retention base).
+    """
+
+    def __init__(self, session_id: str, first_seq: int) -> None:
+        super().__init__(session_id, first_seq)
+        self.session_id = session_id
+        self.first_seq = first_seq
+
+    def __str__(self) -> str:
+        return (
+            f"session {self.session_id!r}: history before seq {self.first_seq} was dropped by the "
+            "retention policy"
+        )
 
 
 class ConflictError(JournalError):
@@ -175,6 +197,11 @@ class StorageError(JournalError, OSError):
         self.path = path
         self.cause = cause
         self.errno_code = errno_code
+
+    @classmethod
+    def wrap(cls, operation: str, path: object, exc: OSError) -> StorageError:
+        """The StorageError for an OSError raised while doing ``operation`` on ``path``."""
+        return cls(operation, str(path), exc.strerror or str(exc), exc.errno)
 
     @property
     def _init_args(self) -> tuple[object, ...]:

@@ -17,14 +17,19 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
+from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
+from journal.compaction import apply_retention, prune_active_log
 from journal.errors import CorruptLogError, StorageError
 from journal.events import Created
+from journal.history import ARCHIVE_DIR, load_base, load_snapshot, read_history, save_snapshot
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
 from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
-from journal.storage import Head, Record, StaleHeadError, Stamp, check_line
+from journal.state import Session
+from journal.storage import Head, History, PruneResult, Record, StaleHeadError, Stamp, check_line
 
 __all__ = ["FileStorage"]
 
@@ -100,6 +105,31 @@ class FileStorage:
         finally:
             os.close(fd)
 
+    def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
+        """The newest snapshot that agrees with the current active log (None: none usable)."""
+        path = self.layout.log_path(session_id)
+        try:
+            fd = open_file(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            return load_snapshot(path.parent, fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+
+    def history(self, session_id: str) -> History:
+        """The base state (if a retention policy dropped early events) and every record after it."""
+        path = self.layout.log_path(session_id)
+        return read_history(path.parent, path, lambda after: self.read(session_id, after))
+
+    def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
+        """Record a snapshot of ``session`` at ``head`` (a cache: failures are only logged)."""
+        folder = self.layout.session_dir(session_id)
+        try:
+            save_snapshot(folder, session, head)
+        except OSError as exc:
+            log.warning("%s: could not write a snapshot at seq %d: %s", folder, head.seq, exc)
+
     def session_ids(self) -> Iterator[str]:
         for folder in self.layout.session_dirs():
             path = folder / LOG_NAME
@@ -113,16 +143,11 @@ class FileStorage:
                 os.close(fd)
             if first is None:
                 continue
-            line_no, offset, data = first
-            event = check_line(
-                data, None, path=str(path), line=line_no, offset=offset, end=len(data) + 1
-            ).event
-            if not isinstance(event, Created):
-                raise CorruptLogError(str(path), 1, 0, "first event is not 'created'")
-            if dirname_for(event.session_id) != folder.name:
-                log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, event.session_id)
+            session_id = _session_id(folder, path, first[2])
+            if dirname_for(session_id) != folder.name:
+                log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, session_id)
                 continue
-            yield event.session_id
+            yield session_id
 
     # -- writing under the lock -------------------------------------------------------------
 
@@ -153,7 +178,7 @@ class FileStorage:
                 os.rename(folder, tomb)
                 fsync_dir(self.layout.sessions)
             except OSError as exc:
-                raise StorageError("delete", str(folder), exc.strerror or str(exc), exc.errno) from None
+                raise StorageError.wrap("delete", str(folder), exc) from None
         for leftover in self.layout.sessions.glob(".deleted-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         return True
@@ -225,6 +250,26 @@ class FileStorage:
         self._stop = threading.Event()
 
 
+def _session_id(folder: Path, path: Path, first_line: bytes) -> str:
+    """The id a session folder holds: from ``created``, or from what pruning left in its place."""
+    base = load_base(folder)
+    if base is not None:
+        return base[0].id
+    where, line = str(path), first_line
+    segments = list_segments(folder / ARCHIVE_DIR)
+    if segments:
+        where = str(segments[0].path)
+        try:
+            first = next(iter(read_segment_lines(segments[0])), None)
+        except SEGMENT_ERRORS as exc:
+            raise CorruptLogError(where, 1, 0, f"archive segment unreadable: {exc}") from None
+        line = b"" if first is None else first[2]
+    event = check_line(line, None, path=where, line=1, offset=0, end=len(line) + 1).event
+    if not isinstance(event, Created):
+        raise CorruptLogError(where, 1, 0, "first event is not 'created'")
+    return event.session_id
+
+
 _after_fork_in_child: weakref.WeakSet[FileStorage] = weakref.WeakSet()
 
 
@@ -267,7 +312,7 @@ class _Transaction:
                 if self.storage.fsync == "always":
                     fsync_dir(self.path.parent)
         except OSError as exc:
-            raise StorageError("open", str(self.path), exc.strerror or str(exc), exc.errno) from None
+            raise StorageError.wrap("open", str(self.path), exc) from None
         self.size = os.fstat(handle.fd).st_size
         return handle.fd
 
@@ -293,10 +338,40 @@ class _Transaction:
             try:
                 os.ftruncate(fd, scan.end)
             except OSError as exc:
-                raise StorageError(
-                    "truncate torn tail", str(self.path), exc.strerror or str(exc), exc.errno
-                ) from None
+                raise StorageError.wrap("truncate torn tail", str(self.path), exc) from None
             self.size = scan.end
+
+    def snapshot(self) -> tuple[Session, Head] | None:
+        fd = self._fd(create=False)
+        return None if fd is None else load_snapshot(self.path.parent, fd, self.size)
+
+    def history(self) -> History:
+        return read_history(self.path.parent, self.path, self.read)
+
+    def save_snapshot(self, session: Session, head: Head) -> None:
+        try:
+            save_snapshot(self.path.parent, session, head)
+        except OSError as exc:
+            raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
+
+    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
+        """Archive every event before ``head`` (the end of the log); see ``compaction``."""
+        fd = self._fd(create=False)
+        if fd is None or self.size != head.position:
+            raise StaleHeadError()
+        try:
+            result = prune_active_log(self.path.parent, self.path, fd, state, head)
+        except OSError as exc:
+            raise StorageError.wrap("prune", str(self.path), exc) from None
+        self.forget()  # the active log is a new file now
+        return result, _stamp(os.stat(self.path))
+
+    def retain(self, before: datetime) -> int:
+        """Fold archive segments older than ``before`` into the base; returns events dropped."""
+        try:
+            return apply_retention(self.path.parent, before)
+        except OSError as exc:
+            raise StorageError.wrap("retention", str(self.path.parent), exc) from None
 
     def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
         fd = self._fd(create=True)
@@ -312,7 +387,7 @@ class _Transaction:
         except OSError as exc:
             self._undo(fd, start)
             self.size = start
-            raise StorageError("append", str(self.path), exc.strerror or str(exc), exc.errno) from None
+            raise StorageError.wrap("append", str(self.path), exc) from None
         if self.storage.fsync == "interval":
             self.storage.mark_dirty(self.path)
         position = start
@@ -342,8 +417,8 @@ def _stamp(st: os.stat_result) -> Stamp:
 
 
 def _check_head(fd: int, size: int, after: Head | None) -> None:
-    if after is None:
-        return
+    if after is None or after.hash_at < 0:
+        return  # the start of the log (after an archive or base: the chain check covers it)
     if size < after.position or os.pread(fd, 64, after.hash_at) != after.hash.encode("ascii"):
         raise StaleHeadError()
 

@@ -47,7 +47,7 @@ class SessionLock:
             try:
                 self._fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
             except OSError as exc:
-                raise StorageError("open lock", str(self.path), exc.strerror or str(exc), exc.errno) from None
+                raise StorageError.wrap("open lock", str(self.path), exc) from None
         return self._fd
 
     def acquire(self) -> None:

@@ -11,8 +11,11 @@ opening journal files.
 
 Layout under the root::
 
-    sessions/<slug>~<hash>/events.jsonl    the active log: the only *.jsonl file of a session
-    locks/<hash>.lock                      the session's writer lock (empty, never deleted)
+    sessions/<slug>~<hash>/events.jsonl           the active log: the session's only *.jsonl file
+    sessions/<slug>~<hash>/snapshot-<seq>.snap    cached folded state (see ``snapshot``)
+    sessions/<slug>~<hash>/archive/<a>-<b>.jsonl.gz  pruned events a..b, byte for byte
+    sessions/<slug>~<hash>/archive/base.snap      state of events dropped by a retention policy
+    locks/<hash>.lock                             the session's writer lock (empty, never deleted)
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import errno
 import hashlib
 import os
 import re
+import threading
 from pathlib import Path
 
 from journal.errors import InvalidSessionIdError, StorageError
 
-__all__ = ["MAX_ID_LENGTH", "Layout", "check_session_id", "ensure_dir", "open_file"]
+__all__ = ["MAX_ID_LENGTH", "Layout", "check_session_id", "ensure_dir", "open_file", "write_atomic"]
 
 MAX_ID_LENGTH = 1024
 _SLUG_LEN = 40
@@ -105,7 +109,7 @@ def ensure_dir(path: Path) -> None:
             raise StorageError("create folder", str(path), "exists and is not a folder") from None
         return
     except OSError as exc:
-        raise StorageError("create folder", str(path), exc.strerror or str(exc), exc.errno) from None
+        raise StorageError.wrap("create folder", path, exc) from None
     os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; the promise is exactly 0700
     fsync_dir(path.parent)
 
@@ -121,6 +125,29 @@ def open_file(path: Path, flags: int) -> int:
             os.close(fd)
             raise
     return fd
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once: temporary file, fsync, rename, fsync folder.
+
+    A crash at any point leaves either the old file or the new one, never a mix; the only
+    possible leftover is a hidden ``.tmp`` file, which readers ignore.
+    """
+    ensure_dir(path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:

@@ -11,13 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from journal.codec import GENESIS, Decoded, LineError, decode
 from journal.errors import CorruptLogError, UnsupportedFormatError
 from journal.events import Event
+from journal.state import Session
 
-__all__ = ["Head", "Record", "StaleHeadError", "Stamp", "Storage", "Transaction", "check_line"]
+__all__ = [
+    "Head",
+    "History",
+    "PruneResult",
+    "Record",
+    "StaleHeadError",
+    "Stamp",
+    "Storage",
+    "Transaction",
+    "check_line",
+]
 
 
 class Head(NamedTuple):
@@ -46,6 +58,18 @@ class Record(NamedTuple):
     offset: int
 
 
+# Where a history read starts: the retention base (None: from nothing), its head, and every
+# record after it.
+History = tuple[Session | None, Head | None, Iterator[Record]]
+
+
+class PruneResult(NamedTuple):
+    """What one pruning moved: events archived, and the head in the new active log."""
+
+    archived: int
+    head: Head
+
+
 class Stamp(NamedTuple):
     """A cheap fingerprint of a stored log (files: device, inode, size, mtime).
 
@@ -67,6 +91,26 @@ class Transaction(Protocol):
 
     def read(self, after: Head | None) -> Iterator[Record]:
         """Checked events after ``after``; a torn last line is cut off (and logged) first."""
+        ...
+
+    def snapshot(self) -> tuple[Session, Head] | None:
+        """The newest snapshot that agrees with the stored log, or None."""
+        ...
+
+    def history(self) -> History:
+        """The whole stored history (see ``Storage.history``)."""
+        ...
+
+    def save_snapshot(self, session: Session, head: Head) -> None:
+        """Record a snapshot of ``session`` at ``head`` (raises StorageError on failure)."""
+        ...
+
+    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
+        """Move every event before ``head`` (the end of the log) into the archive."""
+        ...
+
+    def retain(self, before: datetime) -> int:
+        """Fold archived events older than ``before`` into the retention base; returns how many."""
         ...
 
     def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
@@ -91,6 +135,18 @@ class Storage(Protocol):
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         """Checked events after ``after`` (None: from the first); empty if the session is absent."""
+        ...
+
+    def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
+        """The newest snapshot that agrees with the stored log, or None."""
+        ...
+
+    def history(self, session_id: str) -> History:
+        """The retention base (if any) and every record after it, oldest first."""
+        ...
+
+    def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
+        """Record a snapshot (a cache: a failure is logged, not raised)."""
         ...
 
     def writer(self, session_id: str) -> AbstractContextManager[Transaction]:

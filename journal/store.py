@@ -19,14 +19,13 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from journal.codec import encode, normalize
 from journal.errors import (
-    ConflictError,
     CorruptLogError,
-    InvalidValueError,
+    HistoryPrunedError,
     JournalClosedError,
     JournalError,
     SessionExistsError,
@@ -36,17 +35,48 @@ from journal.events import Cleared, Created, Event, MessageAdded, SettingsChange
 from journal.filestore import FSYNC_POLICIES, FileStorage
 from journal.paths import check_session_id
 from journal.state import Message, Session, apply
-from journal.storage import Head, Record, StaleHeadError, Stamp, Storage
+from journal.storage import Head, History, Record, StaleHeadError, Stamp, Storage, Transaction
+from journal.validate import (
+    check_actor,
+    check_text,
+    check_version,
+    mapping,
+    precondition,
+    sequence,
+    stop_condition,
+)
 
 __all__ = ["Journal"]
 
 
 class _View(NamedTuple):
-    """What the cache knows of a session, replaced as a whole so readers never see a mix."""
+    """What the cache knows of a session, replaced as a whole so readers never see a mix.
+
+    ``snap_seq`` and ``snap_position`` say where the newest snapshot known to this process
+    stands, to decide when the next one is due.
+    """
 
     state: Session
     head: Head
     stamp: Stamp | None
+    snap_seq: int = 0
+    snap_position: int = 0
+
+
+class Compaction(NamedTuple):
+    """What ``compact`` did to one session.
+
+    Attributes:
+        session_id: the session.
+        seq: the snapshot was taken after this event (the session's version).
+        archived: events moved from the active log into the archive (0 without ``prune``).
+        dropped: archived events folded into the retention base and deleted.
+    """
+
+    session_id: str
+    seq: int
+    archived: int
+    dropped: int
 
 
 class _Slot:
@@ -93,6 +123,13 @@ class Journal:
             the operating system: survives a process crash, not a power loss).
         max_cached_sessions: how many session states to keep in memory (LRU).
         lock_timeout: seconds to wait for another process's writer lock (negative: forever).
+        snapshot_every: a writer records a snapshot once this many events were appended
+            since the last one (0: never automatically).
+        snapshot_bytes: ... or once the log grew by this many bytes since the last one.
+        archive_after: when the active log holds more events than this, the writer crossing
+            the mark prunes it into the archive (None: only ``compact(prune=True)`` does).
+        retention: when pruning, archived events older than this are folded into the
+            retention base and their segments deleted (None: archives are kept forever).
     """
 
     def __init__(
@@ -102,11 +139,28 @@ class Journal:
         fsync: str = "always",
         max_cached_sessions: int = 1024,
         lock_timeout: float = 60.0,
+        snapshot_every: int = 1000,
+        snapshot_bytes: int = 1 << 20,
+        archive_after: int | None = None,
+        retention: timedelta | None = None,
     ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}; got {fsync!r}")
-        if not isinstance(max_cached_sessions, int) or max_cached_sessions < 0:
-            raise ValueError(f"max_cached_sessions must be an int >= 0; got {max_cached_sessions!r}")
+        for name, value in (
+            ("max_cached_sessions", max_cached_sessions),
+            ("snapshot_every", snapshot_every),
+            ("snapshot_bytes", snapshot_bytes),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+        if archive_after is not None and (not isinstance(archive_after, int) or archive_after < 1):
+            raise ValueError(f"archive_after must be an int >= 1 or None; got {archive_after!r}")
+        if retention is not None and (not isinstance(retention, timedelta) or retention <= timedelta(0)):
+            raise ValueError(f"retention must be a positive timedelta or None; got {retention!r}")
+        self.snapshot_every = snapshot_every
+        self.snapshot_bytes = snapshot_bytes
+        self.archive_after = archive_after
+        self.retention = retention
         self._storage: Storage = FileStorage(root, fsync=fsync, lock_timeout=lock_timeout)
         self.root = str(os.fspath(root))
         self.fsync = fsync
@@ -143,7 +197,7 @@ class Journal:
             InvalidSessionIdError: the id cannot name a session.
         """
         sid = uuid.uuid4().hex if session_id is None else check_session_id(session_id)
-        actor = _check_actor(actor)
+        actor = check_actor(actor)
 
         def build(state: Session | None, seq: int, now: datetime) -> Event:
             if state is not None:
@@ -182,18 +236,18 @@ class Journal:
             InvalidValueError: role, content, metadata or references cannot be stored.
         """
         sid = check_session_id(session_id)
-        role = _check_text(role, "role", allow_empty=False)
-        content = _check_text(content, "content")
-        meta = freeze(normalize({} if metadata is None else _mapping(metadata, "metadata"), "metadata"))
+        role = check_text(role, "role", allow_empty=False)
+        content = check_text(content, "content")
+        meta = freeze(normalize({} if metadata is None else mapping(metadata, "metadata"), "metadata"))
         refs = freeze(
-            normalize([] if references is None else _sequence(references, "references"), "references")
+            normalize([] if references is None else sequence(references, "references"), "references")
         )
-        actor = _check_actor(actor)
-        expected = _check_version(expected_version)
+        actor = check_actor(actor)
+        expected = check_version(expected_version)
         message_id = uuid.uuid4().hex
 
         def build(state: Session | None, seq: int, now: datetime) -> Event:
-            _precondition(sid, state, expected)
+            precondition(sid, state, expected)
             return MessageAdded(
                 seq=seq,
                 at=now,
@@ -225,18 +279,18 @@ class Journal:
             SessionNotFoundError, ConflictError, InvalidValueError: as for ``add_message``.
         """
         sid = check_session_id(session_id)
-        plain = normalize({} if changes is None else _mapping(changes, "changes"), "settings")
-        removed = tuple(_check_text(k, "remove", allow_empty=True) for k in _sequence(remove, "remove"))
-        actor = _check_actor(actor)
-        expected = _check_version(expected_version)
+        plain = normalize({} if changes is None else mapping(changes, "changes"), "settings")
+        removed = tuple(check_text(k, "remove", allow_empty=True) for k in sequence(remove, "remove"))
+        actor = check_actor(actor)
+        expected = check_version(expected_version)
         if not plain and not removed:
             current = self.get(sid)
-            _precondition(sid, current, expected)
+            precondition(sid, current, expected)
             return current
         frozen = freeze(plain)
 
         def build(state: Session | None, seq: int, now: datetime) -> Event:
-            _precondition(sid, state, expected)
+            precondition(sid, state, expected)
             return SettingsChanged(seq=seq, at=now, actor=actor, changes=frozen, removed=removed)
 
         return self._write(sid, build)
@@ -250,11 +304,11 @@ class Journal:
             SessionNotFoundError, ConflictError: as for ``add_message``.
         """
         sid = check_session_id(session_id)
-        actor = _check_actor(actor)
-        expected = _check_version(expected_version)
+        actor = check_actor(actor)
+        expected = check_version(expected_version)
 
         def build(state: Session | None, seq: int, now: datetime) -> Event:
-            _precondition(sid, state, expected)
+            precondition(sid, state, expected)
             return Cleared(seq=seq, at=now, actor=actor)
 
         return self._write(sid, build)
@@ -297,8 +351,9 @@ class Journal:
     def events(self, session_id: str, *, after: int = 0) -> Iterator[Event]:
         """Every event with ``seq > after``, in order, cleared messages included.
 
-        Streams from the log (each line checked as it is read), so it costs memory only for
-        the event in hand.
+        Streams from the archive and the active log (each line checked as it is read), so it
+        costs memory only for the event in hand. If a retention policy dropped early history,
+        iteration starts after the dropped part.
 
         Raises:
             SessionNotFoundError: no such session (raised here, not on first iteration).
@@ -309,7 +364,8 @@ class Journal:
             raise ValueError(f"after must be an int >= 0; got {after!r}")
         if not self.exists(sid):
             raise SessionNotFoundError(sid)
-        return (record.event for record in self._replayed(sid) if record.event.seq > after)
+        _, _, records = self._history(sid)
+        return (record.event for record in records if record.event.seq > after)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
@@ -319,13 +375,16 @@ class Journal:
 
         Raises:
             SessionNotFoundError: no such session, or it did not exist yet at ``at``.
+            HistoryPrunedError: ``at`` lies in history a retention policy dropped.
             ValueError: ``at`` is not an int >= 0, an aware datetime, or None.
             CorruptLogError: the replayed part of the log is damaged.
         """
         sid = check_session_id(session_id)
-        stop = _stop_condition(at)
-        state: Session | None = None
-        for record in self._replayed(sid):
+        stop = stop_condition(at)
+        state, base_head, records = self._history(sid)
+        if state is not None and base_head is not None and stop(_BaseMark(base_head.seq, state.updated_at)):
+            raise HistoryPrunedError(sid, base_head.seq)
+        for record in records:
             if stop(record.event):
                 break
             state = apply(state, record.event)
@@ -339,6 +398,40 @@ class Journal:
         """The ids of every session, exactly as they were given to ``create``."""
         self._check_open()
         return self._storage.session_ids()
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def compact(
+        self,
+        session_id: str | None = None,
+        *,
+        prune: bool = False,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> list[Compaction]:
+        """Record a snapshot now; with ``prune``, also move older events into the archive.
+
+        Runs under each session's writer lock, so it is safe beside readers and writers in
+        any process, and every step leaves valid files if the process dies (see
+        ``docs/compaction.md``). Pruned events stay readable through ``events``, ``replay``
+        and the chain; with ``retention`` set, archived events older than it are folded into
+        the retention base and deleted.
+
+        Args:
+            session_id: one session, or None for every session.
+            prune: move every event before the snapshot out of the active log.
+            progress: called as ``progress(done, total, session_id)`` after each session.
+
+        Raises:
+            SessionNotFoundError: ``session_id`` names no session.
+            CorruptLogError: a log is damaged (that session is left unchanged).
+        """
+        ids = list(self.sessions()) if session_id is None else [check_session_id(session_id)]
+        results = []
+        for done, sid in enumerate(ids, 1):
+            results.append(self._compact_one(sid, prune))
+            if progress is not None:
+                progress(done, len(ids), sid)
+        return results
 
     # -- internals -------------------------------------------------------------------------
 
@@ -386,23 +479,59 @@ class Journal:
                 view = slot.view
                 if view is not None and stamp is not None and view.stamp == stamp:
                     return view
-                view = _catch_up(
-                    view, stamp, lambda after: self._storage.read(sid, after), self._storage, sid
-                )
+                view = _load(view, stamp, _Reader(self._storage, sid), self._storage, sid)
                 slot.view = view
                 return view
         finally:
             self._unpin(sid, slot)
 
-    def _replayed(self, sid: str) -> Iterator[Record]:
-        """Records from the first, checked against the fold as well as the chain."""
-        state: Session | None = None
-        for record in self._storage.read(sid):
-            try:
-                state = apply(state, record.event)
-            except ValueError as exc:
-                raise _fold_error(self._storage, sid, record, exc) from None
-            yield record
+    def _history(self, sid: str) -> History:
+        """Base state and records from there, checked against the fold as well as the chain."""
+        self._check_open()
+        state, head, records = self._storage.history(sid)
+
+        def checked(state: Session | None) -> Iterator[Record]:
+            for record in records:
+                try:
+                    state = apply(state, record.event)
+                except ValueError as exc:
+                    raise _fold_error(self._storage, sid, record, exc) from None
+                yield record
+
+        return state, head, checked(state)
+
+    def _compact_one(self, sid: str, prune: bool) -> Compaction:
+        slot = self._pin(sid)
+        try:
+            with slot.lock, self._storage.writer(sid) as tx:
+                view = _load(slot.view, None, tx, self._storage, sid)
+                slot.view = view
+                if view is None:
+                    raise SessionNotFoundError(sid)
+                archived = dropped = 0
+                if prune:
+                    view, archived, dropped = self._prune(tx, view)
+                else:
+                    tx.save_snapshot(view.state, view.head)
+                    view = view._replace(snap_seq=view.head.seq, snap_position=view.head.position)
+                slot.view = view
+                return Compaction(sid, view.head.seq, archived, dropped)
+        finally:
+            self._unpin(sid, slot)
+
+    def _prune(self, tx: Transaction, view: _View) -> tuple[_View, int, int]:
+        result, stamp = tx.prune(view.state, view.head)
+        dropped = 0
+        if self.retention is not None:
+            dropped = tx.retain(datetime.now(timezone.utc) - self.retention)
+        head = result.head
+        return _View(view.state, head, stamp, head.seq, head.position), result.archived, dropped
+
+    def _snapshot_due(self, view: _View) -> bool:
+        head = view.head
+        if self.snapshot_every and head.seq - view.snap_seq >= self.snapshot_every:
+            return True
+        return bool(self.snapshot_bytes) and head.position - view.snap_position >= self.snapshot_bytes
 
     def _write(self, sid: str, build: _Build) -> Session:
         op = _Op(build)
@@ -433,7 +562,9 @@ class Journal:
                     batch, slot.queue = slot.queue, []
                 if not batch:
                     break
-                self._run_batch(sid, slot, batch)
+                due = self._run_batch(sid, slot, batch)
+                if due is not None:
+                    self._write_snapshot(sid, slot, due)
         finally:
             with slot.qlock:
                 if slot.queue:
@@ -443,11 +574,22 @@ class Journal:
                 else:
                     slot.leading = False
 
-    def _run_batch(self, sid: str, slot: _Slot, batch: list[_Op]) -> None:
+    def _write_snapshot(self, sid: str, slot: _Slot, view: _View) -> None:
+        # Outside every lock: the state is immutable and a snapshot is only a cache, written
+        # atomically under its own name; a failure is logged by the storage, never raised.
+        self._storage.save_snapshot(sid, view.state, view.head)
+        with slot.lock:
+            current = slot.view
+            if current is not None and current.snap_seq < view.head.seq <= current.head.seq:
+                slot.view = current._replace(snap_seq=view.head.seq, snap_position=view.head.position)
+
+    def _run_batch(self, sid: str, slot: _Slot, batch: list[_Op]) -> _View | None:
+        """Apply a batch of writes; returns the view to snapshot when one is due."""
         results: list[tuple[_Op, Session]] = []
+        due = None
         try:
             with slot.lock, self._storage.writer(sid) as tx:
-                view = _catch_up(slot.view, None, tx.read, self._storage, sid)
+                view = _load(slot.view, None, tx, self._storage, sid)
                 slot.view = view
                 state = None if view is None else view.state
                 lines: list[tuple[bytes, int, str, int]] = []
@@ -470,7 +612,12 @@ class Journal:
                 if lines:
                     assert state is not None
                     head, stamp = tx.append(None if view is None else view.head, lines)
-                    slot.view = _View(state, head, stamp)
+                    snap = (0, 0) if view is None else (view.snap_seq, view.snap_position)
+                    view = slot.view = _View(state, head, stamp, *snap)
+                    if self.archive_after is not None and head.line > self.archive_after:
+                        view = slot.view = self._prune(tx, view)[0]
+                    elif self._snapshot_due(view):
+                        due = view
         except BaseException as exc:
             for op in batch:
                 if op.error is None:
@@ -481,6 +628,7 @@ class Journal:
         for op in batch:
             if not op.lead:
                 op.done.set()
+        return due
 
 
 _journals: weakref.WeakSet[Journal] = weakref.WeakSet()
@@ -497,25 +645,57 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _catch_up(
-    view: _View | None,
+class _Reader:
+    """The read-only side of a storage, for one session, shaped like a write transaction."""
+
+    def __init__(self, storage: Storage, sid: str) -> None:
+        self.storage = storage
+        self.sid = sid
+
+    def read(self, after: Head | None) -> Iterator[Record]:
+        return self.storage.read(self.sid, after)
+
+    def snapshot(self) -> tuple[Session, Head] | None:
+        return self.storage.snapshot(self.sid)
+
+    def history(self) -> History:
+        return self.storage.history(self.sid)
+
+
+def _load(
+    view: _View | None, stamp: Stamp | None, source: _Reader | Transaction, storage: Storage, sid: str
+) -> _View | None:
+    """The session's view: ``view`` plus what was appended since, else rebuilt.
+
+    Rebuilding prefers the newest snapshot that agrees with the active log and reads only the
+    log after it; without one it folds the whole history (archive and active log).
+    """
+    if view is not None:
+        try:
+            return _fold(view.state, view.head, source.read(view.head), stamp, view, storage, sid)
+        except StaleHeadError:
+            pass  # the log was replaced (pruned, or deleted and created again)
+    snapshot = source.snapshot()
+    if snapshot is not None:
+        state, head = snapshot
+        mark = _View(state, head, None, head.seq, head.position)
+        try:
+            return _fold(state, head, source.read(head), stamp, mark, storage, sid)
+        except StaleHeadError:
+            pass  # replaced between the check and the read: fall back to the history
+    base, base_head, records = source.history()
+    return _fold(base, base_head, records, stamp, None, storage, sid)
+
+
+def _fold(
+    state: Session | None,
+    head: Head | None,
+    records: Iterator[Record],
     stamp: Stamp | None,
-    read: Callable[[Head | None], Iterator[Record]],
+    snap: _View | None,
     storage: Storage,
     sid: str,
 ) -> _View | None:
-    """Apply what was appended after ``view``; from the start if ``view`` went stale."""
-    try:
-        return _fold_records(view, stamp, read(None if view is None else view.head), storage, sid)
-    except StaleHeadError:
-        return _fold_records(None, stamp, read(None), storage, sid)
-
-
-def _fold_records(
-    view: _View | None, stamp: Stamp | None, records: Iterator[Record], storage: Storage, sid: str
-) -> _View | None:
-    state = None if view is None else view.state
-    head = None if view is None else view.head
     for record in records:
         try:
             state = apply(state, record.event)
@@ -526,66 +706,18 @@ def _fold_records(
         return None
     if stamp is not None and stamp.position != head.position:
         stamp = None  # unread bytes past the last line: check again next time (see Stamp)
-    return _View(state, head, stamp)
+    if snap is None:
+        return _View(state, head, stamp)
+    return _View(state, head, stamp, snap.snap_seq, snap.snap_position)
+
+
+class _BaseMark(NamedTuple):
+    """Where a retention base ends, shaped enough like an event for ``stop_condition``."""
+
+    seq: int
+    at: datetime
 
 
 def _fold_error(storage: Storage, sid: str, record: Record, exc: ValueError) -> CorruptLogError:
     # The line itself checked out (hash, chain), yet the event cannot follow the ones before.
     return CorruptLogError(storage.location(sid), record.head.line, record.offset, str(exc))
-
-
-def _precondition(sid: str, state: Session | None, expected: int | None) -> None:
-    if state is None:
-        raise SessionNotFoundError(sid)
-    if expected is not None and expected != state.version:
-        raise ConflictError(sid, expected, state.version)
-
-
-def _stop_condition(at: int | datetime | None) -> Callable[[Event], bool]:
-    if at is None:
-        return lambda event: False
-    if isinstance(at, datetime):
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError("at must be an aware datetime (with a time zone), not a naive one")
-        moment = at
-        return lambda event: event.at > moment
-    if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
-        last = at
-        return lambda event: event.seq > last
-    raise ValueError(f"at must be a seq (int >= 0), an aware datetime or None; got {at!r}")
-
-
-def _check_text(value: object, field: str, *, allow_empty: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidValueError(field, f"must be a str, not {type(value).__name__}")
-    if not allow_empty and not value:
-        raise InvalidValueError(field, "must not be empty")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidValueError(field, "is not valid Unicode (lone surrogate)") from None
-    return str(value)
-
-
-def _check_actor(actor: object) -> str | None:
-    return None if actor is None else _check_text(actor, "actor")
-
-
-def _check_version(expected: object) -> int | None:
-    if expected is None:
-        return None
-    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
-        raise ValueError(f"expected_version must be an int >= 0 or None; got {expected!r}")
-    return int(expected)
-
-
-def _mapping(value: object, field: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidValueError(field, f"must be a mapping, not {type(value).__name__}")
-    return value
-
-
-def _sequence(value: object, field: str) -> list[Any]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise InvalidValueError(field, f"must be a list of values, not {type(value).__name__}")
-    return list(value)

@@ -1,0 +1,87 @@
+"""Archive segments: pruned events, byte for byte, in gzip files.
+
+A segment holds the exact lines of events ``first``..``last`` as they were in the active log,
+so every line keeps its hash and the chain runs on from the last archived line into the active
+log. Names are zero-padded (``00000000000000000001-00000000000000001000.jsonl.gz``) so that
+text order is seq order; ``zcat`` and ``jq`` read them as they are.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from journal.paths import write_atomic
+
+__all__ = ["Segment", "list_segments", "read_segment_lines", "write_segment"]
+
+_NAME = re.compile(r"^(\d{20})-(\d{20})\.jsonl\.gz$")
+_CHUNK = 1 << 20
+
+
+class Segment(NamedTuple):
+    """One archive file and the seqs it holds."""
+
+    first: int
+    last: int
+    path: Path
+
+
+def segment_name(first: int, last: int) -> str:
+    return f"{first:020d}-{last:020d}.jsonl.gz"
+
+
+def list_segments(folder: Path) -> list[Segment]:
+    """The segments in ``folder``, in seq order (empty if there is no archive)."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _NAME.match(name)
+        if match:
+            found.append(Segment(int(match[1]), int(match[2]), folder / name))
+    return sorted(found)
+
+
+def write_segment(folder: Path, first: int, last: int, lines: bytes) -> Segment:
+    """Compress ``lines`` (complete lines of events first..last) into a new segment, atomically."""
+    path = folder / segment_name(first, last)
+    write_atomic(path, gzip.compress(lines, compresslevel=6, mtime=0))
+    return Segment(first, last, path)
+
+
+def read_segment_lines(segment: Segment) -> Iterator[tuple[int, int, bytes]]:
+    """Yield ``(line_number, offset_in_uncompressed_data, line)`` for each complete line.
+
+    Raises:
+        OSError, EOFError, zlib.error: the file is not a complete gzip stream; callers report
+            it as damage with the segment's path.
+    """
+    with gzip.open(segment.path, "rb") as stream:
+        buf = b""
+        offset = 0
+        line_no = 1
+        while True:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                break
+            buf += chunk
+            pos = 0
+            while (nl := buf.find(b"\n", pos)) >= 0:
+                yield line_no, offset + pos, buf[pos:nl]
+                line_no += 1
+                pos = nl + 1
+            buf = buf[pos:]
+            offset += pos
+        if buf:
+            raise EOFError(f"{len(buf)} bytes after the last complete line")
+
+
+SEGMENT_ERRORS = (OSError, EOFError, zlib.error)

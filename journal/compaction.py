@@ -1,0 +1,96 @@
+"""Pruning the active log into the archive, and applying a retention policy.
+
+Both run under the session's writer lock, after the caller caught up to the end of the log.
+Each step leaves the files valid if the process dies right after it (see
+``docs/compaction.md`` for the argument step by step):
+
+1. write the new archive segment (temporary file, fsync, rename): until step 3 it is ignored,
+   because the active log still holds its events;
+2. write a snapshot that describes the new active log: ignored until step 3, because its hash
+   is not where it says in the old log;
+3. replace the active log with its last line (temporary file, fsync, rename): the switch;
+4. retention only: fold the oldest segments into a new base (written atomically), then delete
+   them; a segment already covered by the base is ignored by readers and deleted next time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from journal.archive import list_segments, write_segment
+from journal.history import ARCHIVE_DIR, BASE_NAME, fold_segments, load_base, save_snapshot
+from journal.paths import write_atomic
+from journal.snapshot import encode_snapshot
+from journal.state import Session
+from journal.storage import Head, PruneResult
+
+__all__ = ["apply_retention", "prune_active_log"]
+
+_CHUNK = 1 << 20
+
+
+def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head: Head) -> PruneResult:
+    """Move every event before ``head.seq`` from the active log into a new archive segment.
+
+    ``fd`` is the active log, read up to exactly ``head.position`` (its end) under the lock.
+    """
+    data = _read_all(fd, head.position)
+    last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    if last_start == 0:  # one line: nothing before it, but the snapshot is still owed
+        save_snapshot(folder, state, head)
+        return PruneResult(0, head)
+    archived = data[:last_start]
+    count = archived.count(b"\n")
+    first = head.seq - count
+    archive_dir = folder / ARCHIVE_DIR
+    for leftover in list_segments(archive_dir):
+        if leftover.first >= first:
+            leftover.path.unlink()  # from an interrupted pruning; rewritten just below
+    write_segment(archive_dir, first, head.seq - 1, archived)
+    new_head = Head(head.seq, head.hash, len(data) - last_start, head.hash_at - last_start, 1)
+    save_snapshot(folder, state, new_head)
+    write_atomic(log_path, data[last_start:])
+    return PruneResult(count, new_head)
+
+
+def apply_retention(folder: Path, before: datetime) -> int:
+    """Drop archive segments whose events are all older than ``before``; returns events dropped.
+
+    Their effect on the state is kept in the base (``archive/base.snap``), which becomes the
+    start of the session's history.
+    """
+    archive_dir = folder / ARCHIVE_DIR
+    base = load_base(folder)
+    state, head = (None, None) if base is None else base
+    floor = 0 if head is None else head.seq
+    segments = [s for s in list_segments(archive_dir) if s.last > floor]
+    chosen = []
+    for segment in segments:
+        folded = fold_segments(state, head, [segment])
+        if folded[0].updated_at >= before:
+            break
+        state, head = folded
+        chosen.append(segment)
+    if not chosen:
+        return 0
+    assert state is not None
+    assert head is not None
+    write_atomic(archive_dir / BASE_NAME, encode_snapshot(state, head, kind="base"))
+    for segment in list_segments(archive_dir):
+        if segment.last <= head.seq:
+            segment.path.unlink()
+    return head.seq - floor
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    parts = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)

@@ -1,0 +1,218 @@
+"""A session's whole history on files: retention base, archive segments, active log, snapshots.
+
+History, oldest first: an optional *base* (the state of events a retention policy dropped),
+archive segments (pruned events, byte for byte), then the active log. The chain runs through
+all of them: the first archived line chains to the base's hash (or to GENESIS), the first
+active line to the last archived one.
+
+Snapshots are checked against the active log before use: the log must be at least as long as
+the snapshot's position and hold the snapshot's chain hash exactly where the snapshot says.
+Because an active log file is only ever appended to (pruning replaces it with a new file),
+that check proves the log still holds the events the snapshot was folded from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
+from journal.codec import LineError, decode
+from journal.errors import CorruptLogError
+from journal.paths import open_file, write_atomic
+from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
+from journal.state import Session, apply
+from journal.storage import Head, History, Record, check_line
+
+__all__ = [
+    "ARCHIVE_DIR",
+    "BASE_NAME",
+    "first_seq",
+    "load_base",
+    "load_snapshot",
+    "save_snapshot",
+]
+
+log = logging.getLogger("journal")
+
+ARCHIVE_DIR = "archive"
+BASE_NAME = "base.snap"
+_SNAPSHOT = re.compile(r"^snapshot-(\d{20})\.snap$")
+
+
+def snapshot_path(folder: Path, seq: int) -> Path:
+    return folder / f"snapshot-{seq:020d}.snap"
+
+
+def snapshot_seqs(folder: Path) -> list[int]:
+    """Seqs of the snapshot files in ``folder``, newest first."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    return sorted((int(m[1]) for n in names if (m := _SNAPSHOT.match(n))), reverse=True)
+
+
+def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, Head] | None:
+    """The newest snapshot that agrees with the active log open as ``log_fd``; None if none.
+
+    Every snapshot passed over is logged as a warning with the reason: it is only a cache.
+    """
+    for seq in snapshot_seqs(folder):
+        path = snapshot_path(folder, seq)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue  # replaced by a newer one while we looked
+        except OSError as exc:
+            log.warning("%s: snapshot ignored: unreadable (%s)", path, exc)
+            continue
+        try:
+            session, head = decode_snapshot(data)
+        except SnapshotError as exc:
+            log.warning("%s: snapshot ignored: %s; rebuilding from the log", path, exc.reason)
+            continue
+        if head.seq != seq:
+            log.warning("%s: snapshot ignored: holds seq %d", path, head.seq)
+            continue
+        if head.position > log_size:
+            log.warning("%s: snapshot ignored: stale (the log is shorter than its position)", path)
+            continue
+        if head.hash_at < 0 or os.pread(log_fd, 64, head.hash_at) != head.hash.encode("ascii"):
+            log.warning("%s: snapshot ignored: stale (its chain hash disagrees with the log)", path)
+            continue
+        return session, head
+    return None
+
+
+def save_snapshot(folder: Path, session: Session, head: Head) -> Path:
+    """Write a snapshot atomically, then remove older ones; returns its path."""
+    path = snapshot_path(folder, head.seq)
+    write_atomic(path, encode_snapshot(session, head))
+    for older in snapshot_seqs(folder):
+        if older < head.seq:
+            snapshot_path(folder, older).unlink(missing_ok=True)
+    return path
+
+
+def load_base(folder: Path) -> tuple[Session, Head] | None:
+    """The retention base, if a policy dropped early history.
+
+    Unlike a snapshot, the base is the only record of what it replaced, so damage to it is
+    reported, not skipped.
+
+    Raises:
+        CorruptLogError: the base file is damaged.
+    """
+    path = folder / ARCHIVE_DIR / BASE_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return decode_snapshot(data, kind="base")
+    except SnapshotError as exc:
+        raise CorruptLogError(str(path), 0, 0, f"retention base unusable: {exc.reason}") from None
+
+
+def first_seq(log_path: Path) -> int | None:
+    """Seq of the active log's first complete line (None: empty or absent)."""
+    try:
+        fd = open_file(log_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        head = os.pread(fd, 1 << 16, 0)
+        while b"\n" not in head:
+            more = os.pread(fd, 1 << 20, len(head))
+            if not more:
+                return None
+            head += more
+    finally:
+        os.close(fd)
+    line = head[: head.index(b"\n")]
+    try:
+        return decode(line).event.seq
+    except LineError as exc:
+        raise CorruptLogError(str(log_path), 1, 0, exc.reason) from None
+
+
+def read_history(
+    folder: Path, log_path: Path, read_active: Callable[[Head | None], Iterator[Record]]
+) -> History:
+    """Base state and every record after it, through the archive and the active log."""
+    base = load_base(folder)
+    state, head = (None, None) if base is None else base
+    start = first_seq(log_path)
+    if start is None:
+        # No complete line: nothing to read, but a writer's read still cuts a torn tail.
+        return state, head, read_active(None)
+    return state, head, _records(folder, head, start, read_active)
+
+
+def _records(
+    folder: Path, head: Head | None, start: int, read_active: Callable[[Head | None], Iterator[Record]]
+) -> Iterator[Record]:
+    after = head
+    for segment in list_segments(folder / ARCHIVE_DIR):
+        floor = 0 if after is None else after.seq
+        if segment.last <= floor or segment.first >= start:
+            continue  # left over from an interrupted compaction: covered elsewhere
+        for record in _segment_records(segment, after, stop=start):
+            after = record.head
+            yield record
+    if after is None and start != 1:
+        raise CorruptLogError(str(folder), 0, 0, f"events 1..{start - 1} are missing (no archive holds them)")
+    if after is not None:
+        # Resume at the start of the active log, chained to the last archived event.
+        after = Head(after.seq, after.hash, 0, -1, 0)
+    yield from read_active(after)
+
+
+def _segment_records(segment: Segment, after: Head | None, *, stop: int) -> Iterator[Record]:
+    path = str(segment.path)
+    line_no = 0
+    floor = 0 if after is None else after.seq
+    try:
+        for line_no, offset, data in read_segment_lines(segment):
+            if _peek_seq(data) <= floor:
+                continue  # an overlapping leftover segment: these events were already read
+            record = check_line(
+                data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1
+            )
+            if record.event.seq >= stop:
+                return
+            # An archived head cannot be resumed from; only its seq and hash carry on.
+            after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
+            yield Record(record.event, after, offset)
+    except SEGMENT_ERRORS as exc:
+        raise CorruptLogError(path, line_no + 1, -1, f"archive segment unreadable: {exc}") from None
+
+
+def _peek_seq(line: bytes) -> int:
+    # Lines start with {"v":1,"seq":N, ; anything else gets the full check (seq -1 never skips).
+    prefix = b'{"v":1,"seq":'
+    if line.startswith(prefix):
+        end = line.find(b",", len(prefix))
+        digits = line[len(prefix) : end]
+        if 0 < len(digits) <= 18 and digits.isdigit():
+            return int(digits)
+    return -1
+
+
+def fold_segments(state: Session | None, head: Head | None, segments: list[Segment]) -> tuple[Session, Head]:
+    """Fold whole segments onto a base (used to build a new retention base)."""
+    after = head
+    for segment in segments:
+        for record in _segment_records(segment, after, stop=segment.last + 1):
+            try:
+                state = apply(state, record.event)
+            except ValueError as exc:
+                raise CorruptLogError(str(segment.path), record.head.line, record.offset, str(exc)) from None
+            after = record.head
+    assert state is not None
+    assert after is not None
+    return state, after
