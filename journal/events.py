@@ -34,9 +34,11 @@ EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 def freeze(value: Any) -> Any:
     """Return a deeply immutable copy of a JSON value (dicts read-only, lists as tuples)."""
     if isinstance(value, dict):
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+        # One shared empty mapping: most messages have no metadata, and each proxy would be
+        # another object for the garbage collector to track.
+        return MappingProxyType({k: freeze(v) for k, v in value.items()}) if value else EMPTY_MAPPING
     if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        return tuple(freeze(v) for v in value) if value else ()
     return value
 
 
@@ -49,7 +51,7 @@ def thaw(value: Any) -> Any:
     return value
 
 
-class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     seq: int
     at: datetime
     actor: str | None = None

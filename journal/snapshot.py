@@ -10,14 +10,18 @@ segments: there it is the truth for the dropped part (see ``docs/compaction.md``
 
 File layout: ``MAGIC`` (8 bytes) + SHA-256 of the rest (32 bytes) + a MessagePack document.
 MessagePack was chosen by measurement over JSON: for a 10k-message state it encoded 5x and
-decoded 1.7x faster and came out 9 % smaller.
+decoded 1.7x faster and came out 9 % smaller. Messages are stored so that a reader decodes only
+those it reads (see ``_File.messages``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
+from array import array
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
@@ -40,7 +44,7 @@ class SnapshotError(Exception):
         self.reason = reason
 
 
-class _Message(msgspec.Struct, array_like=True):
+class _Message(msgspec.Struct, array_like=True, gc=False):
     id: str
     seq: int
     role: str
@@ -51,16 +55,7 @@ class _Message(msgspec.Struct, array_like=True):
     actor: str | None
 
 
-class _State(msgspec.Struct):
-    id: str
-    created_at: datetime
-    updated_at: datetime
-    version: int
-    messages: list[_Message]
-    settings: dict[str, Any]
-
-
-class _File(msgspec.Struct):
+class _File(msgspec.Struct, gc=False):
     v: int
     kind: str
     seq: int
@@ -68,38 +63,113 @@ class _File(msgspec.Struct):
     position: int
     hash_at: int
     line: int
-    state: _State
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    settings: dict[str, Any]
+    # Each message is encoded on its own and the encodings are concatenated, with the end
+    # offset of each in ``offsets`` (little-endian uint64): a reader decodes only the
+    # messages it reads, and the next snapshot copies these bytes instead of re-encoding.
+    messages: bytes
+    offsets: bytes
 
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_File)
+_MESSAGE_DECODER = msgspec.msgpack.Decoder(_Message)
+
+
+class _LazyMessages(Sequence[Message]):
+    """Messages decoded from a snapshot's bytes when read (and not kept: memory stays compact)."""
+
+    __slots__ = ("_blob", "_ends")
+
+    def __init__(self, blob: bytes, ends: array[int]) -> None:
+        self._blob = blob
+        self._ends = ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Message]: ...
+
+    def __getitem__(self, index: int | slice) -> Message | Sequence[Message]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        start = self._ends[index - 1] if index > 0 else 0
+        m = _MESSAGE_DECODER.decode(memoryview(self._blob)[start : self._ends[index]])
+        return Message(
+            id=m.id,
+            seq=m.seq,
+            role=m.role,
+            content=m.content,
+            at=m.at,
+            metadata=freeze(m.metadata),
+            references=freeze(m.references),
+            actor=m.actor,
+        )
+
+    def raw(self, count: int) -> tuple[bytes, array[int]]:
+        """The encodings of the first ``count`` messages and their end offsets."""
+        ends = self._ends[:count]
+        return self._blob[: ends[-1] if count else 0], ends
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, dict) or hasattr(value, "items"):
+    if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     return value
 
 
+def _encode_messages(messages: Messages) -> tuple[bytes, bytes]:
+    prefix, used, rest = messages._parts()
+    if isinstance(prefix, _LazyMessages):
+        blob, ends = prefix.raw(used)
+        buf = bytearray(blob)
+        ends = array("Q", ends)
+        todo: Sequence[Message] = rest
+    else:
+        buf, ends, todo = bytearray(), array("Q"), list(messages)
+    for m in todo:
+        record = _Message(
+            m.id, m.seq, m.role, m.content, m.at, _plain(m.metadata), _plain(m.references), m.actor
+        )
+        _ENCODER.encode_into(record, buf, -1)
+        ends.append(len(buf))
+    if sys.byteorder != "little":
+        ends.byteswap()
+    return bytes(buf), ends.tobytes()
+
+
 def encode_snapshot(session: Session, head: Head, *, kind: str = "snapshot") -> bytes:
     """The bytes of a snapshot of ``session`` taken at ``head`` (its seq must match)."""
     if session.version != head.seq:
         raise ValueError(f"state is at version {session.version} but the head at seq {head.seq}")
-    state = _State(
-        id=session.id,
-        created_at=session.created_at,
-        updated_at=session.updated_at,
-        version=session.version,
-        messages=[
-            _Message(m.id, m.seq, m.role, m.content, m.at, _plain(m.metadata), _plain(m.references), m.actor)
-            for m in session.messages
-        ],
-        settings=_plain(session.settings),
-    )
+    blob, offsets = _encode_messages(session.messages)
     payload = _ENCODER.encode(
-        _File(SNAPSHOT_VERSION, kind, head.seq, head.hash, head.position, head.hash_at, head.line, state)
+        _File(
+            SNAPSHOT_VERSION,
+            kind,
+            head.seq,
+            head.hash,
+            head.position,
+            head.hash_at,
+            head.line,
+            session.id,
+            session.created_at,
+            session.updated_at,
+            session.version,
+            _plain(session.settings),
+            blob,
+            offsets,
+        )
     )
     return MAGIC + hashlib.sha256(payload).digest() + payload
 
@@ -123,27 +193,24 @@ def decode_snapshot(data: bytes, *, kind: str = "snapshot") -> tuple[Session, He
         raise SnapshotError(f"snapshot format version {raw.v}, this reader knows {SNAPSHOT_VERSION}")
     if raw.kind != kind:
         raise SnapshotError(f"a {raw.kind!r} file where a {kind!r} was expected")
-    state = raw.state
-    if state.version != raw.seq:
-        raise SnapshotError(f"state version {state.version} does not match seq {raw.seq}")
+    if raw.version != raw.seq:
+        raise SnapshotError(f"state version {raw.version} does not match seq {raw.seq}")
+    ends = array("Q")
+    try:
+        ends.frombytes(raw.offsets)
+    except ValueError:
+        raise SnapshotError("message offsets are malformed") from None
+    if sys.byteorder != "little":
+        ends.byteswap()
+    # The checksum vouches for the bytes as written; this catches a writer bug, cheaply.
+    if (ends[-1] if ends else 0) != len(raw.messages):
+        raise SnapshotError("message offsets do not match the message bytes")
     session = Session(
-        id=state.id,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        version=state.version,
-        messages=Messages(
-            Message(
-                id=m.id,
-                seq=m.seq,
-                role=m.role,
-                content=m.content,
-                at=m.at,
-                metadata=freeze(m.metadata),
-                references=freeze(m.references),
-                actor=m.actor,
-            )
-            for m in state.messages
-        ),
-        settings=freeze(state.settings),
+        id=raw.id,
+        created_at=raw.created_at,
+        updated_at=raw.updated_at,
+        version=raw.version,
+        messages=Messages(prefix=_LazyMessages(raw.messages, ends)),
+        settings=freeze(raw.settings),
     )
     return session, Head(raw.seq, raw.hash, raw.position, raw.hash_at, raw.line)

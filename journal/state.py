@@ -25,7 +25,7 @@ from journal.events import EMPTY_MAPPING, Cleared, Created, Event, MessageAdded,
 __all__ = ["Message", "Messages", "Session", "apply", "replay"]
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One chat message as the conversation shows it.
 
     Attributes:
@@ -50,23 +50,34 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Backing:
-    """A list shared by successive Messages states, extended in place while they stay linear."""
+    """Storage shared by successive Messages states: an immutable prefix (possibly decoded on
+    demand, e.g. from a snapshot) followed by a list that is extended in place while the
+    states stay linear."""
 
-    __slots__ = ("items", "lock")
+    __slots__ = ("items", "lock", "prefix", "split")
 
-    def __init__(self, items: list[Message]) -> None:
+    def __init__(self, prefix: Sequence[Message], items: list[Message]) -> None:
+        self.prefix = prefix
+        self.split = len(prefix)
         self.items = items
         self.lock = threading.Lock()
 
+    def get(self, index: int) -> Message:
+        return self.prefix[index] if index < self.split else self.items[index - self.split]
+
 
 class Messages(Sequence[Message]):
-    """An immutable sequence of messages: the first ``len(self)`` items of a shared list."""
+    """An immutable sequence of messages: the first ``len(self)`` items of shared storage.
+
+    ``prefix`` may be a sequence that builds each message only when it is read (a snapshot's
+    messages): a chat screen reading the newest 20 of 100,000 messages builds 20.
+    """
 
     __slots__ = ("_backing", "_n")
 
-    def __init__(self, items: Iterable[Message] = ()) -> None:
-        self._backing = _Backing(list(items))
-        self._n = len(self._backing.items)
+    def __init__(self, items: Iterable[Message] = (), *, prefix: Sequence[Message] = ()) -> None:
+        self._backing = _Backing(prefix, list(items))
+        self._n = self._backing.split + len(self._backing.items)
 
     @classmethod
     def _view(cls, backing: _Backing, n: int) -> Messages:
@@ -79,10 +90,19 @@ class Messages(Sequence[Message]):
         """Return a new sequence with ``message`` at the end; ``self`` is unchanged."""
         backing = self._backing
         with backing.lock:
-            if len(backing.items) == self._n:
+            if backing.split + len(backing.items) == self._n:
                 backing.items.append(message)
                 return Messages._view(backing, self._n + 1)
-        return Messages([*backing.items[: self._n], message])
+        if self._n >= backing.split:  # a branch: share the prefix, copy the rest
+            kept = backing.items[: self._n - backing.split]
+            return Messages([*kept, message], prefix=backing.prefix)
+        return Messages([*self, message])
+
+    def _parts(self) -> tuple[Sequence[Message], int, list[Message]]:
+        """(prefix, how many of it belong to self, the materialized rest): for encoders."""
+        backing = self._backing
+        used = min(backing.split, self._n)
+        return backing.prefix, used, backing.items[: self._n - used]
 
     def __len__(self) -> int:
         return self._n
@@ -95,16 +115,21 @@ class Messages(Sequence[Message]):
 
     def __getitem__(self, index: int | slice) -> Message | tuple[Message, ...]:
         if isinstance(index, slice):
-            return tuple(self._backing.items[: self._n][index])
+            get = self._backing.get
+            return tuple(get(i) for i in range(*index.indices(self._n)))
         if index < 0:
             index += self._n
         if not 0 <= index < self._n:
             raise IndexError("message index out of range")
-        return self._backing.items[index]
+        return self._backing.get(index)
 
     def __iter__(self) -> Iterator[Message]:
-        items = self._backing.items
-        for i in range(self._n):
+        backing = self._backing
+        split = min(backing.split, self._n)
+        prefix, items = backing.prefix, backing.items
+        for i in range(split):
+            yield prefix[i]
+        for i in range(self._n - split):
             yield items[i]
 
     def __eq__(self, other: object) -> bool:
@@ -120,7 +145,7 @@ class Messages(Sequence[Message]):
         return f"Messages({list(self)!r})"
 
 
-class Session(msgspec.Struct, frozen=True, kw_only=True):
+class Session(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An immutable snapshot of one session.
 
     Attributes:
