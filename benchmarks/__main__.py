@@ -1,8 +1,9 @@
-"""Append and load costs, each compared with a baseline measured in the same run.
+"""Run the benchmarks: ``python -m benchmarks [--quick]`` (also ``make bench``, ``make bench-quick``).
 
-Run ``python -m benchmarks`` (or ``--quick``). Every figure is the median over repeats with
-the min..max range; ratios are computed within this run only, because absolute times on a
-shared machine are not comparable across runs.
+Every figure is the median over repeats with the min..max range. Every ratio is journal /
+baseline measured in this same run: absolute times on a shared machine are not comparable
+across runs. Results are printed as one table and written to ``benchmarks/results/latest.json``
+and ``latest.md``.
 """
 
 from __future__ import annotations
@@ -10,96 +11,71 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import platform
 import tempfile
-import time
-from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
-from journal import Journal
+from benchmarks.cases import Row, append_vs_rewrite, cold_loads, durable_append, median, memory
 
-CONTENT = ("The quick brown fox jumps over the lazy dog. " * 7)[:300]
-METADATA = {"model": "small-llm", "tokens": 87, "latency_ms": 412.5}
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Seconds per call of ``fn``, one sample per repeat."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
+RESULTS = Path(__file__).parent / "results"
 
 
-def seed_rewrite(path: Path, messages: list[dict[str, object]]) -> None:
-    """What chat apps do today: rewrite the whole session file after every change."""
-    messages.append({"role": "user", "content": CONTENT, "metadata": METADATA})
-    data = json.dumps({"messages": messages, "settings": {}}).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def fmt(samples: list[float]) -> str:
-    return f"{statistics.median(samples) * 1e6:9.1f} us ({min(samples) * 1e6:.1f}..{max(samples) * 1e6:.1f})"
+def fmt(samples: list[float], unit: str) -> str:
+    if unit == "B":
+        return f"{samples[0] / 1e6:.2f} MB"
+    scale, suffix = (1e3, "ms") if median(samples) >= 1e-3 else (1e6, "us")
+    return f"{median(samples) * scale:.1f} {suffix} ({min(samples) * scale:.1f}..{max(samples) * scale:.1f})"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller sizes")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (about a minute)")
     args = parser.parse_args(argv)
-    repeats = 200 if args.quick else 1000
-    sizes = [100, 1_000] if args.quick else [100, 1_000, 10_000]
-    rows: list[tuple[str, str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for size in sizes:
-            with Journal(Path(tmp, f"j{size}"), fsync="never") as j:
-                j.create("s")
-                for _ in range(size):
-                    j.add_message("s", "user", CONTENT, metadata=METADATA)
-                ours = timed(lambda j=j: j.add_message("s", "user", CONTENT, metadata=METADATA), repeats)  # type: ignore[misc]
-            seed_file = Path(tmp, f"seed{size}.json")
-            history: list[dict[str, object]] = [
-                {"role": "user", "content": CONTENT, "metadata": METADATA} for _ in range(size)
-            ]
-            theirs = timed(lambda f=seed_file, h=history: seed_rewrite(f, h), max(20, repeats // 10))  # type: ignore[misc]
-            ratio = statistics.median(theirs) / statistics.median(ours)
-            rows.append(
-                (
-                    f"append at {size} msgs, fsync=never",
-                    fmt(ours),
-                    f"seed rewrite {fmt(theirs)}  x{ratio:.0f}",
-                )
-            )
-        with Journal(Path(tmp, "durable"), fsync="always") as j:
-            j.create("s")
-            ours = timed(lambda: j.add_message("s", "user", CONTENT, metadata=METADATA), repeats // 4)
-        raw_path = Path(tmp, "raw.jsonl")
-        line = json.dumps({"role": "user", "content": CONTENT, "metadata": METADATA}).encode() + b"\n"
-        fd = os.open(raw_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-
-        def raw() -> None:
-            os.write(fd, line)
-            os.fdatasync(fd)
-
-        floor = timed(raw, repeats // 4)
-        os.close(fd)
-        ratio = statistics.median(ours) / statistics.median(floor)
-        rows.append(("append, fsync=always", fmt(ours), f"raw write+fdatasync {fmt(floor)}  x{ratio:.2f}"))
-        size = sizes[-1]
-
-        def cold() -> None:
-            with Journal(Path(tmp, f"j{size}")) as fresh:
-                fresh.get("s").messages[-20:]
-
-        loads = timed(cold, 10 if args.quick else 30)
-        rows.append((f"cold open, {size} msgs, no snapshot", fmt(loads), ""))
-    width = max(len(r[0]) for r in rows)
-    for name, value, against in rows:
-        print(f"{name:<{width}}  {value}  {against}")
+    quick = args.quick
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="journal-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        rows += append_vs_rewrite(
+            tmp, [100, 1_000] if quick else [100, 1_000, 10_000], 200 if quick else 1000
+        )
+        rows += durable_append(tmp, 50 if quick else 300)
+        rows += cold_loads(tmp, [1_000, 10_000] if quick else [1_000, 10_000, 100_000], 3 if quick else 7)
+        rows += memory(tmp, 2_000 if quick else 10_000)
+    table: list[dict[str, object]] = [
+        {
+            "name": r.name,
+            "journal": fmt(r.ours, r.unit),
+            "baseline": r.baseline,
+            "baseline_value": fmt(r.theirs, r.unit),
+            "ratio": median(r.ours) / median(r.theirs),
+            "journal_samples": r.ours,
+            "baseline_samples": r.theirs,
+        }
+        for r in rows
+    ]
+    width = max(len(r.name) for r in rows)
+    header = f"{'benchmark':<{width}}  {'journal':<28} {'baseline':<36} ratio"
+    print(header)
+    print("-" * len(header))
+    lines = []
+    for t in table:
+        against = f"{t['baseline']}: {t['baseline_value']}"
+        ratio = float(t["ratio"])  # type: ignore[arg-type]
+        print(f"{t['name']!s:<{width}}  {t['journal']!s:<28} {against:<36} {ratio:.3g}x")
+        lines.append(f"| {t['name']} | {t['journal']} | {against} | {ratio:.3g}x |")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"when": stamp, "machine": machine, "quick": quick, "rows": table}, indent=2) + "\n"
+    )
+    (RESULTS / "latest.md").write_text(
+        f"Run {stamp} on {machine}{' (quick)' if quick else ''}.\n\n"
+        "| benchmark | journal | baseline (same run) | ratio |\n| --- | --- | --- | --- |\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     return 0
 
 
