@@ -252,6 +252,10 @@ class FileStorage:
 
 def _session_id(folder: Path, path: Path, first_line: bytes) -> str:
     """The id a session folder holds: from ``created``, or from what pruning left in its place."""
+    if first_line.startswith(b'{"v":1,"seq":1,'):
+        event = check_line(first_line, None, path=str(path), line=1, offset=0, end=len(first_line) + 1).event
+        if isinstance(event, Created):
+            return event.session_id
     base = load_base(folder)
     if base is not None:
         return base[0].id
