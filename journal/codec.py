@@ -57,6 +57,8 @@ _V_PREFIX = b'{"v":'
 _V1_PREFIX = b'{"v":1,'
 _HASH_LEN = 64
 _ZERO = timedelta(0)
+# The range every JSON reader worth the name and MessagePack (snapshots) can hold exactly.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -159,9 +161,9 @@ _ANY_DECODER = msgspec.json.Decoder()
 def normalize(value: Any, field: str, _depth: int = 0) -> Any:
     """Return ``value`` as plain JSON types, or raise InvalidValueError naming ``field``.
 
-    Accepted: None, bool, int, finite float, str, list/tuple, dict with str keys, at most
-    ``MAX_DEPTH`` levels deep. Subclasses (enums, str subclasses) become their plain base type,
-    so what a caller gets back equals what a fresh replay of the log gives.
+    Accepted: None, bool, int in -2**63 .. 2**64-1, finite float, str, list/tuple, dict with
+    str keys, at most ``MAX_DEPTH`` levels deep. Subclasses (enums, str subclasses) become
+    their plain base type, so what a caller gets back equals what a fresh replay gives.
     """
     if _depth > MAX_DEPTH:
         raise InvalidValueError(field, f"nested deeper than {MAX_DEPTH} levels")
@@ -170,6 +172,8 @@ def normalize(value: Any, field: str, _depth: int = 0) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise InvalidValueError(field, "integers must lie in -2**63 .. 2**64-1")
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):

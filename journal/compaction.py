@@ -20,7 +20,14 @@ from datetime import datetime
 from pathlib import Path
 
 from journal.archive import list_segments, write_segment
-from journal.history import ARCHIVE_DIR, BASE_NAME, fold_segments, load_base, save_snapshot
+from journal.history import (
+    ARCHIVE_DIR,
+    BASE_NAME,
+    fold_segments,
+    load_base,
+    remove_snapshots_before,
+    snapshot_path,
+)
 from journal.paths import write_atomic
 from journal.snapshot import encode_snapshot
 from journal.state import Session
@@ -39,7 +46,8 @@ def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head
     data = _read_all(fd, head.position)
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     if last_start == 0:  # one line: nothing before it, but the snapshot is still owed
-        save_snapshot(folder, state, head)
+        write_atomic(snapshot_path(folder, head.seq), encode_snapshot(state, head))
+        remove_snapshots_before(folder, head.seq)
         return PruneResult(0, head)
     archived = data[:last_start]
     count = archived.count(b"\n")
@@ -50,8 +58,10 @@ def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head
             leftover.path.unlink()  # from an interrupted pruning; rewritten just below
     write_segment(archive_dir, first, head.seq - 1, archived)
     new_head = Head(head.seq, head.hash, len(data) - last_start, head.hash_at - last_start, 1)
-    save_snapshot(folder, state, new_head)
+    # The older snapshots stay until the switch: a crash before it keeps them usable.
+    write_atomic(snapshot_path(folder, head.seq), encode_snapshot(state, new_head))
     write_atomic(log_path, data[last_start:])
+    remove_snapshots_before(folder, head.seq)
     return PruneResult(count, new_head)
 
 

@@ -24,7 +24,7 @@ from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
 from journal.compaction import apply_retention, prune_active_log
 from journal.errors import CorruptLogError, StorageError
 from journal.events import Created
-from journal.history import ARCHIVE_DIR, load_base, load_snapshot, read_history, save_snapshot
+from journal.history import ARCHIVE_DIR, BASE_NAME, load_base, load_snapshot, read_history, save_snapshot
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
 from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
@@ -122,12 +122,17 @@ class FileStorage:
         path = self.layout.log_path(session_id)
         return read_history(path.parent, path, lambda after: self.read(session_id, after))
 
+    def history_stamp(self, session_id: str) -> object:
+        folder = self.layout.session_dir(session_id)
+        archive = folder / ARCHIVE_DIR
+        return tuple(_identity(p) for p in (folder / LOG_NAME, archive, archive / BASE_NAME))
+
     def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
         """Record a snapshot of ``session`` at ``head`` (a cache: failures are only logged)."""
         folder = self.layout.session_dir(session_id)
         try:
-            save_snapshot(folder, session, head)
-        except OSError as exc:
+            save_snapshot(folder, session, head, replace=False)
+        except Exception as exc:  # a cache must never fail the write it follows
             log.warning("%s: could not write a snapshot at seq %d: %s", folder, head.seq, exc)
 
     def session_ids(self) -> Iterator[str]:
@@ -414,6 +419,14 @@ class _Transaction:
             log.error(
                 "%s: could not remove a failed append (%s); the next writer will check it", self.path, exc
             )
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _stamp(st: os.stat_result) -> Stamp:

@@ -84,18 +84,31 @@ def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, He
         if head.hash_at < 0 or os.pread(log_fd, 64, head.hash_at) != head.hash.encode("ascii"):
             log.warning("%s: snapshot ignored: stale (its chain hash disagrees with the log)", path)
             continue
+        if head.position < 1 or os.pread(log_fd, 1, head.position - 1) != b"\n":
+            log.warning("%s: snapshot ignored: its position is not the end of a line", path)
+            continue
         return session, head
     return None
 
 
-def save_snapshot(folder: Path, session: Session, head: Head) -> Path:
-    """Write a snapshot atomically, then remove older ones; returns its path."""
-    path = snapshot_path(folder, head.seq)
-    write_atomic(path, encode_snapshot(session, head))
+def save_snapshot(folder: Path, session: Session, head: Head, *, replace: bool = True) -> bool:
+    """Write a snapshot atomically, then remove older ones.
+
+    ``replace=False`` (writers outside the lock) never replaces an existing snapshot of the
+    same seq: that one may describe a log pruned meanwhile, and this one the log before it.
+    Returns whether the snapshot was written.
+    """
+    written = write_atomic(snapshot_path(folder, head.seq), encode_snapshot(session, head), replace=replace)
+    if written:
+        remove_snapshots_before(folder, head.seq)
+    return written
+
+
+def remove_snapshots_before(folder: Path, seq: int) -> None:
+    """Delete snapshots older than ``seq`` (they are superseded)."""
     for older in snapshot_seqs(folder):
-        if older < head.seq:
+        if older < seq:
             snapshot_path(folder, older).unlink(missing_ok=True)
-    return path
 
 
 def load_base(folder: Path) -> tuple[Session, Head] | None:
@@ -161,7 +174,8 @@ def _records(
         floor = 0 if after is None else after.seq
         if segment.last <= floor or segment.first >= start:
             continue  # left over from an interrupted compaction: covered elsewhere
-        for record in _segment_records(segment, after, stop=start):
+        skip = max(0, floor - segment.first + 1)  # lines an overlapping leftover shares
+        for record in _segment_records(segment, after, stop=start, skip=skip):
             after = record.head
             yield record
     if after is None and start != 1:
@@ -172,14 +186,13 @@ def _records(
     yield from read_active(after)
 
 
-def _segment_records(segment: Segment, after: Head | None, *, stop: int) -> Iterator[Record]:
+def _segment_records(segment: Segment, after: Head | None, *, stop: int, skip: int = 0) -> Iterator[Record]:
     path = str(segment.path)
     line_no = 0
-    floor = 0 if after is None else after.seq
     try:
         for line_no, offset, data in read_segment_lines(segment):
-            if _peek_seq(data) <= floor:
-                continue  # an overlapping leftover segment: these events were already read
+            if line_no <= skip:
+                continue  # events already read from the segment before (see _records)
             record = check_line(
                 data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1
             )
@@ -192,22 +205,13 @@ def _segment_records(segment: Segment, after: Head | None, *, stop: int) -> Iter
         raise CorruptLogError(path, line_no + 1, -1, f"archive segment unreadable: {exc}") from None
 
 
-def _peek_seq(line: bytes) -> int:
-    # Lines start with {"v":1,"seq":N, ; anything else gets the full check (seq -1 never skips).
-    prefix = b'{"v":1,"seq":'
-    if line.startswith(prefix):
-        end = line.find(b",", len(prefix))
-        digits = line[len(prefix) : end]
-        if 0 < len(digits) <= 18 and digits.isdigit():
-            return int(digits)
-    return -1
-
-
 def fold_segments(state: Session | None, head: Head | None, segments: list[Segment]) -> tuple[Session, Head]:
     """Fold whole segments onto a base (used to build a new retention base)."""
     after = head
     for segment in segments:
-        for record in _segment_records(segment, after, stop=segment.last + 1):
+        floor = 0 if after is None else after.seq
+        skip = max(0, floor - segment.first + 1)
+        for record in _segment_records(segment, after, stop=segment.last + 1, skip=skip):
             try:
                 state = apply(state, record.event)
             except ValueError as exc:

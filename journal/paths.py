@@ -127,11 +127,12 @@ def open_file(path: Path, flags: int) -> int:
     return fd
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once: temporary file, fsync, rename, fsync folder.
+def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> bool:
+    """Put ``data`` at ``path`` all at once: temporary file, fsync, rename, fsync folder.
 
     A crash at any point leaves either the old file or the new one, never a mix; the only
-    possible leftover is a hidden ``.tmp`` file, which readers ignore.
+    possible leftover is a hidden ``.tmp`` file, which readers ignore. With ``replace=False``
+    an existing ``path`` is left alone and False is returned.
     """
     ensure_dir(path.parent)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -146,8 +147,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
-    os.replace(tmp, path)
+    if replace:
+        os.replace(tmp, path)
+    else:
+        try:
+            os.link(tmp, path)  # unlike rename, never replaces an existing file
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+    return True
 
 
 def fsync_dir(path: Path) -> None:

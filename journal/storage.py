@@ -149,6 +149,10 @@ class Storage(Protocol):
         """Record a snapshot (a cache: a failure is logged, not raised)."""
         ...
 
+    def history_stamp(self, session_id: str) -> object:
+        """A cheap value that changes when compaction moves the session's history around."""
+        ...
+
     def writer(self, session_id: str) -> AbstractContextManager[Transaction]:
         """An exclusive write transaction on one session, across threads and processes."""
         ...

@@ -13,6 +13,7 @@ Concurrency model:
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
@@ -20,7 +21,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from journal.codec import encode, normalize
 from journal.errors import (
@@ -37,6 +38,7 @@ from journal.paths import check_session_id
 from journal.state import Message, Session, apply
 from journal.storage import Head, History, Record, StaleHeadError, Stamp, Storage, Transaction
 from journal.validate import (
+    Point,
     check_actor,
     check_text,
     check_version,
@@ -46,7 +48,9 @@ from journal.validate import (
     stop_condition,
 )
 
-__all__ = ["Journal"]
+__all__ = ["Compaction", "Journal"]
+
+log = logging.getLogger("journal")
 
 
 class _View(NamedTuple):
@@ -364,8 +368,8 @@ class Journal:
             raise ValueError(f"after must be an int >= 0; got {after!r}")
         if not self.exists(sid):
             raise SessionNotFoundError(sid)
-        _, _, records = self._history(sid)
-        return (record.event for record in records if record.event.seq > after)
+        self._check_open()
+        return (record.event for record in _streamed_history(self._storage, sid) if record.event.seq > after)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
@@ -381,13 +385,8 @@ class Journal:
         """
         sid = check_session_id(session_id)
         stop = stop_condition(at)
-        state, base_head, records = self._history(sid)
-        if state is not None and base_head is not None and stop(_BaseMark(base_head.seq, state.updated_at)):
-            raise HistoryPrunedError(sid, base_head.seq)
-        for record in records:
-            if stop(record.event):
-                break
-            state = apply(state, record.event)
+        self._check_open()
+        state = _retrying(self._storage, sid, lambda: self._replay(sid, stop))
         if state is None:
             shown = at.isoformat() if isinstance(at, datetime) else f"seq {at}"
             detail = "" if at is None else f"at {shown} (it did not exist yet)"
@@ -479,26 +478,25 @@ class Journal:
                 view = slot.view
                 if view is not None and stamp is not None and view.stamp == stamp:
                     return view
-                view = _load(view, stamp, _Reader(self._storage, sid), self._storage, sid)
+                reader = _Reader(self._storage, sid)
+                view = _retrying(self._storage, sid, lambda: _load(view, stamp, reader, self._storage, sid))
                 slot.view = view
                 return view
         finally:
             self._unpin(sid, slot)
 
-    def _history(self, sid: str) -> History:
-        """Base state and records from there, checked against the fold as well as the chain."""
-        self._check_open()
-        state, head, records = self._storage.history(sid)
-
-        def checked(state: Session | None) -> Iterator[Record]:
-            for record in records:
-                try:
-                    state = apply(state, record.event)
-                except ValueError as exc:
-                    raise _fold_error(self._storage, sid, record, exc) from None
-                yield record
-
-        return state, head, checked(state)
+    def _replay(self, sid: str, stop: Callable[[Point], bool]) -> Session | None:
+        state, base_head, records = self._storage.history(sid)
+        if state is not None and base_head is not None and stop(_BaseMark(base_head.seq, state.updated_at)):
+            raise HistoryPrunedError(sid, base_head.seq)
+        for record in records:
+            if stop(record.event):
+                break
+            try:
+                state = apply(state, record.event)
+            except ValueError as exc:
+                raise _fold_error(self._storage, sid, record, exc) from None
+        return state
 
     def _compact_one(self, sid: str, prune: bool) -> Compaction:
         slot = self._pin(sid)
@@ -645,6 +643,62 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+_RETRIES = 3
+_T = TypeVar("_T")
+
+
+def _retrying(storage: Storage, sid: str, read: Callable[[], _T]) -> _T:
+    """Run a lock-free history read again if a compaction moved files under it.
+
+    Readers take no lock, so pruning or retention in another process may replace the active
+    log or delete archive segments mid-read. That shows as a gap or a missing file; when the
+    files' stamp changed meanwhile, reading again gives a consistent answer. Real damage
+    raises the same error with an unchanged stamp, and is reported.
+    """
+    for attempt in range(_RETRIES + 1):
+        stamp = storage.history_stamp(sid)
+        try:
+            return read()
+        except (CorruptLogError, HistoryPrunedError):
+            if attempt == _RETRIES or storage.history_stamp(sid) == stamp:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
+    """Every record of the history, each checked against the fold as well as the chain.
+
+    If a compaction in another process moves files mid-read, reading resumes after the last
+    record given; if a retention policy dropped events before any was given, the stream starts
+    after its new base instead.
+    """
+    state, head, records = _retrying(storage, sid, lambda: storage.history(sid))
+    last = 0 if head is None else head.seq
+    given = False
+    for _attempt in range(_RETRIES + 1):
+        stamp = storage.history_stamp(sid)
+        try:
+            for record in records:
+                if record.event.seq <= last:
+                    continue  # given before files moved
+                try:
+                    state = apply(state, record.event)
+                except ValueError as exc:
+                    raise _fold_error(storage, sid, record, exc) from None
+                last, given = record.event.seq, True
+                yield record
+            return
+        except CorruptLogError:
+            if storage.history_stamp(sid) == stamp:
+                raise
+            base, restart, records = storage.history(sid)
+            if restart is not None and restart.seq > last:
+                if given:  # events already given would be followed by a gap
+                    raise HistoryPrunedError(sid, restart.seq) from None
+                state, last = base, restart.seq
+    raise CorruptLogError(storage.location(sid), 0, 0, "history kept moving while it was read")
+
+
 class _Reader:
     """The read-only side of a storage, for one session, shaped like a write transaction."""
 
@@ -683,6 +737,10 @@ def _load(
             return _fold(state, head, source.read(head), stamp, mark, storage, sid)
         except StaleHeadError:
             pass  # replaced between the check and the read: fall back to the history
+        except CorruptLogError as exc:
+            # Either the tail is damaged (the full replay below reports it again, located) or
+            # the snapshot pointed somewhere wrong: it is only a cache, so do without it.
+            log.warning("%s: reading on from its snapshot failed (%s); replaying the history", sid, exc)
     base, base_head, records = source.history()
     return _fold(base, base_head, records, stamp, None, storage, sid)
 

@@ -412,7 +412,9 @@ def populate(j: Journal) -> None:
         j.update_settings(sid, {"model": "m", "hash": ',"hash":"', "deep": {"a": [{"b": {}}]}})
         j.update_settings(sid, {"t": 0.25}, remove=["model", "never-set"], actor="ops")
         j.clear(sid, actor="ops")
-        j.add_message(sid, "system", f"after clear {number} \U0001f9ea", metadata={"big": 2**70})
+        j.add_message(
+            sid, "system", f"after clear {number} \U0001f9ea", metadata={"big": 2**64 - 1, "small": -(2**63)}
+        )
         j.update_settings(sid, remove=["deep"])
 
 

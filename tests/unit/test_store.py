@@ -158,6 +158,8 @@ def test_expected_version_conflict_carries_versions_and_writes_nothing(root: Pat
         ({"metadata": {"x": float("nan")}}, "metadata['x']"),
         ({"metadata": {"x": float("inf")}}, "metadata['x']"),
         ({"metadata": {1: "int key"}}, "metadata"),
+        ({"metadata": {"x": 2**64}}, "metadata['x']"),
+        ({"metadata": {"x": -(2**63) - 1}}, "metadata['x']"),
         ({"metadata": {"s": {1, 2}}}, "metadata['s']"),
         ({"metadata": {"b": b"bytes"}}, "metadata['b']"),
         ({"metadata": ["not", "a", "mapping"]}, "metadata"),
@@ -459,3 +461,22 @@ def test_log_lines_are_plain_json(root: Path, journal: Journal) -> None:
     assert [p["seq"] for p in parsed] == [1, 2]
     assert parsed[1]["body"]["content"] == "line\u2028separator\x85and\nnewline"
     assert parsed[1]["type"] == "message_added"
+
+
+def test_a_failing_automatic_snapshot_never_fails_the_write(
+    root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Oracle: a snapshot is a cache written after the append was durable; its failure is
+    # logged and the write still returns the stored message.
+    import journal.history
+
+    def broken(*args: object, **kwargs: object) -> bytes:
+        raise OverflowError("cannot encode")
+
+    monkeypatch.setattr(journal.history, "encode_snapshot", broken)
+    with Journal(root, snapshot_every=1) as j:
+        j.create("s1")
+        assert j.add_message("s1", "user", "kept").seq == 2
+    assert "could not write a snapshot" in caplog.text
+    with Journal(root) as j:
+        assert [m.content for m in j.get("s1").messages] == ["kept"]
