@@ -22,12 +22,14 @@ import math
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
 
 from journal.errors import InvalidValueError
 from journal.events import (
+    EMPTY_MAPPING,
     EVENT_TYPES,
     Cleared,
     Created,
@@ -44,7 +46,7 @@ __all__ = [
     "LineError",
     "decode",
     "encode",
-    "normalize",
+    "freeze_json",
 ]
 
 FORMAT_VERSION = 1
@@ -115,6 +117,21 @@ class _ClearedData(msgspec.Struct):
     pass
 
 
+# What the writer encodes: the same members in the same order as the decoding structs above,
+# holding the events' read-only values as they are (see thaw_proxy).
+class _MessageOut(msgspec.Struct):
+    id: str
+    role: str
+    content_sha256: str
+    metadata: Any
+    references: Any
+
+
+class _SettingsOut(msgspec.Struct):
+    set: Any
+    unset: Any
+
+
 class _Body(msgspec.Struct):
     salt: str
     content: str
@@ -153,42 +170,87 @@ class _ClearedLine(_LineBase, tag="cleared"):
 
 _Line = _CreatedLine | _MessageLine | _SettingsLine | _ClearedLine
 
-_ENCODER = msgspec.json.Encoder()
+
+def thaw_proxy(value: Any) -> Any:
+    # msgspec encodes dicts and tuples itself; read-only mappings are handed to it as dicts.
+    if type(value) is MappingProxyType:
+        return dict(value)
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
 _LINE_DECODER = msgspec.json.Decoder(_Line)
 _ANY_DECODER = msgspec.json.Decoder()
 
 
-def normalize(value: Any, field: str, _depth: int = 0) -> Any:
-    """Return ``value`` as plain JSON types, or raise InvalidValueError naming ``field``.
+class _Refused(Exception):
+    """Raised inside ``freeze_json``; carries the path to the refused value, innermost first."""
 
-    Accepted: None, bool, int in -2**63 .. 2**64-1, finite float, str, list/tuple, dict with
-    str keys, at most ``MAX_DEPTH`` levels deep. Subclasses (enums, str subclasses) become
-    their plain base type, so what a caller gets back equals what a fresh replay gives.
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[object] = []
+
+
+def freeze_json(value: Any, field: str) -> Any:
+    """Check a caller's JSON value and return a deeply immutable copy of it.
+
+    Accepted: None, bool, int in -2**63 .. 2**64-1, finite float, str, list/tuple, mapping with
+    str keys, at most ``MAX_DEPTH`` levels deep. Mappings become read-only, lists tuples, and
+    subclasses (enums, str subclasses) their plain base type, so what a caller gets back equals
+    what a fresh replay of the log gives.
+
+    Raises:
+        InvalidValueError: naming the offending place, e.g. ``metadata['a'][2]``.
     """
-    if _depth > MAX_DEPTH:
-        raise InvalidValueError(field, f"nested deeper than {MAX_DEPTH} levels")
-    if value is None or value is True or value is False:
+    try:
+        return _freeze(value, 0)
+    except _Refused as refused:
+        where = "".join(f"[{p!r}]" for p in reversed(refused.path))
+        raise InvalidValueError(field + where, refused.reason) from None
+
+
+def _freeze(value: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
         return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
+    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
         if not _INT_MIN <= value <= _INT_MAX:
-            raise InvalidValueError(field, "integers must lie in -2**63 .. 2**64-1")
-        return int(value)
-    if isinstance(value, float):
+            raise _Refused("integers must lie in -2**63 .. 2**64-1")
+        return value if kind is int else int(value)
+    if kind is float or isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidValueError(field, f"{value!r} is not a JSON number")
-        return float(value)
-    if isinstance(value, Mapping):
+            raise _Refused(f"{value!r} is not a JSON number")
+        return value if kind is float else float(value)
+    if kind is dict or isinstance(value, Mapping):
+        if not value:
+            return EMPTY_MAPPING
         out: dict[str, Any] = {}
         for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidValueError(field, f"key {key!r} is not a str")
-            out[str(key)] = normalize(item, f"{field}[{key!r}]", _depth + 1)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [normalize(item, f"{field}[{i}]", _depth + 1) for i, item in enumerate(value)]
-    raise InvalidValueError(field, f"{type(value).__name__} is not a JSON value")
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _Refused(f"key {key!r} is not a str")
+                key = str(key)
+            try:
+                out[key] = _freeze(item, depth + 1)
+            except _Refused as refused:
+                refused.path.append(key)
+                raise
+        return MappingProxyType(out)
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_freeze(item, depth + 1))
+            except _Refused as refused:
+                refused.path.append(index)
+                raise
+        return tuple(items)
+    if isinstance(value, str):
+        return str(value)
+    raise _Refused(f"{type(value).__name__} is not a JSON value")
 
 
 def content_digest(salt: bytes, content: str) -> str:
@@ -216,16 +278,10 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
                 digest = content_digest(salt, event.content)
             except UnicodeEncodeError as exc:
                 raise InvalidValueError("content", f"not valid Unicode ({exc.reason})") from None
-            data = _MessageData(
-                event.message_id,
-                event.role,
-                digest,
-                _plain(event.metadata),
-                _plain(event.references),
-            )
+            data = _MessageOut(event.message_id, event.role, digest, event.metadata, event.references)
             body = _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), event.content))
         case SettingsChanged():
-            data = _SettingsData(_plain(event.changes), list(event.removed))
+            data = _SettingsOut(event.changes, event.removed)
         case Cleared():
             data = _ClearedData()
     sealed_obj = _Sealed(FORMAT_VERSION, event.seq, event.type, event.at, event.actor, data, prev)
@@ -237,15 +293,6 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
     hash_at = len(sealed) + len(_HASH_KEY)
     line = b"".join((sealed, _HASH_KEY, digest_hex.encode("ascii"), b'"', body, b"}\n"))
     return line, digest_hex, hash_at
-
-
-def _plain(value: Any) -> Any:
-    # Events hold frozen values (read-only mappings, tuples); msgspec encodes dicts and lists.
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def decode(line: bytes) -> Decoded:

@@ -16,7 +16,6 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -156,19 +155,12 @@ class FileStorage:
 
     # -- writing under the lock -------------------------------------------------------------
 
-    @contextmanager
-    def writer(self, session_id: str) -> Iterator[_Transaction]:
-        handle = self._pin(session_id)
-        try:
-            with handle.mutex:
-                handle.lock.acquire()
-                try:
-                    yield _Transaction(self, handle, handle.path)
-                finally:
-                    handle.lock.release()
-        finally:
-            with self._guard:
-                handle.refs -= 1
+    def writer(self, session_id: str) -> _Transaction:
+        return _Transaction(self, self._pin(session_id))
+
+    def _unpin(self, handle: _Handle) -> None:
+        with self._guard:
+            handle.refs -= 1
 
     def delete(self, session_id: str) -> bool:
         folder = self.layout.session_dir(session_id)
@@ -292,20 +284,51 @@ if hasattr(os, "register_at_fork"):
 
 
 class _Transaction:
-    """One session held exclusively: see ``storage.Transaction``."""
+    """One session held exclusively: see ``storage.Transaction``.
 
-    def __init__(self, storage: FileStorage, handle: _Handle, path: Path) -> None:
+    A context manager (a plain class: this is on every write's path): entering takes the
+    in-process mutex, then the cross-process lock; leaving releases both and unpins the handle.
+    """
+
+    def __init__(self, storage: FileStorage, handle: _Handle) -> None:
         self.storage = storage
         self.handle = handle
-        self.path = path
+        self.path = handle.path
         self.size = 0
+        self.checked = False  # the cached descriptor was checked against the path
+
+    def __enter__(self) -> _Transaction:
+        handle = self.handle
+        try:
+            handle.mutex.acquire()
+        except BaseException:
+            self.storage._unpin(handle)
+            raise
+        try:
+            handle.lock.acquire()
+        except BaseException:
+            handle.mutex.release()
+            self.storage._unpin(handle)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        handle = self.handle
+        try:
+            handle.lock.release()
+        finally:
+            handle.mutex.release()
+            self.storage._unpin(handle)
 
     def _fd(self, create: bool) -> int | None:
         handle = self.handle
+        if handle.fd is not None and self.checked:
+            return handle.fd
         if handle.fd is not None:
             st = os.fstat(handle.fd)
             if st.st_nlink > 0:
                 self.size = st.st_size
+                self.checked = True
                 return handle.fd
             os.close(handle.fd)  # the session was deleted or its log replaced
             handle.fd = None
@@ -323,10 +346,12 @@ class _Transaction:
         except OSError as exc:
             raise StorageError.wrap("open", str(self.path), exc) from None
         self.size = os.fstat(handle.fd).st_size
+        self.checked = True
         return handle.fd
 
     def forget(self) -> None:
         """Drop the cached descriptor (before the log is removed or replaced)."""
+        self.checked = False
         if self.handle.fd is not None:
             os.close(self.handle.fd)
             self.handle.fd = None
@@ -338,6 +363,8 @@ class _Transaction:
                 raise StaleHeadError()
             return
         _check_head(fd, self.size, after)
+        if after is not None and self.size == after.position:
+            return  # nothing new, and no torn tail either
         scan = LineScan(fd, 0 if after is None else after.position, 1 if after is None else after.line + 1)
         yield from _scan_with(scan, str(self.path), after)
         if scan.torn:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, overload
 
 import msgspec
 
+from journal.codec import thaw_proxy
 from journal.events import freeze
 from journal.state import Message, Messages, Session
 from journal.storage import Head
@@ -50,8 +51,8 @@ class _Message(msgspec.Struct, array_like=True, gc=False):
     role: str
     content: str
     at: datetime
-    metadata: dict[str, Any]
-    references: list[Any]
+    metadata: Any  # a mapping when written (read-only ones via thaw_proxy), a dict when read
+    references: Any
     actor: str | None
 
 
@@ -67,7 +68,7 @@ class _File(msgspec.Struct, gc=False):
     created_at: datetime
     updated_at: datetime
     version: int
-    settings: dict[str, Any]
+    settings: Any
     # Each message is encoded on its own and the encodings are concatenated, with the end
     # offset of each in ``offsets`` (little-endian uint64): a reader decodes only the
     # messages it reads, and the next snapshot copies these bytes instead of re-encoding.
@@ -75,7 +76,7 @@ class _File(msgspec.Struct, gc=False):
     offsets: bytes
 
 
-_ENCODER = msgspec.msgpack.Encoder()
+_ENCODER = msgspec.msgpack.Encoder(enc_hook=thaw_proxy)
 _DECODER = msgspec.msgpack.Decoder(_File)
 _MESSAGE_DECODER = msgspec.msgpack.Decoder(_Message)
 
@@ -120,14 +121,6 @@ class _LazyMessages(Sequence[Message]):
         return self._blob[: ends[-1] if count else 0], ends
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _encode_messages(messages: Messages) -> tuple[bytes, bytes]:
     prefix, used, rest = messages._parts()
     if isinstance(prefix, _LazyMessages):
@@ -138,9 +131,7 @@ def _encode_messages(messages: Messages) -> tuple[bytes, bytes]:
     else:
         buf, ends, todo = bytearray(), array("Q"), list(messages)
     for m in todo:
-        record = _Message(
-            m.id, m.seq, m.role, m.content, m.at, _plain(m.metadata), _plain(m.references), m.actor
-        )
+        record = _Message(m.id, m.seq, m.role, m.content, m.at, m.metadata, m.references, m.actor)
         _ENCODER.encode_into(record, buf, -1)
         ends.append(len(buf))
     if sys.byteorder != "little":
@@ -166,7 +157,7 @@ def encode_snapshot(session: Session, head: Head, *, kind: str = "snapshot") -> 
             session.created_at,
             session.updated_at,
             session.version,
-            _plain(session.settings),
+            session.settings,
             blob,
             offsets,
         )

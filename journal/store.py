@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple, TypeVar
 
-from journal.codec import encode, normalize
+from journal.codec import encode, freeze_json
 from journal.errors import (
     CorruptLogError,
     HistoryPrunedError,
@@ -32,7 +32,7 @@ from journal.errors import (
     SessionExistsError,
     SessionNotFoundError,
 )
-from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
+from journal.events import EMPTY_MAPPING, Cleared, Created, Event, MessageAdded, SettingsChanged
 from journal.filestore import FSYNC_POLICIES, FileStorage
 from journal.paths import check_session_id
 from journal.state import Message, Session, apply
@@ -102,14 +102,21 @@ _Build = Callable[[Session | None, int, datetime], Event]
 
 
 class _Op:
-    __slots__ = ("build", "done", "error", "lead", "result")
+    """One queued write. Only a caller that waits behind a leader gets an Event to wait on."""
+
+    __slots__ = ("build", "done", "error", "finished", "lead", "result", "wakeup")
 
     def __init__(self, build: _Build) -> None:
         self.build = build
-        self.done = threading.Event()
+        self.finished = False
         self.lead = False
+        self.wakeup: threading.Event | None = None
         self.result: Session | None = None
         self.error: BaseException | None = None
+
+    def wake(self) -> None:
+        if self.wakeup is not None:
+            self.wakeup.set()
 
 
 class Journal:
@@ -242,13 +249,11 @@ class Journal:
         sid = check_session_id(session_id)
         role = check_text(role, "role", allow_empty=False)
         content = check_text(content, "content")
-        meta = freeze(normalize({} if metadata is None else mapping(metadata, "metadata"), "metadata"))
-        refs = freeze(
-            normalize([] if references is None else sequence(references, "references"), "references")
-        )
+        meta = EMPTY_MAPPING if metadata is None else freeze_json(mapping(metadata, "metadata"), "metadata")
+        refs = () if references is None else freeze_json(sequence(references, "references"), "references")
         actor = check_actor(actor)
         expected = check_version(expected_version)
-        message_id = uuid.uuid4().hex
+        message_id = os.urandom(16).hex()
 
         def build(state: Session | None, seq: int, now: datetime) -> Event:
             precondition(sid, state, expected)
@@ -283,15 +288,14 @@ class Journal:
             SessionNotFoundError, ConflictError, InvalidValueError: as for ``add_message``.
         """
         sid = check_session_id(session_id)
-        plain = normalize({} if changes is None else mapping(changes, "changes"), "settings")
+        frozen = freeze_json({} if changes is None else mapping(changes, "changes"), "settings")
         removed = tuple(check_text(k, "remove", allow_empty=True) for k in sequence(remove, "remove"))
         actor = check_actor(actor)
         expected = check_version(expected_version)
-        if not plain and not removed:
+        if not frozen and not removed:
             current = self.get(sid)
             precondition(sid, current, expected)
             return current
-        frozen = freeze(plain)
 
         def build(state: Session | None, seq: int, now: datetime) -> Event:
             precondition(sid, state, expected)
@@ -539,12 +543,15 @@ class Journal:
                 slot.queue.append(op)
                 lead = not slot.leading
                 slot.leading = True
-            if not lead:
-                op.done.wait()
+                if not lead:
+                    op.wakeup = threading.Event()
+            if lead:
+                self._lead(sid, slot, op)
+            else:
+                assert op.wakeup is not None
+                op.wakeup.wait()
                 if op.lead:  # promoted: the previous leader left our op queued
                     self._lead(sid, slot, op)
-            else:
-                self._lead(sid, slot, op)
         finally:
             self._unpin(sid, slot)
         if op.error is not None:
@@ -554,7 +561,7 @@ class Journal:
 
     def _lead(self, sid: str, slot: _Slot, mine: _Op) -> None:
         try:
-            while not mine.done.is_set() or mine.lead:
+            while not mine.finished or mine.lead:
                 mine.lead = False
                 with slot.qlock:
                     batch, slot.queue = slot.queue, []
@@ -568,7 +575,7 @@ class Journal:
                 if slot.queue:
                     successor = slot.queue[0]
                     successor.lead = True
-                    successor.done.set()
+                    successor.wake()
                 else:
                     slot.leading = False
 
@@ -624,8 +631,9 @@ class Journal:
         for op, state in results:
             op.result = state
         for op in batch:
+            op.finished = True
             if not op.lead:
-                op.done.set()
+                op.wake()
         return due
 
 
