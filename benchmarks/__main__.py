@@ -15,8 +15,10 @@ import platform
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
-from benchmarks.cases import Row, append_vs_rewrite, cold_loads, durable_append, median, memory
+from benchmarks import cases
+from benchmarks.common import Row, median
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -24,55 +26,83 @@ RESULTS = Path(__file__).parent / "results"
 def fmt(samples: list[float], unit: str) -> str:
     if unit == "B":
         return f"{samples[0] / 1e6:.2f} MB"
+    if unit == "ops/s":
+        return f"{median(samples):,.0f} ops/s"
     scale, suffix = (1e3, "ms") if median(samples) >= 1e-3 else (1e6, "us")
-    return f"{median(samples) * scale:.1f} {suffix} ({min(samples) * scale:.1f}..{max(samples) * scale:.1f})"
+    low, high = min(samples) * scale, max(samples) * scale
+    return f"{median(samples) * scale:.1f} {suffix} ({low:.1f}..{high:.1f})"
+
+
+def verdict(row: Row, ratio: float) -> str:
+    if row.target is None:
+        return ""
+    met = ratio <= row.target if row.at_most else ratio >= row.target
+    sign = "<=" if row.at_most else ">="
+    return f"{sign} {row.target:.3g}: {'met' if met else 'MISSED'}"
+
+
+class Mode(NamedTuple):
+    """Sizes and repeats of one run."""
+
+    append: list[int]
+    loads: list[int]
+    repeats: int
+    durable: int
+    threads: int
+    procs: int
+    load_repeats: int
+    memory: int
+
+
+# The full run (under 10 minutes), --quick (about a minute) and --smoke (seconds: only proves
+# every case still runs, as the test suite does).
+MODES = {
+    "full": Mode([100, 1_000, 10_000], [1_000, 10_000, 100_000], 2000, 500, 200, 2000, 7, 10_000),
+    "quick": Mode([100, 1_000, 10_000], [1_000, 10_000], 300, 100, 50, 300, 3, 2_000),
+    "smoke": Mode([10, 100], [100, 200], 20, 5, 5, 10, 1, 100),
+}
+
+
+def collect(tmp: Path, mode: Mode) -> list[Row]:
+    rows: list[Row] = []
+    rows += cases.append_no_fsync(tmp, mode.append, mode.repeats)
+    rows += cases.append_durable(tmp, mode.durable)
+    rows += cases.group_commit(tmp, mode.threads)
+    rows += cases.contention(tmp, mode.procs)
+    rows += cases.loads(tmp, mode.loads, mode.load_repeats)
+    rows += cases.memory(tmp, mode.memory)
+    rows += cases.lock_floor(tmp, 10 * mode.repeats)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (about a minute)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: only checks every case runs")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="folder for latest.json and latest.md")
     args = parser.parse_args(argv)
-    quick = args.quick
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="journal-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        rows += append_vs_rewrite(
-            tmp, [100, 1_000] if quick else [100, 1_000, 10_000], 200 if quick else 1000
-        )
-        rows += durable_append(tmp, 50 if quick else 300)
-        rows += cold_loads(tmp, [1_000, 10_000] if quick else [1_000, 10_000, 100_000], 3 if quick else 7)
-        rows += memory(tmp, 2_000 if quick else 10_000)
-    table: list[dict[str, object]] = [
-        {
-            "name": r.name,
-            "journal": fmt(r.ours, r.unit),
-            "baseline": r.baseline,
-            "baseline_value": fmt(r.theirs, r.unit),
-            "ratio": median(r.ours) / median(r.theirs),
-            "journal_samples": r.ours,
-            "baseline_samples": r.theirs,
-        }
-        for r in rows
-    ]
-    width = max(len(r.name) for r in rows)
-    header = f"{'benchmark':<{width}}  {'journal':<28} {'baseline':<36} ratio"
-    print(header)
-    print("-" * len(header))
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    with tempfile.TemporaryDirectory(prefix="journal-bench-") as tmp:
+        rows = collect(Path(tmp), MODES[mode])
+    records = []
     lines = []
-    for t in table:
-        against = f"{t['baseline']}: {t['baseline_value']}"
-        ratio = float(t["ratio"])  # type: ignore[arg-type]
-        print(f"{t['name']!s:<{width}}  {t['journal']!s:<28} {against:<36} {ratio:.3g}x")
-        lines.append(f"| {t['name']} | {t['journal']} | {against} | {ratio:.3g}x |")
+    width = max(len(r.name) for r in rows)
+    print(f"{'benchmark':<{width}}  {'journal':<30} {'baseline (same run)':<56} {'ratio':>8}  target")
+    for row in rows:
+        ratio = median(row.ours) / median(row.theirs)
+        against = f"{row.baseline}: {fmt(row.theirs, row.unit)}"
+        goal = verdict(row, ratio)
+        print(f"{row.name:<{width}}  {fmt(row.ours, row.unit):<30} {against:<56} {ratio:>7.3g}x  {goal}")
+        lines.append(f"| {row.name} | {fmt(row.ours, row.unit)} | {against} | {ratio:.3g}x | {goal} |")
+        records.append(row._asdict() | {"ratio": ratio, "verdict": goal})
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(
-        json.dumps({"when": stamp, "machine": machine, "quick": quick, "rows": table}, indent=2) + "\n"
-    )
-    (RESULTS / "latest.md").write_text(
-        f"Run {stamp} on {machine}{' (quick)' if quick else ''}.\n\n"
-        "| benchmark | journal | baseline (same run) | ratio |\n| --- | --- | --- | --- |\n"
+    args.output.mkdir(parents=True, exist_ok=True)
+    doc = {"when": stamp, "machine": machine, "mode": mode, "rows": records}
+    (args.output / "latest.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (args.output / "latest.md").write_text(
+        f"Run {stamp} on {machine} ({mode} mode).\n\n"
+        "| benchmark | journal | baseline (same run) | ratio | target |\n| --- | --- | --- | --- | --- |\n"
         + "\n".join(lines)
         + "\n"
     )

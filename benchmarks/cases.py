@@ -1,59 +1,31 @@
-"""The benchmark cases: each returns rows of (name, journal samples, baseline name, baseline samples).
-
-Samples are seconds per operation. A ratio is always journal / baseline measured in the same
-run; whether lower or higher is better is stated by the row's target in ``__main__``.
-"""
+"""The benchmark cases. Each returns rows comparing journal with a baseline in the same run."""
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
+import multiprocessing
 import os
-import statistics
-import time
 import tracemalloc
 from array import array
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import msgspec
 
+from benchmarks.baselines import SQLiteStore, file_chat_history, human_message
+from benchmarks.common import CONTENT, METADATA, Row, fill, timed
+from benchmarks.workers import threaded_appends, timed_worker
 from journal import Journal
+from journal.locking import SessionLock
+from journal.paths import Layout
 
-CONTENT = ("The quick brown fox jumps over the lazy dog. " * 7)[:300]
-METADATA = {"model": "small-llm", "tokens": 87, "latency_ms": 412.5}
-
-
-class Row(NamedTuple):
-    name: str
-    ours: list[float]
-    baseline: str
-    theirs: list[float]
-    unit: str = "s"
-
-
-def timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    """Seconds per call of ``fn``, one sample per repeat."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def fill(root: Path, count: int, **options: object) -> None:
-    """A session "s" with ``count`` realistic messages."""
-    with Journal(root, fsync="never", snapshot_every=0, snapshot_bytes=0, **options) as j:  # type: ignore[arg-type]
-        j.create("s")
-        for _ in range(count):
-            j.add_message("s", "user", CONTENT, metadata=METADATA)
+MESSAGE = {"role": "user", "content": CONTENT, "metadata": METADATA}
 
 
 def seed_rewrite(path: Path, messages: list[dict[str, object]]) -> None:
     """What chat apps do today: rewrite the whole session file after every change."""
-    messages.append({"role": "user", "content": CONTENT, "metadata": METADATA})
+    messages.append(dict(MESSAGE))
     data = json.dumps({"messages": messages, "settings": {}}).encode()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -62,25 +34,52 @@ def seed_rewrite(path: Path, messages: list[dict[str, object]]) -> None:
         os.close(fd)
 
 
-def append_vs_rewrite(tmp: Path, sizes: list[int], repeats: int) -> list[Row]:
+def append_no_fsync(tmp: Path, sizes: list[int], repeats: int) -> list[Row]:
+    """One writer, fsync="never": against SQLite WAL NORMAL, whole-file rewrites, LangChain."""
     rows = []
+    with Journal(tmp / "plain", fsync="never") as j:
+        j.create("s")
+        ours = timed(lambda: j.add_message("s", "user", CONTENT, metadata=METADATA), repeats)
+    db = SQLiteStore(tmp / "normal.db", "NORMAL")
+    counter = iter(range(1, 10**9))
+    theirs = timed(lambda: db.append("s", next(counter), MESSAGE), repeats)
+    db.close()
+    rows.append(Row("append, fsync=never", ours, "SQLite WAL NORMAL INSERT", theirs, target=1.0))
     for size in sizes:
         root = tmp / f"append{size}"
         fill(root, size)
         with Journal(root, fsync="never") as j:
             ours = timed(lambda j=j: j.add_message("s", "user", CONTENT, metadata=METADATA), repeats)  # type: ignore[misc]
-        history = [{"role": "user", "content": CONTENT, "metadata": METADATA} for _ in range(size)]
+        history = [dict(MESSAGE) for _ in range(size)]
         seed = tmp / f"seed{size}.json"
-        theirs = timed(lambda s=seed, h=history: seed_rewrite(s, h), max(10, repeats // 10))  # type: ignore[misc]
-        rows.append(Row(f"append at {size} msgs (fsync=never)", ours, "whole-file rewrite", theirs))
+        theirs = timed(lambda s=seed, h=history: seed_rewrite(s, h), max(10, repeats // 20))  # type: ignore[misc]
+        target = 1 / 500 if size >= 10_000 else None
+        rows.append(Row(f"append at {size} msgs", ours, "whole-file rewrite", theirs, target=target))
+        langchain = file_chat_history(tmp / f"langchain{size}.json")
+        if langchain is not None:
+            for _ in range(size):
+                langchain.add_message(human_message(CONTENT))
+            theirs = timed(lambda h=langchain: h.add_message(human_message(CONTENT)), max(10, repeats // 20))  # type: ignore[misc]
+            rows.append(Row(f"append at {size} msgs", ours, "FileChatMessageHistory", theirs))
     return rows
 
 
-def durable_append(tmp: Path, repeats: int) -> list[Row]:
+def append_durable(tmp: Path, repeats: int) -> list[Row]:
+    """fsync="always" against SQLite WAL FULL and the floor: one write + fdatasync."""
     with Journal(tmp / "durable", fsync="always") as j:
         j.create("s")
         ours = timed(lambda: j.add_message("s", "user", CONTENT, metadata=METADATA), repeats)
-    line = json.dumps({"role": "user", "content": CONTENT, "metadata": METADATA}).encode() + b"\n"
+    db = SQLiteStore(tmp / "full.db", "FULL")
+    counter = iter(range(1, 10**9))
+    sqlite = timed(lambda: db.append("s", next(counter), MESSAGE), repeats)
+    db.close()
+    # The floor writes a line as long as journal's (with its hashes), so only overhead differs.
+    with Journal(tmp / "sample", fsync="never") as j:
+        j.create("s")
+        j.add_message("s", "user", CONTENT, metadata=METADATA)
+    line = (next((tmp / "sample" / "sessions").iterdir()) / "events.jsonl").read_bytes().splitlines()[
+        -1
+    ] + b"\n"
     fd = os.open(tmp / "raw.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
     def raw() -> None:
@@ -91,41 +90,127 @@ def durable_append(tmp: Path, repeats: int) -> list[Row]:
         floor = timed(raw, repeats)
     finally:
         os.close(fd)
-    return [Row("append (fsync=always)", ours, "os.write + fdatasync", floor)]
+    return [
+        Row("append, fsync=always", ours, "SQLite WAL FULL INSERT", sqlite),
+        Row("append, fsync=always", ours, "os.write + fdatasync (floor)", floor, target=1.3),
+    ]
 
 
-def cold_loads(tmp: Path, sizes: list[int], repeats: int) -> list[Row]:
+def group_commit(tmp: Path, each: int) -> list[Row]:
+    """Throughput of 1, 2, 4, 8 threads appending durably to one session, against 1 thread."""
     rows = []
+    single = [threaded_appends(tmp / "threads1", 1, each)]
+    for threads in (2, 4, 8):
+        rate = [threaded_appends(tmp / f"threads{threads}", threads, each)]
+        target = 3.0 if threads == 8 else None
+        rows.append(
+            Row(
+                f"group commit, {threads} threads",
+                rate,
+                "1 thread",
+                single,
+                "ops/s",
+                target=target,
+                at_most=False,
+            )
+        )
+    return rows
+
+
+def contention(tmp: Path, each: int) -> list[Row]:
+    """4 processes on one session and on 4 sessions, against one process alone (appends/s)."""
+    ctx = multiprocessing.get_context("spawn")
+
+    def run(processes: int, sessions: int, name: str) -> float:
+        root = tmp / name
+        barrier = ctx.Barrier(processes)
+        results = ctx.Queue()
+        procs = [
+            ctx.Process(target=timed_worker, args=(str(root), f"s{p % sessions}", each, barrier, results))
+            for p in range(processes)
+        ]
+        for proc in procs:
+            proc.start()
+        seconds = [results.get(timeout=600) for _ in procs]
+        for proc in procs:
+            proc.join()
+        return float(processes * each / max(seconds))
+
+    alone = [run(1, 1, "alone")]
+    one = [run(4, 1, "one-session")]
+    four = [run(4, 4, "four-sessions")]
+    return [
+        Row("4 processes, 1 session", one, "1 process", alone, "ops/s", at_most=False),
+        Row("4 processes, 4 sessions", four, "1 process", alone, "ops/s", at_most=False),
+    ]
+
+
+def loads(tmp: Path, sizes: list[int], repeats: int) -> list[Row]:
+    """Cold open (first get + newest 20) and full load, with and without a snapshot."""
+    rows = []
+    cold_snap: dict[int, list[float]] = {}
     for size in sizes:
         root = tmp / f"load{size}"
         fill(root, size)
         folder = next((root / "sessions").iterdir())
-        log_bytes = (folder / "events.jsonl").read_bytes()
+        db = SQLiteStore(tmp / f"load{size}.db", "NORMAL")
+        with db.db:
+            db.db.executemany(
+                "INSERT INTO messages VALUES ('s', ?, ?)",
+                ((n, msgspec.json.encode(MESSAGE)) for n in range(size)),
+            )
+        sqlite = timed(lambda db=db: db.load("s"), repeats)  # type: ignore[misc]
+        db.close()
         for snapshot in (False, True):
             if snapshot:
                 with Journal(root) as j:
                     j.compact("s")
-            read_bytes = next(folder.glob("snapshot-*.snap")).read_bytes() if snapshot else log_bytes
-            floor_decode: Callable[[], object] = (
-                (lambda b=read_bytes: decode_snapshot_raw(b))  # type: ignore[misc]
-                if snapshot
-                else (lambda b=read_bytes: [msgspec.json.decode(x) for x in b.splitlines()])  # type: ignore[misc]
-            )
-
-            def cold(root: Path = root) -> None:
-                with Journal(root) as j:
-                    tuple(j.get("s").messages[-20:])
-
-            def full(root: Path = root) -> None:
-                with Journal(root) as j:
-                    for message in j.get("s").messages:
-                        _ = message.content
-
+            if snapshot:
+                data = next(folder.glob("snapshot-*.snap")).read_bytes()
+                floor = timed(lambda d=data: decode_snapshot_raw(d), repeats)  # type: ignore[misc]
+            else:
+                data = (folder / "events.jsonl").read_bytes()
+                floor = timed(lambda d=data: decode_log_raw(d), repeats)  # type: ignore[misc]
+            cold = timed(lambda root=root: _cold(root), repeats)  # type: ignore[misc]
+            full = timed(lambda root=root: _full(root), repeats)  # type: ignore[misc]
             label = "snapshot" if snapshot else "log only"
-            floor = timed(floor_decode, repeats)
-            rows.append(Row(f"cold open {size} events ({label})", timed(cold, repeats), "raw decode", floor))
-            rows.append(Row(f"full load {size} events ({label})", timed(full, repeats), "raw decode", floor))
+            if snapshot:
+                cold_snap[size] = cold
+            rows.append(Row(f"full load {size} ({label})", full, "raw msgspec decode", floor, target=1.5))
+            if not snapshot:
+                target = 0.5 if size == 10_000 else None
+                rows.append(
+                    Row(f"full load {size} ({label})", full, "SQLite SELECT + decode", sqlite, target=target)
+                )
+            rows.append(Row(f"cold open {size} ({label})", cold, "raw msgspec decode", floor))
+    smallest, largest = min(sizes), max(sizes)
+    rows.append(
+        Row(
+            f"cold open {largest} (snapshot)",
+            cold_snap[largest],
+            f"cold open {smallest} (snapshot)",
+            cold_snap[smallest],
+            target=2.0,
+        )
+    )
     return rows
+
+
+def _cold(root: Path) -> None:
+    with Journal(root) as j:
+        tuple(j.get("s").messages[-20:])
+
+
+def _full(root: Path) -> None:
+    with Journal(root) as j:
+        for message in j.get("s").messages:
+            _ = message.content
+
+
+def decode_log_raw(data: bytes) -> list[object]:
+    """The floor for a log: msgspec decoding each line into plain objects."""
+    decode = msgspec.json.Decoder().decode
+    return [decode(line) for line in data.splitlines()]
 
 
 def decode_snapshot_raw(data: bytes) -> list[object]:
@@ -140,6 +225,7 @@ def decode_snapshot_raw(data: bytes) -> list[object]:
 
 
 def memory(tmp: Path, size: int) -> list[Row]:
+    """Resident bytes of one cached session against the JSON size of its messages."""
     root = tmp / "memory"
     fill(root, size)
     rows = []
@@ -156,23 +242,49 @@ def memory(tmp: Path, size: int) -> list[Row]:
         as_json = len(
             json.dumps(
                 [
-                    {
-                        "id": m.id,
-                        "seq": m.seq,
-                        "role": m.role,
-                        "content": m.content,
-                        "at": m.at.isoformat(),
-                        "metadata": dict(m.metadata),
-                    }
+                    {"id": m.id, "seq": m.seq, "role": m.role, "content": m.content, "at": m.at.isoformat()}
+                    | {"metadata": dict(m.metadata)}
                     for m in session.messages
                 ]
             )
         )
         j.close()
         label = "from snapshot" if snapshot else "from log"
-        rows.append(Row(f"cached {size}-msg session ({label})", [resident], "its JSON size", [as_json], "B"))
+        rows.append(
+            Row(f"cached {size}-msg session ({label})", [resident], "its JSON size", [as_json], "B", 2.0)
+        )
     return rows
 
 
-def median(samples: list[float]) -> float:
-    return statistics.median(samples)
+def lock_floor(tmp: Path, repeats: int) -> list[Row]:
+    """The cross-process lock of one append, against raw flock on an open descriptor."""
+    lock = SessionLock(Layout(tmp / "lockroot").lock_path("s"), timeout=1)
+
+    def ours() -> None:
+        lock.acquire()
+        lock.release()
+
+    path = tmp / "raw.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def raw() -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+    try:
+        mine, floor = timed(ours, repeats), timed(raw, repeats)
+    finally:
+        os.close(fd)
+        lock.close()
+    return [Row("lock acquire + release", mine, "fcntl.flock on an open fd", floor)]
+
+
+__all__ = [
+    "append_durable",
+    "append_no_fsync",
+    "contention",
+    "group_commit",
+    "loads",
+    "lock_floor",
+    "memory",
+]
