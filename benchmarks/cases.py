@@ -12,6 +12,7 @@ from array import array
 from pathlib import Path
 
 import msgspec
+from filelock import FileLock
 
 from benchmarks.baselines import SQLiteStore, file_chat_history, human_message
 from benchmarks.common import CONTENT, METADATA, Row, fill, timed
@@ -271,12 +272,21 @@ def lock_floor(tmp: Path, repeats: int) -> list[Row]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         fcntl.flock(fd, fcntl.LOCK_UN)
 
+    naive = FileLock(tmp / "naive.lock")
+
+    def filelock_default() -> None:
+        naive.acquire()
+        naive.release()
+
     try:
-        mine, floor = timed(ours, repeats), timed(raw, repeats)
+        mine, floor, plain = timed(ours, repeats), timed(raw, repeats), timed(filelock_default, repeats)
     finally:
         os.close(fd)
         lock.close()
-    return [Row("lock acquire + release", mine, "fcntl.flock on an open fd", floor)]
+    return [
+        Row("lock acquire + release", mine, "fcntl.flock on an open fd", floor),
+        Row("filelock.FileLock acquire + release", plain, "fcntl.flock on an open fd", floor),
+    ]
 
 
 __all__ = [

@@ -21,11 +21,10 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from journal.codec import encode, freeze_json
 from journal.errors import (
-    CorruptLogError,
     HistoryPrunedError,
     JournalClosedError,
     JournalError,
@@ -34,9 +33,10 @@ from journal.errors import (
 )
 from journal.events import EMPTY_MAPPING, Cleared, Created, Event, MessageAdded, SettingsChanged
 from journal.filestore import FSYNC_POLICIES, FileStorage
+from journal.loading import BaseMark, Reader, View, fold_error, load, retrying, streamed_history
 from journal.paths import check_session_id
 from journal.state import Message, Session, apply
-from journal.storage import Head, History, Record, StaleHeadError, Stamp, Storage, Transaction
+from journal.storage import Storage, Transaction
 from journal.validate import (
     Point,
     check_actor,
@@ -51,20 +51,6 @@ from journal.validate import (
 __all__ = ["Compaction", "Journal"]
 
 log = logging.getLogger("journal")
-
-
-class _View(NamedTuple):
-    """What the cache knows of a session, replaced as a whole so readers never see a mix.
-
-    ``snap_seq`` and ``snap_position`` say where the newest snapshot known to this process
-    stands, to decide when the next one is due.
-    """
-
-    state: Session
-    head: Head
-    stamp: Stamp | None
-    snap_seq: int = 0
-    snap_position: int = 0
 
 
 class Compaction(NamedTuple):
@@ -93,7 +79,7 @@ class _Slot:
         self.qlock = threading.Lock()
         self.queue: list[_Op] = []
         self.leading = False
-        self.view: _View | None = None
+        self.view: View | None = None
         self.users = 0
 
 
@@ -373,7 +359,7 @@ class Journal:
         if not self.exists(sid):
             raise SessionNotFoundError(sid)
         self._check_open()
-        return (record.event for record in _streamed_history(self._storage, sid) if record.event.seq > after)
+        return (record.event for record in streamed_history(self._storage, sid) if record.event.seq > after)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
@@ -390,7 +376,7 @@ class Journal:
         sid = check_session_id(session_id)
         stop = stop_condition(at)
         self._check_open()
-        state = _retrying(self._storage, sid, lambda: self._replay(sid, stop))
+        state = retrying(self._storage, sid, lambda: self._replay(sid, stop))
         if state is None:
             shown = at.isoformat() if isinstance(at, datetime) else f"seq {at}"
             detail = "" if at is None else f"at {shown} (it did not exist yet)"
@@ -467,7 +453,7 @@ class Journal:
                         del self._slots[key]
                         excess -= 1
 
-    def _current(self, sid: str) -> _View | None:
+    def _current(self, sid: str) -> View | None:
         """The fresh view of a session (None if absent), reading only what changed."""
         slot = self._pin(sid)
         try:
@@ -482,8 +468,8 @@ class Journal:
                 view = slot.view
                 if view is not None and stamp is not None and view.stamp == stamp:
                     return view
-                reader = _Reader(self._storage, sid)
-                view = _retrying(self._storage, sid, lambda: _load(view, stamp, reader, self._storage, sid))
+                reader = Reader(self._storage, sid)
+                view = retrying(self._storage, sid, lambda: load(view, stamp, reader, self._storage, sid))
                 slot.view = view
                 return view
         finally:
@@ -491,7 +477,7 @@ class Journal:
 
     def _replay(self, sid: str, stop: Callable[[Point], bool]) -> Session | None:
         state, base_head, records = self._storage.history(sid)
-        if state is not None and base_head is not None and stop(_BaseMark(base_head.seq, state.updated_at)):
+        if state is not None and base_head is not None and stop(BaseMark(base_head.seq, state.updated_at)):
             raise HistoryPrunedError(sid, base_head.seq)
         for record in records:
             if stop(record.event):
@@ -499,14 +485,14 @@ class Journal:
             try:
                 state = apply(state, record.event)
             except ValueError as exc:
-                raise _fold_error(self._storage, sid, record, exc) from None
+                raise fold_error(self._storage, sid, record, exc) from None
         return state
 
     def _compact_one(self, sid: str, prune: bool) -> Compaction:
         slot = self._pin(sid)
         try:
             with slot.lock, self._storage.writer(sid) as tx:
-                view = _load(slot.view, None, tx, self._storage, sid)
+                view = load(slot.view, None, tx, self._storage, sid)
                 slot.view = view
                 if view is None:
                     raise SessionNotFoundError(sid)
@@ -521,15 +507,15 @@ class Journal:
         finally:
             self._unpin(sid, slot)
 
-    def _prune(self, tx: Transaction, view: _View) -> tuple[_View, int, int]:
+    def _prune(self, tx: Transaction, view: View) -> tuple[View, int, int]:
         result, stamp = tx.prune(view.state, view.head)
         dropped = 0
         if self.retention is not None:
             dropped = tx.retain(datetime.now(timezone.utc) - self.retention)
         head = result.head
-        return _View(view.state, head, stamp, head.seq, head.position), result.archived, dropped
+        return View(view.state, head, stamp, head.seq, head.position), result.archived, dropped
 
-    def _snapshot_due(self, view: _View) -> bool:
+    def _snapshot_due(self, view: View) -> bool:
         head = view.head
         if self.snapshot_every and head.seq - view.snap_seq >= self.snapshot_every:
             return True
@@ -579,7 +565,7 @@ class Journal:
                 else:
                     slot.leading = False
 
-    def _write_snapshot(self, sid: str, slot: _Slot, view: _View) -> None:
+    def _write_snapshot(self, sid: str, slot: _Slot, view: View) -> None:
         # Outside every lock: the state is immutable and a snapshot is only a cache, written
         # atomically under its own name; a failure is logged by the storage, never raised.
         self._storage.save_snapshot(sid, view.state, view.head)
@@ -588,13 +574,13 @@ class Journal:
             if current is not None and current.snap_seq < view.head.seq <= current.head.seq:
                 slot.view = current._replace(snap_seq=view.head.seq, snap_position=view.head.position)
 
-    def _run_batch(self, sid: str, slot: _Slot, batch: list[_Op]) -> _View | None:
+    def _run_batch(self, sid: str, slot: _Slot, batch: list[_Op]) -> View | None:
         """Apply a batch of writes; returns the view to snapshot when one is due."""
         results: list[tuple[_Op, Session]] = []
         due = None
         try:
             with slot.lock, self._storage.writer(sid) as tx:
-                view = _load(slot.view, None, tx, self._storage, sid)
+                view = load(slot.view, None, tx, self._storage, sid)
                 slot.view = view
                 state = None if view is None else view.state
                 lines: list[tuple[bytes, int, str, int]] = []
@@ -618,7 +604,7 @@ class Journal:
                     assert state is not None
                     head, stamp = tx.append(None if view is None else view.head, lines)
                     snap = (0, 0) if view is None else (view.snap_seq, view.snap_position)
-                    view = slot.view = _View(state, head, stamp, *snap)
+                    view = slot.view = View(state, head, stamp, *snap)
                     if self.archive_after is not None and head.line > self.archive_after:
                         view = slot.view = self._prune(tx, view)[0]
                     elif self._snapshot_due(view):
@@ -649,141 +635,3 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-_RETRIES = 3
-_T = TypeVar("_T")
-
-
-def _retrying(storage: Storage, sid: str, read: Callable[[], _T]) -> _T:
-    """Run a lock-free history read again if a compaction moved files under it.
-
-    Readers take no lock, so pruning or retention in another process may replace the active
-    log or delete archive segments mid-read. That shows as a gap or a missing file; when the
-    files' stamp changed meanwhile, reading again gives a consistent answer. Real damage
-    raises the same error with an unchanged stamp, and is reported.
-    """
-    for attempt in range(_RETRIES + 1):
-        stamp = storage.history_stamp(sid)
-        try:
-            return read()
-        except (CorruptLogError, HistoryPrunedError):
-            if attempt == _RETRIES or storage.history_stamp(sid) == stamp:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
-    """Every record of the history, each checked against the fold as well as the chain.
-
-    If a compaction in another process moves files mid-read, reading resumes after the last
-    record given; if a retention policy dropped events before any was given, the stream starts
-    after its new base instead.
-    """
-    state, head, records = _retrying(storage, sid, lambda: storage.history(sid))
-    last = 0 if head is None else head.seq
-    given = False
-    for _attempt in range(_RETRIES + 1):
-        stamp = storage.history_stamp(sid)
-        try:
-            for record in records:
-                if record.event.seq <= last:
-                    continue  # given before files moved
-                try:
-                    state = apply(state, record.event)
-                except ValueError as exc:
-                    raise _fold_error(storage, sid, record, exc) from None
-                last, given = record.event.seq, True
-                yield record
-            return
-        except CorruptLogError:
-            if storage.history_stamp(sid) == stamp:
-                raise
-            base, restart, records = storage.history(sid)
-            if restart is not None and restart.seq > last:
-                if given:  # events already given would be followed by a gap
-                    raise HistoryPrunedError(sid, restart.seq) from None
-                state, last = base, restart.seq
-    raise CorruptLogError(storage.location(sid), 0, 0, "history kept moving while it was read")
-
-
-class _Reader:
-    """The read-only side of a storage, for one session, shaped like a write transaction."""
-
-    def __init__(self, storage: Storage, sid: str) -> None:
-        self.storage = storage
-        self.sid = sid
-
-    def read(self, after: Head | None) -> Iterator[Record]:
-        return self.storage.read(self.sid, after)
-
-    def snapshot(self) -> tuple[Session, Head] | None:
-        return self.storage.snapshot(self.sid)
-
-    def history(self) -> History:
-        return self.storage.history(self.sid)
-
-
-def _load(
-    view: _View | None, stamp: Stamp | None, source: _Reader | Transaction, storage: Storage, sid: str
-) -> _View | None:
-    """The session's view: ``view`` plus what was appended since, else rebuilt.
-
-    Rebuilding prefers the newest snapshot that agrees with the active log and reads only the
-    log after it; without one it folds the whole history (archive and active log).
-    """
-    if view is not None:
-        try:
-            return _fold(view.state, view.head, source.read(view.head), stamp, view, storage, sid)
-        except StaleHeadError:
-            pass  # the log was replaced (pruned, or deleted and created again)
-    snapshot = source.snapshot()
-    if snapshot is not None:
-        state, head = snapshot
-        mark = _View(state, head, None, head.seq, head.position)
-        try:
-            return _fold(state, head, source.read(head), stamp, mark, storage, sid)
-        except StaleHeadError:
-            pass  # replaced between the check and the read: fall back to the history
-        except CorruptLogError as exc:
-            # Either the tail is damaged (the full replay below reports it again, located) or
-            # the snapshot pointed somewhere wrong: it is only a cache, so do without it.
-            log.warning("%s: reading on from its snapshot failed (%s); replaying the history", sid, exc)
-    base, base_head, records = source.history()
-    return _fold(base, base_head, records, stamp, None, storage, sid)
-
-
-def _fold(
-    state: Session | None,
-    head: Head | None,
-    records: Iterator[Record],
-    stamp: Stamp | None,
-    snap: _View | None,
-    storage: Storage,
-    sid: str,
-) -> _View | None:
-    for record in records:
-        try:
-            state = apply(state, record.event)
-        except ValueError as exc:
-            raise _fold_error(storage, sid, record, exc) from None
-        head = record.head
-    if state is None or head is None:
-        return None
-    if stamp is not None and stamp.position != head.position:
-        stamp = None  # unread bytes past the last line: check again next time (see Stamp)
-    if snap is None:
-        return _View(state, head, stamp)
-    return _View(state, head, stamp, snap.snap_seq, snap.snap_position)
-
-
-class _BaseMark(NamedTuple):
-    """Where a retention base ends, shaped enough like an event for ``stop_condition``."""
-
-    seq: int
-    at: datetime
-
-
-def _fold_error(storage: Storage, sid: str, record: Record, exc: ValueError) -> CorruptLogError:
-    # The line itself checked out (hash, chain), yet the event cannot follow the ones before.
-    return CorruptLogError(storage.location(sid), record.head.line, record.offset, str(exc))
