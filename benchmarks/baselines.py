@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,22 @@ class SQLiteStore:
         self.db.close()
 
 
-def file_chat_history(path: Path) -> Any | None:
-    """LangChain's FileChatMessageHistory, or None when langchain-community is not installed."""
+def file_chat_history(path: Path, prefill: int = 0) -> Any | None:
+    """LangChain's FileChatMessageHistory holding ``prefill`` messages, or None if not installed.
+
+    The history file is written in one go in LangChain's own format: filling it through
+    ``add_message`` would rewrite it once per message (quadratic), which is the very cost the
+    append benchmark measures.
+    """
     try:
         from langchain_community.chat_message_histories import FileChatMessageHistory
+        from langchain_core.messages import messages_to_dict
     except ImportError:
         return None
-    return FileChatMessageHistory(str(path))
+    history = FileChatMessageHistory(str(path))
+    if prefill:
+        path.write_text(json.dumps(messages_to_dict([human_message("x" * 300)] * prefill)))
+    return history
 
 
 def human_message(content: str) -> Any:

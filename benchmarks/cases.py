@@ -56,10 +56,8 @@ def append_no_fsync(tmp: Path, sizes: list[int], repeats: int) -> list[Row]:
         theirs = timed(lambda s=seed, h=history: seed_rewrite(s, h), max(10, repeats // 20))  # type: ignore[misc]
         target = 1 / 500 if size >= 10_000 else None
         rows.append(Row(f"append at {size} msgs", ours, "whole-file rewrite", theirs, target=target))
-        langchain = file_chat_history(tmp / f"langchain{size}.json")
+        langchain = file_chat_history(tmp / f"langchain{size}.json", prefill=size)
         if langchain is not None:
-            for _ in range(size):
-                langchain.add_message(human_message(CONTENT))
             theirs = timed(lambda h=langchain: h.add_message(human_message(CONTENT)), max(10, repeats // 20))  # type: ignore[misc]
             rows.append(Row(f"append at {size} msgs", ours, "FileChatMessageHistory", theirs))
     return rows
