@@ -515,6 +515,16 @@ class Journal:
         head = result.head
         return View(view.state, head, stamp, head.seq, head.position), result.archived, dropped
 
+    def _auto_prune(self, sid: str, tx: Transaction, view: View) -> View | None:
+        # The batch's appends are already written and durable: a failed pruning must not turn
+        # them into errors (a caller retrying would append twice). It is logged, and the view
+        # dropped so the next access reloads whatever the interrupted pruning left (always valid).
+        try:
+            return self._prune(tx, view)[0]
+        except JournalError as exc:
+            log.warning("%s: automatic pruning failed: %s", self._storage.location(sid), exc)
+            return None
+
     def _snapshot_due(self, view: View) -> bool:
         head = view.head
         if self.snapshot_every and head.seq - view.snap_seq >= self.snapshot_every:
@@ -606,7 +616,7 @@ class Journal:
                     snap = (0, 0) if view is None else (view.snap_seq, view.snap_position)
                     view = slot.view = View(state, head, stamp, *snap)
                     if self.archive_after is not None and head.line > self.archive_after:
-                        view = slot.view = self._prune(tx, view)[0]
+                        slot.view = self._auto_prune(sid, tx, view)
                     elif self._snapshot_due(view):
                         due = view
         except BaseException as exc:

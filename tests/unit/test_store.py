@@ -480,3 +480,25 @@ def test_a_failing_automatic_snapshot_never_fails_the_write(
     assert "could not write a snapshot" in caplog.text
     with Journal(root) as j:
         assert [m.content for m in j.get("s1").messages] == ["kept"]
+
+
+def test_a_failing_automatic_pruning_never_fails_the_writes(
+    root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Oracle: the appends were durable before pruning started; reporting them as failed would
+    # make callers retry and append twice. Every append returns, the failure is logged, and the
+    # log holds each message exactly once.
+    import journal.filestore
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal.filestore, "prune_active_log", broken)
+    with Journal(root, archive_after=2) as j:
+        j.create("s1")
+        seqs = [j.add_message("s1", "user", f"m{n}").seq for n in range(4)]
+        assert seqs == [2, 3, 4, 5]
+        assert j.get("s1").version == 5
+    assert "automatic pruning failed" in caplog.text
+    with Journal(root) as j:
+        assert [m.content for m in j.get("s1").messages] == ["m0", "m1", "m2", "m3"]
