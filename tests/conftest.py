@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,24 @@ SOAK = os.environ.get("JOURNAL_SOAK") == "1"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev" if SOAK else "ci"))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+JOIN_TIMEOUT = 60.0  # only ever turns a hang into a failure, never a speed assertion
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """A journal root that does not exist yet (the journal creates it)."""
     return tmp_path / "journal"
+
+
+@pytest.fixture
+def spawned() -> Iterator[list[BaseProcess]]:
+    """Processes the test started; any left alive by a failing test are killed at teardown."""
+    processes: list[BaseProcess] = []
+    yield processes
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join(JOIN_TIMEOUT)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from journal.paths import Layout
 from tests.helpers_proc import BARRIER_TIMEOUT, content_for
 
 __all__ = [
-    "acknowledged",
     "appending_snapshot_worker",
     "archived_bytes",
     "compact_worker",
@@ -95,16 +94,6 @@ def line_ends(data: bytes) -> list[int]:
         ends.append(pos + 1)
         pos = data.find(b"\n", pos + 1)
     return ends
-
-
-def acknowledged(path: Path) -> list[tuple[int, str]]:
-    """The complete ``"<seq> <content>"`` lines of an ack file (a torn last line is no promise)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    complete = data[: data.rfind(b"\n") + 1].decode()
-    return [(int(seq), content) for seq, content in (line.split(" ", 1) for line in complete.splitlines())]
 
 
 def flip(path: Path, offset: int, mask: int = 0x01) -> None:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Mapping
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 from typing import Any
 
 from journal import Created, Event, Journal, MessageAdded, SessionExistsError
@@ -164,3 +165,17 @@ def check_appends(
     assert seen == {who: list(range(count)) for who, count in expected.items() if count}
     assert len({m.message_id for m in messages}) == len(messages), "two messages share an id"
     return messages
+
+
+def acknowledged(path: Path) -> list[tuple[int, str]]:
+    """The complete ``"<seq> <content>"`` lines of an ack file (a torn last line is no promise)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    complete = data[: data.rfind(b"\n") + 1].decode()
+    pairs = []
+    for line in complete.splitlines():
+        seq, content = line.split(" ", 1)
+        pairs.append((int(seq), content))
+    return pairs

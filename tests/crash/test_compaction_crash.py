@@ -18,7 +18,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -28,7 +28,6 @@ import pytest
 
 from journal import HistoryPrunedError, Journal
 from tests.helpers_compaction import (
-    acknowledged,
     appending_snapshot_worker,
     archived_bytes,
     compact_worker,
@@ -41,24 +40,13 @@ from tests.helpers_compaction import (
     session_dir,
     snapshot_name,
 )
-from tests.helpers_proc import crash_worker, parse_content
+from tests.helpers_proc import acknowledged, crash_worker, parse_content
 
 SID = "s"
 CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 60.0  # only turns a hang into a failure
 READY_TIMEOUT = 60.0
 TINY = timedelta(microseconds=1)  # a retention under which every archived event is "old"
-
-
-@pytest.fixture
-def spawned() -> Iterator[list[BaseProcess]]:
-    """Processes the test started; any left alive by a failing test are killed at teardown."""
-    processes: list[BaseProcess] = []
-    yield processes
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-        process.join(JOIN_TIMEOUT)
 
 
 def first_active_seq(root: Path) -> int:

@@ -12,44 +12,18 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
 
 from journal import Journal, MessageAdded
-from tests.helpers_proc import crash_worker, parse_content, read_log
+from tests.helpers_proc import acknowledged, crash_worker, parse_content, read_log
 
 CTX = multiprocessing.get_context("spawn")
 # Only turn a hang into a failure; never a speed assertion.
 JOIN_TIMEOUT = 60.0
 READY_TIMEOUT = 60.0  # for every worker to start and reach the barrier
-
-
-@pytest.fixture
-def spawned() -> Iterator[list[BaseProcess]]:
-    """Processes the test started; any left alive by a failing test are killed at teardown."""
-    processes: list[BaseProcess] = []
-    yield processes
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-        process.join(JOIN_TIMEOUT)
-
-
-def acknowledged(path: Path) -> list[tuple[int, str]]:
-    """The complete ``"<seq> <content>"`` lines of an ack file (a torn last line is no promise)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    complete = data[: data.rfind(b"\n") + 1].decode()
-    pairs = []
-    for line in complete.splitlines():
-        seq, content = line.split(" ", 1)
-        pairs.append((int(seq), content))
-    return pairs
 
 
 @pytest.mark.parametrize("fsync", ["always", "never"])

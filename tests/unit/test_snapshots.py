@@ -11,7 +11,7 @@ import hashlib
 import logging
 import multiprocessing
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -183,17 +183,6 @@ def test_cold_load_reads_only_the_log_after_the_snapshot(root: Path) -> None:
 
 
 # -- across processes -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def spawned() -> Iterator[list[BaseProcess]]:
-    """Processes the test started; any left alive by a failing test are killed at teardown."""
-    processes: list[BaseProcess] = []
-    yield processes
-    for process in processes:
-        if process.is_alive():
-            process.kill()
-        process.join(JOIN_TIMEOUT)
 
 
 def _run(spawned: list[BaseProcess], *args: Any) -> None:
