@@ -68,7 +68,10 @@ class InvalidSessionIdError(JournalError, ValueError):
 
 
 class InvalidValueError(JournalError, ValueError):
-    """A value (content, metadata, settings, ...) that cannot be stored; nothing was written."""
+    """An argument journal refuses (content, metadata, settings, a version, a point in time...).
+
+    Raised before any file is touched: nothing was written.
+    """
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(field, reason)
@@ -76,7 +79,7 @@ class InvalidValueError(JournalError, ValueError):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"cannot store {self.field}: {self.reason} (nothing was written)"
+        return f"invalid {self.field}: {self.reason} (nothing was written)"
 
 
 class SessionNotFoundError(JournalError, LookupError):

@@ -28,7 +28,16 @@ from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
 from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
 from journal.state import Session
-from journal.storage import Head, History, PruneResult, Record, StaleHeadError, Stamp, check_line
+from journal.storage import (
+    Head,
+    History,
+    PruneResult,
+    Record,
+    StaleHeadError,
+    Stamp,
+    check_line,
+    classify_tail,
+)
 
 __all__ = ["FileStorage"]
 
@@ -99,8 +108,18 @@ class FileStorage:
             return
         try:
             _check_head(fd, os.fstat(fd).st_size, after)
-            # A torn tail here may be a write still in progress: readers just stop before it.
-            yield from _scan(fd, str(path), after)
+            start = 0 if after is None else after.position
+            scan = LineScan(fd, start, 1 if after is None else after.line + 1)
+            head = after
+            for record in _scan_with(scan, str(path), after):
+                head = record.head
+                yield record
+            if scan.torn:
+                # A torn or unterminated last line may be a write in progress: readers stop
+                # before it. Only a damaged newline is reported.
+                tail = os.pread(fd, scan.torn, scan.end)
+                line = (0 if head is None else head.line) + 1
+                classify_tail(tail, head, path=str(path), line=line, offset=scan.end)
         finally:
             os.close(fd)
 
@@ -147,7 +166,13 @@ class FileStorage:
                 os.close(fd)
             if first is None:
                 continue
-            session_id = _session_id(folder, path, first[2])
+            try:
+                session_id = _session_id(folder, path, first[2])
+            except CorruptLogError as exc:
+                # One damaged session must not hide every other one from listings (and from
+                # compact(None)); reads of it still raise with the location.
+                log.error("%s: session skipped in listings: %s", folder, exc)
+                continue
             if dirname_for(session_id) != folder.name:
                 log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, session_id)
                 continue
@@ -326,11 +351,18 @@ class _Transaction:
             return handle.fd
         if handle.fd is not None:
             st = os.fstat(handle.fd)
-            if st.st_nlink > 0:
+            try:
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                current = None
+            # The path must still name this very file: a deleted session's folder is renamed
+            # away before it is removed, and a pruned log is replaced, and in both cases the old
+            # file may still be linked somewhere for a while.
+            if current is not None and (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
                 self.size = st.st_size
                 self.checked = True
                 return handle.fd
-            os.close(handle.fd)  # the session was deleted or its log replaced
+            os.close(handle.fd)
             handle.fd = None
         flags = os.O_RDWR | os.O_APPEND
         try:
@@ -341,8 +373,8 @@ class _Transaction:
                     return None
                 ensure_dir(self.path.parent)
                 handle.fd = open_file(self.path, flags | os.O_CREAT)
-                if self.storage.fsync == "always":
-                    fsync_dir(self.path.parent)
+                if self.storage.fsync != "never":
+                    fsync_dir(self.path.parent)  # the new file's name must survive too
         except OSError as exc:
             raise StorageError.wrap("open", str(self.path), exc) from None
         self.size = os.fstat(handle.fd).st_size
@@ -366,16 +398,32 @@ class _Transaction:
         if after is not None and self.size == after.position:
             return  # nothing new, and no torn tail either
         scan = LineScan(fd, 0 if after is None else after.position, 1 if after is None else after.line + 1)
-        yield from _scan_with(scan, str(self.path), after)
-        if scan.torn:
-            # Only a crashed writer leaves an unterminated last line, and its append never
-            # returned; cutting it is the one place bytes are removed from a log.
+        head = after
+        for record in _scan_with(scan, str(self.path), after):
+            head = record.head
+            yield record
+        if not scan.torn:
+            return
+        tail = os.pread(fd, scan.torn, scan.end)
+        line = (0 if head is None else head.line) + 1
+        intact = classify_tail(tail, head, path=str(self.path), line=line, offset=scan.end)
+        try:
+            if intact is not None:
+                # A whole, chained line that only lacks its newline: keep it, complete it.
+                log.warning(
+                    "%s: completed a last line that lacked its newline (byte %d)", self.path, scan.end
+                )
+                write_all(fd, b"\n")
+                self.size = scan.end + len(tail) + 1
+                yield intact
+                return
+            # Only a crashed writer leaves a torn line, and its append never returned; cutting
+            # it is the one place bytes are removed from a log.
             log.warning("%s: dropped a torn last line (%d bytes at byte %d)", self.path, scan.torn, scan.end)
-            try:
-                os.ftruncate(fd, scan.end)
-            except OSError as exc:
-                raise StorageError.wrap("truncate torn tail", str(self.path), exc) from None
+            os.ftruncate(fd, scan.end)
             self.size = scan.end
+        except OSError as exc:
+            raise StorageError.wrap("repair the last line", str(self.path), exc) from None
 
     def snapshot(self) -> tuple[Session, Head] | None:
         fd = self._fd(create=False)
@@ -465,12 +513,6 @@ def _check_head(fd: int, size: int, after: Head | None) -> None:
         return  # the start of the log (after an archive or base: the chain check covers it)
     if size < after.position or os.pread(fd, 64, after.hash_at) != after.hash.encode("ascii"):
         raise StaleHeadError()
-
-
-def _scan(fd: int, path: str, after: Head | None) -> Iterator[Record]:
-    start = 0 if after is None else after.position
-    first = 1 if after is None else after.line + 1
-    return _scan_with(LineScan(fd, start, first), path, after)
 
 
 def _scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]:

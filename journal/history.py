@@ -98,7 +98,10 @@ def save_snapshot(folder: Path, session: Session, head: Head, *, replace: bool =
     same seq: that one may describe a log pruned meanwhile, and this one the log before it.
     Returns whether the snapshot was written.
     """
-    written = write_atomic(snapshot_path(folder, head.seq), encode_snapshot(session, head), replace=replace)
+    # Without replace (a writer outside the lock), the folder is not created either: a
+    # session deleted meanwhile must not come back as a snapshot of its messages.
+    data = encode_snapshot(session, head)
+    written = write_atomic(snapshot_path(folder, head.seq), data, replace=replace, make_dirs=replace)
     if written:
         remove_snapshots_before(folder, head.seq)
     return written

@@ -127,14 +127,16 @@ def open_file(path: Path, flags: int) -> int:
     return fd
 
 
-def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> bool:
+def write_atomic(path: Path, data: bytes, *, replace: bool = True, make_dirs: bool = True) -> bool:
     """Put ``data`` at ``path`` all at once: temporary file, fsync, rename, fsync folder.
 
     A crash at any point leaves either the old file or the new one, never a mix; the only
     possible leftover is a hidden ``.tmp`` file, which readers ignore. With ``replace=False``
-    an existing ``path`` is left alone and False is returned.
+    an existing ``path`` is left alone and False is returned. With ``make_dirs=False`` a
+    missing folder raises FileNotFoundError instead of being created.
     """
-    ensure_dir(path.parent)
+    if make_dirs:
+        ensure_dir(path.parent)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
     fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:

@@ -29,6 +29,7 @@ __all__ = [
     "Storage",
     "Transaction",
     "check_line",
+    "classify_tail",
 ]
 
 
@@ -168,6 +169,31 @@ class Storage(Protocol):
     def close(self) -> None:
         """Flush pending syncs and release resources."""
         ...
+
+
+def classify_tail(tail: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Record | None:
+    """What the bytes after a log's last newline are: None for a torn write (a prefix of a line).
+
+    A crashed or in-progress write leaves a prefix of its line; it never leaves a whole line
+    whose final newline is replaced by another byte. So:
+
+    * the bytes are a whole, valid, chained line missing only its newline: that record is
+      returned (a write that completed all but its last byte, or lost it to damage: the
+      line is provably intact);
+    * all but the last byte are such a line: the newline was damaged: CorruptLogError;
+    * otherwise: a torn write, None.
+    """
+    try:
+        return check_line(tail, after, path=path, line=line, offset=offset, end=offset + len(tail) + 1)
+    except CorruptLogError:
+        pass
+    if len(tail) > 1:
+        try:
+            check_line(tail[:-1], after, path=path, line=line, offset=offset, end=offset + len(tail))
+        except CorruptLogError:
+            return None
+        raise CorruptLogError(path, line, offset, "the last line's newline is damaged (not a torn write)")
+    return None
 
 
 def check_line(

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from journal.codec import encode, freeze_json
 from journal.errors import (
     HistoryPrunedError,
+    InvalidValueError,
     JournalClosedError,
     JournalError,
     SessionExistsError,
@@ -355,7 +356,7 @@ class Journal:
         """
         sid = check_session_id(session_id)
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise ValueError(f"after must be an int >= 0; got {after!r}")
+            raise InvalidValueError("after", f"must be an int >= 0; got {after!r}")
         if not self.exists(sid):
             raise SessionNotFoundError(sid)
         self._check_open()
@@ -541,13 +542,15 @@ class Journal:
                 slot.leading = True
                 if not lead:
                     op.wakeup = threading.Event()
+            due = None
             if lead:
-                self._lead(sid, slot, op)
+                due = self._lead(sid, slot, op)
             else:
-                assert op.wakeup is not None
-                op.wakeup.wait()
+                self._follow(sid, slot, op)
                 if op.lead:  # promoted: the previous leader left our op queued
-                    self._lead(sid, slot, op)
+                    due = self._lead(sid, slot, op)
+            if due is not None:  # after handing over: nobody waits for a snapshot
+                self._write_snapshot(sid, slot, due)
         finally:
             self._unpin(sid, slot)
         if op.error is not None:
@@ -555,7 +558,34 @@ class Journal:
         assert op.result is not None
         return op.result
 
-    def _lead(self, sid: str, slot: _Slot, mine: _Op) -> None:
+    def _follow(self, sid: str, slot: _Slot, op: _Op) -> None:
+        """Wait until a leader ran ``op`` or promoted it to lead."""
+        assert op.wakeup is not None
+        try:
+            op.wakeup.wait()
+        except BaseException:
+            # Interrupted (KeyboardInterrupt): leave the queue, or if just promoted pass the
+            # lead on, so that the session's queue never waits on a caller that is gone.
+            with slot.qlock:
+                if op in slot.queue:
+                    slot.queue.remove(op)
+            if op.lead and not op.finished:
+                op.lead = False
+                self._hand_over(slot)
+            raise
+
+    def _hand_over(self, slot: _Slot) -> None:
+        with slot.qlock:
+            if slot.queue:
+                successor = slot.queue[0]
+                successor.lead = True
+                successor.wake()
+            else:
+                slot.leading = False
+
+    def _lead(self, sid: str, slot: _Slot, mine: _Op) -> View | None:
+        """Run batches until ``mine`` is done, then hand the lead on; returns a due snapshot."""
+        due = None
         try:
             while not mine.finished or mine.lead:
                 mine.lead = False
@@ -563,17 +593,10 @@ class Journal:
                     batch, slot.queue = slot.queue, []
                 if not batch:
                     break
-                due = self._run_batch(sid, slot, batch)
-                if due is not None:
-                    self._write_snapshot(sid, slot, due)
+                due = self._run_batch(sid, slot, batch) or due
         finally:
-            with slot.qlock:
-                if slot.queue:
-                    successor = slot.queue[0]
-                    successor.lead = True
-                    successor.wake()
-                else:
-                    slot.leading = False
+            self._hand_over(slot)
+        return due
 
     def _write_snapshot(self, sid: str, slot: _Slot, view: View) -> None:
         # Outside every lock: the state is immutable and a snapshot is only a cache, written

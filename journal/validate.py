@@ -42,13 +42,13 @@ def stop_condition(at: int | datetime | None) -> Callable[[Point], bool]:
         return lambda event: False
     if isinstance(at, datetime):
         if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError("at must be an aware datetime (with a time zone), not a naive one")
+            raise InvalidValueError("at", "must be an aware datetime (with a time zone), not a naive one")
         moment = at
         return lambda event: event.at > moment
     if isinstance(at, int) and not isinstance(at, bool) and at >= 0:
         last = at
         return lambda event: event.seq > last
-    raise ValueError(f"at must be a seq (int >= 0), an aware datetime or None; got {at!r}")
+    raise InvalidValueError("at", f"must be a seq (int >= 0), an aware datetime or None; got {at!r}")
 
 
 def check_text(value: object, field: str, *, allow_empty: bool = True) -> str:
@@ -71,7 +71,7 @@ def check_version(expected: object) -> int | None:
     if expected is None:
         return None
     if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
-        raise ValueError(f"expected_version must be an int >= 0 or None; got {expected!r}")
+        raise InvalidValueError("expected_version", f"must be an int >= 0 or None; got {expected!r}")
     return int(expected)
 
 

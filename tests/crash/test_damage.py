@@ -324,7 +324,9 @@ def test_torn_tail_is_ignored_by_readers_and_cut_by_the_next_writer(
     # (fresh, or holding a cached state from before) return exactly the state without it and
     # never change the file; the next writer (fresh, or the cached one) logs one warning on
     # logger "journal" naming the file and the byte count, cuts the tail, and appends right
-    # after the last complete line: the file is then the old log plus one whole line.
+    # after the last complete line: the file is then the old log plus one whole line. A prefix
+    # that is the whole line but its newline is provably intact: the writer completes it and
+    # keeps the event (one warning naming the file), then appends after it.
     size = {"1 byte": 1, "half": len(base.next_line) // 2, "all but the newline": len(base.next_line) - 1}
     partial = base.next_line[: size[keep]]
     root = tmp_path / "journal"
@@ -344,19 +346,20 @@ def test_torn_tail_is_ignored_by_readers_and_cut_by_the_next_writer(
         with Journal(root) as fresh, caplog.at_level(logging.WARNING, logger="journal"):
             journal = cached if writer == "cached" else fresh
             message = journal.add_message(SID, "user", "after the crash")
-        assert message.seq == 7
+    whole = keep == "all but the newline"
+    assert message.seq == (8 if whole else 7)
     warnings = [r for r in caplog.records if r.name == "journal"]
     assert [r.levelno for r in warnings] == [logging.WARNING]
     text = warnings[0].getMessage()
     assert str(path) in text, text
-    assert f"{len(partial)} bytes" in text, text
+    assert ("completed" if whole else f"{len(partial)} bytes") in text, text
     data = path.read_bytes()
-    assert data.startswith(base.data)
+    assert data.startswith(base.data + (base.next_line if whole else b""))
     assert data.endswith(b"\n")
-    assert data.count(b"\n") == 7, "the file still holds a partial line"
+    assert data.count(b"\n") == (8 if whole else 7), "the file still holds a partial line"
     with Journal(root) as after:
         events = list(after.events(SID))
-    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.seq for e in events] == list(range(1, message.seq + 1))
     assert isinstance(events[-1], MessageAdded)
     assert events[-1].content == "after the crash"
 
@@ -507,3 +510,20 @@ def test_invalid_session_ids_are_refused_and_create_nothing(tmp_path: Path, bad:
             with pytest.raises(InvalidSessionIdError):
                 operation()
             assert not root.exists(), f"{name} created files for an invalid id"
+
+
+def test_a_damaged_last_newline_is_damage_not_a_torn_write(base: Base, tmp_path: Path) -> None:
+    # Oracle: a writer's single write ends with the newline, so a whole valid line followed by
+    # another byte cannot be a torn write: the acknowledged event must not vanish. Reads and
+    # writes raise CorruptLogError at that line, and nothing cuts the file.
+    root = tmp_path / "journal"
+    damaged = base.data[:-1] + b"*"
+    path = plant(root, base.rel, damaged)
+    last = base.data[:-1].rfind(b"\n") + 1
+    with Journal(root) as journal:
+        with pytest.raises(CorruptLogError) as info:
+            journal.get(SID)
+        assert (info.value.line, info.value.offset) == (6, last)
+        with pytest.raises(CorruptLogError):
+            journal.add_message(SID, "user", "after")
+    assert path.read_bytes() == damaged

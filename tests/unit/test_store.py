@@ -18,6 +18,7 @@ import pytest
 
 from journal import (
     ConflictError,
+    CorruptLogError,
     InvalidSessionIdError,
     InvalidValueError,
     Journal,
@@ -27,6 +28,7 @@ from journal import (
     SessionExistsError,
     SessionNotFoundError,
 )
+from journal.paths import Layout
 
 
 def log_bytes(root: Path) -> dict[str, bytes]:
@@ -143,6 +145,8 @@ def test_expected_version_conflict_carries_versions_and_writes_nothing(root: Pat
     with pytest.raises(ConflictError):
         journal.update_settings("s1", {"a": 1}, expected_version=0)
     assert log_bytes(root) == before
+    with pytest.raises(InvalidValueError, match="expected_version"):
+        journal.add_message("s1", "user", "b", expected_version="2")  # type: ignore[arg-type]
     assert journal.add_message("s1", "user", "b", expected_version=2).seq == 3
 
 
@@ -259,7 +263,7 @@ def test_events_after_and_errors(journal: Journal) -> None:
     assert list(journal.events("s1", after=6)) == []
     with pytest.raises(SessionNotFoundError):
         journal.events("missing")  # raised by the call itself, before iterating
-    with pytest.raises(ValueError, match="after"):
+    with pytest.raises(InvalidValueError, match="after"):
         journal.events("s1", after=-1)
     with pytest.raises(ValueError, match="after"):
         journal.events("s1", after=True)
@@ -301,9 +305,9 @@ def test_replay_before_creation_or_with_bad_at(journal: Journal) -> None:
         journal.replay("s1", at=0)
     with pytest.raises(SessionNotFoundError, match="did not exist yet"):
         journal.replay("s1", at=datetime(2000, 1, 1, tzinfo=timezone.utc))
-    with pytest.raises(ValueError, match="aware"):
+    with pytest.raises(InvalidValueError, match="aware"):
         journal.replay("s1", at=datetime(2030, 1, 1))
-    with pytest.raises(ValueError, match="seq"):
+    with pytest.raises(InvalidValueError, match="seq"):
         journal.replay("s1", at=True)
     with pytest.raises(ValueError, match="seq"):
         journal.replay("s1", at=-1)
@@ -502,3 +506,39 @@ def test_a_failing_automatic_pruning_never_fails_the_writes(
     assert "automatic pruning failed" in caplog.text
     with Journal(root) as j:
         assert [m.content for m in j.get("s1").messages] == ["m0", "m1", "m2", "m3"]
+
+
+def test_a_writer_holding_a_deleted_sessions_file_never_writes_into_it(root: Path) -> None:
+    # Oracle: delete() renames the session folder away before removing it, so a descriptor
+    # cached by another Journal may still point at a linked file. Writing there would report
+    # success for a message nobody can read: the write must see the session is gone.
+    with Journal(root) as a, Journal(root) as b:
+        a.create("s")
+        a.add_message("s", "user", "before")  # a now holds the log's descriptor
+        b.delete("s")
+        with pytest.raises(SessionNotFoundError):
+            a.add_message("s", "user", "lost?")
+        assert not a.exists("s")
+        b.create("s")
+        assert a.add_message("s", "user", "new life").seq == 2
+    assert not list((root / "sessions").glob(".deleted-*"))
+
+
+def test_a_damaged_session_is_skipped_in_listings_but_not_hidden_from_reads(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Oracle: listing every session must not fail because one log is damaged (compact(None)
+    # would stop at it); the damaged one is named in an ERROR log, and reading it still raises.
+    with Journal(root) as j:
+        j.create("broken")
+        j.create("fine")
+    log = Layout(root).log_path("broken")
+    data = bytearray(log.read_bytes())
+    data[20] ^= 0x01
+    log.write_bytes(bytes(data))
+    with Journal(root) as j:
+        assert list(j.sessions()) == ["fine"]
+        assert [c.session_id for c in j.compact()] == ["fine"]
+        with pytest.raises(CorruptLogError):
+            j.get("broken")
+    assert "session skipped in listings" in caplog.text
