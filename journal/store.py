@@ -151,6 +151,8 @@ class Journal:
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an int >= 0; got {value!r}")
+        if not isinstance(lock_timeout, (int, float)) or lock_timeout != lock_timeout:
+            raise ValueError(f"lock_timeout must be a number of seconds; got {lock_timeout!r}")
         if archive_after is not None and (not isinstance(archive_after, int) or archive_after < 1):
             raise ValueError(f"archive_after must be an int >= 1 or None; got {archive_after!r}")
         if retention is not None and (not isinstance(retention, timedelta) or retention <= timedelta(0)):

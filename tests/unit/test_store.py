@@ -405,6 +405,8 @@ def test_constructor_validates_options(root: Path) -> None:
         Journal(root, fsync="sometimes")
     with pytest.raises(ValueError, match="max_cached_sessions"):
         Journal(root, max_cached_sessions=-1)
+    with pytest.raises(ValueError, match="lock_timeout"):
+        Journal(root, lock_timeout=float("nan"))
     assert not root.exists()  # constructing does no file work
 
 
