@@ -8,6 +8,7 @@ that stopped at byte N of an inode can resume there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -23,7 +24,15 @@ from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
 from journal.compaction import apply_retention, prune_active_log
 from journal.errors import CorruptLogError, StorageError
 from journal.events import Created
-from journal.history import ARCHIVE_DIR, BASE_NAME, load_base, load_snapshot, read_history, save_snapshot
+from journal.history import (
+    ARCHIVE_DIR,
+    BASE_NAME,
+    first_seq,
+    load_base,
+    load_snapshot,
+    read_history,
+    save_snapshot,
+)
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
 from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
@@ -193,6 +202,9 @@ class FileStorage:
             tx.forget()
             if not folder.exists():
                 return False
+            # A folder whose log holds no complete event (a create that crashed) is removed
+            # all the same, but the session did not exist.
+            existed = _holds_events(folder)
             # Rename first so the session vanishes at once; a crash mid-removal leaves only a
             # hidden folder that no listing shows and the next delete clears.
             tomb = self.layout.sessions / f".deleted-{uuid.uuid4().hex}"
@@ -203,7 +215,7 @@ class FileStorage:
                 raise StorageError.wrap("delete", str(folder), exc) from None
         for leftover in self.layout.sessions.glob(".deleted-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        return True
+        return existed
 
     def _pin(self, session_id: str) -> _Handle:
         with self._guard:
@@ -265,6 +277,11 @@ class FileStorage:
 
     def _forget_after_fork(self) -> None:
         # Descriptors inherited across fork share lock state with the parent: never reuse them.
+        # Closing the child's copies is safe: an flock lasts while any descriptor of it is open,
+        # and the parent keeps its own.
+        for handle in self._handles.values():
+            with contextlib.suppress(OSError):
+                handle.close()
         self._guard = threading.Lock()
         self._handles = OrderedDict()
         self._dirty = set()
@@ -494,6 +511,13 @@ class _Transaction:
             log.error(
                 "%s: could not remove a failed append (%s); the next writer will check it", self.path, exc
             )
+
+
+def _holds_events(folder: Path) -> bool:
+    try:
+        return first_seq(folder / LOG_NAME) is not None
+    except CorruptLogError:
+        return True  # damaged, but there was something: deleting it deletes a session
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

@@ -544,3 +544,17 @@ def test_a_damaged_session_is_skipped_in_listings_but_not_hidden_from_reads(
         with pytest.raises(CorruptLogError):
             j.get("broken")
     assert "session skipped in listings" in caplog.text
+
+
+def test_deleting_a_folder_left_by_a_crashed_create_reports_no_session(root: Path) -> None:
+    # Oracle: a create that died before its first line leaves a folder with an empty log; the
+    # session never existed, so delete() says so, and still clears the folder away.
+    with Journal(root) as j:
+        j.create("s")
+    log = Layout(root).log_path("s")
+    log.write_bytes(b"")
+    with Journal(root) as j:
+        assert not j.exists("s")
+        with pytest.raises(SessionNotFoundError):
+            j.delete("s")
+    assert not log.parent.exists()
