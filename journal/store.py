@@ -20,15 +20,15 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from journal.codec import encode, freeze_json
+from journal.codec import freeze_json
+from journal.commit import Build, Committer, Slot
 from journal.errors import (
     HistoryPrunedError,
     InvalidValueError,
     JournalClosedError,
-    JournalError,
     SessionExistsError,
     SessionNotFoundError,
 )
@@ -37,7 +37,7 @@ from journal.filestore import FSYNC_POLICIES, FileStorage
 from journal.loading import BaseMark, Reader, View, fold_error, load, retrying, streamed_history
 from journal.paths import check_session_id
 from journal.state import Message, Session, apply
-from journal.storage import Storage, Transaction
+from journal.storage import Storage
 from journal.validate import (
     Point,
     check_actor,
@@ -68,42 +68,6 @@ class Compaction(NamedTuple):
     seq: int
     archived: int
     dropped: int
-
-
-class _Slot:
-    """Per-session in-process coordination: the session lock, the write queue, the cache."""
-
-    __slots__ = ("leading", "lock", "qlock", "queue", "users", "view")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.qlock = threading.Lock()
-        self.queue: list[_Op] = []
-        self.leading = False
-        self.view: View | None = None
-        self.users = 0
-
-
-# A write: given the current state (None: absent) and the time, the event to append.
-_Build = Callable[[Session | None, int, datetime], Event]
-
-
-class _Op:
-    """One queued write. Only a caller that waits behind a leader gets an Event to wait on."""
-
-    __slots__ = ("build", "done", "error", "finished", "lead", "result", "wakeup")
-
-    def __init__(self, build: _Build) -> None:
-        self.build = build
-        self.finished = False
-        self.lead = False
-        self.wakeup: threading.Event | None = None
-        self.result: Session | None = None
-        self.error: BaseException | None = None
-
-    def wake(self) -> None:
-        if self.wakeup is not None:
-            self.wakeup.set()
 
 
 class Journal:
@@ -165,7 +129,14 @@ class Journal:
         self.root = str(os.fspath(root))
         self.fsync = fsync
         self.max_cached_sessions = max_cached_sessions
-        self._slots: OrderedDict[str, _Slot] = OrderedDict()
+        self._committer = Committer(
+            self._storage,
+            snapshot_every=snapshot_every,
+            snapshot_bytes=snapshot_bytes,
+            archive_after=archive_after,
+            retention=retention,
+        )
+        self._slots: OrderedDict[str, Slot] = OrderedDict()
         self._guard = threading.Lock()
         self._closed = False
         _journals.add(self)
@@ -431,18 +402,18 @@ class Journal:
         if self._closed:
             raise JournalClosedError(self.root)
 
-    def _pin(self, sid: str) -> _Slot:
+    def _pin(self, sid: str) -> Slot:
         self._check_open()
         with self._guard:
             slot = self._slots.get(sid)
             if slot is None:
-                slot = self._slots[sid] = _Slot()
+                slot = self._slots[sid] = Slot()
             else:
                 self._slots.move_to_end(sid)
             slot.users += 1
             return slot
 
-    def _unpin(self, sid: str, slot: _Slot) -> None:
+    def _unpin(self, sid: str, slot: Slot) -> None:
         with self._guard:
             slot.users -= 1
             # Evict least recently used idle slots; a slot in use is never dropped, so two
@@ -501,7 +472,7 @@ class Journal:
                     raise SessionNotFoundError(sid)
                 archived = dropped = 0
                 if prune:
-                    view, archived, dropped = self._prune(tx, view)
+                    view, archived, dropped = self._committer.prune(tx, view)
                 else:
                     tx.save_snapshot(view.state, view.head)
                     view = view._replace(snap_seq=view.head.seq, snap_position=view.head.position)
@@ -510,152 +481,12 @@ class Journal:
         finally:
             self._unpin(sid, slot)
 
-    def _prune(self, tx: Transaction, view: View) -> tuple[View, int, int]:
-        result, stamp = tx.prune(view.state, view.head)
-        dropped = 0
-        if self.retention is not None:
-            dropped = tx.retain(datetime.now(timezone.utc) - self.retention)
-        head = result.head
-        return View(view.state, head, stamp, head.seq, head.position), result.archived, dropped
-
-    def _auto_prune(self, sid: str, tx: Transaction, view: View) -> View | None:
-        # The batch's appends are already written and durable: a failed pruning must not turn
-        # them into errors (a caller retrying would append twice). It is logged, and the view
-        # dropped so the next access reloads whatever the interrupted pruning left (always valid).
-        try:
-            return self._prune(tx, view)[0]
-        except JournalError as exc:
-            log.warning("%s: automatic pruning failed: %s", self._storage.location(sid), exc)
-            return None
-
-    def _snapshot_due(self, view: View) -> bool:
-        head = view.head
-        if self.snapshot_every and head.seq - view.snap_seq >= self.snapshot_every:
-            return True
-        return bool(self.snapshot_bytes) and head.position - view.snap_position >= self.snapshot_bytes
-
-    def _write(self, sid: str, build: _Build) -> Session:
-        op = _Op(build)
+    def _write(self, sid: str, build: Build) -> Session:
         slot = self._pin(sid)
         try:
-            with slot.qlock:
-                slot.queue.append(op)
-                lead = not slot.leading
-                slot.leading = True
-                if not lead:
-                    op.wakeup = threading.Event()
-            due = None
-            if lead:
-                due = self._lead(sid, slot, op)
-            else:
-                self._follow(sid, slot, op)
-                if op.lead:  # promoted: the previous leader left our op queued
-                    due = self._lead(sid, slot, op)
-            if due is not None:  # after handing over: nobody waits for a snapshot
-                self._write_snapshot(sid, slot, due)
+            return self._committer.write(sid, slot, build)
         finally:
             self._unpin(sid, slot)
-        if op.error is not None:
-            raise op.error
-        assert op.result is not None
-        return op.result
-
-    def _follow(self, sid: str, slot: _Slot, op: _Op) -> None:
-        """Wait until a leader ran ``op`` or promoted it to lead."""
-        assert op.wakeup is not None
-        try:
-            op.wakeup.wait()
-        except BaseException:
-            # Interrupted (KeyboardInterrupt): leave the queue, or if just promoted pass the
-            # lead on, so that the session's queue never waits on a caller that is gone.
-            with slot.qlock:
-                if op in slot.queue:
-                    slot.queue.remove(op)
-            if op.lead and not op.finished:
-                op.lead = False
-                self._hand_over(slot)
-            raise
-
-    def _hand_over(self, slot: _Slot) -> None:
-        with slot.qlock:
-            if slot.queue:
-                successor = slot.queue[0]
-                successor.lead = True
-                successor.wake()
-            else:
-                slot.leading = False
-
-    def _lead(self, sid: str, slot: _Slot, mine: _Op) -> View | None:
-        """Run batches until ``mine`` is done, then hand the lead on; returns a due snapshot."""
-        due = None
-        try:
-            while not mine.finished or mine.lead:
-                mine.lead = False
-                with slot.qlock:
-                    batch, slot.queue = slot.queue, []
-                if not batch:
-                    break
-                due = self._run_batch(sid, slot, batch) or due
-        finally:
-            self._hand_over(slot)
-        return due
-
-    def _write_snapshot(self, sid: str, slot: _Slot, view: View) -> None:
-        # Outside every lock: the state is immutable and a snapshot is only a cache, written
-        # atomically under its own name; a failure is logged by the storage, never raised.
-        self._storage.save_snapshot(sid, view.state, view.head)
-        with slot.lock:
-            current = slot.view
-            if current is not None and current.snap_seq < view.head.seq <= current.head.seq:
-                slot.view = current._replace(snap_seq=view.head.seq, snap_position=view.head.position)
-
-    def _run_batch(self, sid: str, slot: _Slot, batch: list[_Op]) -> View | None:
-        """Apply a batch of writes; returns the view to snapshot when one is due."""
-        results: list[tuple[_Op, Session]] = []
-        due = None
-        try:
-            with slot.lock, self._storage.writer(sid) as tx:
-                view = load(slot.view, None, tx, self._storage, sid)
-                slot.view = view
-                state = None if view is None else view.state
-                lines: list[tuple[bytes, int, str, int]] = []
-                prev = None if view is None else view.head.hash
-                for op in batch:
-                    seq = 1 if state is None else state.version + 1
-                    now = datetime.now(timezone.utc)
-                    if state is not None and now < state.updated_at:
-                        now = state.updated_at  # keep `at` monotonic within a session
-                    try:
-                        event = op.build(state, seq, now)
-                        line, digest, hash_at = encode(event, prev or "0" * 64)
-                        state = apply(state, event)
-                    except JournalError as exc:
-                        op.error = exc
-                        continue
-                    lines.append((line, seq, digest, hash_at))
-                    prev = digest
-                    results.append((op, state))
-                if lines:
-                    assert state is not None
-                    head, stamp = tx.append(None if view is None else view.head, lines)
-                    snap = (0, 0) if view is None else (view.snap_seq, view.snap_position)
-                    view = slot.view = View(state, head, stamp, *snap)
-                    if self.archive_after is not None and head.line > self.archive_after:
-                        slot.view = self._auto_prune(sid, tx, view)
-                    elif self._snapshot_due(view):
-                        due = view
-        except BaseException as exc:
-            for op in batch:
-                if op.error is None:
-                    op.error = exc
-            results = []
-        for op, state in results:
-            op.result = state
-        for op in batch:
-            op.finished = True
-            if not op.lead:
-                op.wake()
-        return due
 
 
 _journals: weakref.WeakSet[Journal] = weakref.WeakSet()
