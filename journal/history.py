@@ -24,8 +24,8 @@ from journal.codec import LineError, decode
 from journal.errors import CorruptLogError
 from journal.paths import open_file, write_atomic
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
-from journal.state import Session, apply
-from journal.storage import Head, History, Record, check_line
+from journal.state import Session
+from journal.storage import Head, History, Record, apply_record, check_line
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -215,10 +215,7 @@ def fold_segments(state: Session | None, head: Head | None, segments: list[Segme
         floor = 0 if after is None else after.seq
         skip = max(0, floor - segment.first + 1)
         for record in _segment_records(segment, after, stop=segment.last + 1, skip=skip):
-            try:
-                state = apply(state, record.event)
-            except ValueError as exc:
-                raise CorruptLogError(str(segment.path), record.head.line, record.offset, str(exc)) from None
+            state = apply_record(state, record, str(segment.path))
             after = record.head
     assert state is not None
     assert after is not None

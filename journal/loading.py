@@ -14,10 +14,19 @@ from datetime import datetime
 from typing import NamedTuple, TypeVar
 
 from journal.errors import CorruptLogError, HistoryPrunedError
-from journal.state import Session, apply
-from journal.storage import Head, History, Record, StaleHeadError, Stamp, Storage, Transaction
+from journal.state import Session
+from journal.storage import (
+    Head,
+    History,
+    Record,
+    StaleHeadError,
+    Stamp,
+    Storage,
+    Transaction,
+    apply_record,
+)
 
-__all__ = ["BaseMark", "Reader", "View", "fold_error", "load", "retrying", "streamed_history"]
+__all__ = ["BaseMark", "Reader", "View", "load", "retrying", "streamed_history"]
 
 log = logging.getLogger("journal")
 
@@ -74,10 +83,7 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
             for record in records:
                 if record.event.seq <= last:
                     continue  # given before files moved
-                try:
-                    state = apply(state, record.event)
-                except ValueError as exc:
-                    raise fold_error(storage, sid, record, exc) from None
+                state = apply_record(state, record, storage.location(sid))
                 last, given = record.event.seq, True
                 yield record
             return
@@ -148,10 +154,7 @@ def fold(
     sid: str,
 ) -> View | None:
     for record in records:
-        try:
-            state = apply(state, record.event)
-        except ValueError as exc:
-            raise fold_error(storage, sid, record, exc) from None
+        state = apply_record(state, record, storage.location(sid))
         head = record.head
     if state is None or head is None:
         return None
@@ -167,8 +170,3 @@ class BaseMark(NamedTuple):
 
     seq: int
     at: datetime
-
-
-def fold_error(storage: Storage, sid: str, record: Record, exc: ValueError) -> CorruptLogError:
-    # The line itself checked out (hash, chain), yet the event cannot follow the ones before.
-    return CorruptLogError(storage.location(sid), record.head.line, record.offset, str(exc))

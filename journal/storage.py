@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol
 from journal.codec import GENESIS, Decoded, LineError, decode
 from journal.errors import CorruptLogError, UnsupportedFormatError
 from journal.events import Event
-from journal.state import Session
+from journal.state import Session, apply
 
 __all__ = [
     "Head",
@@ -28,6 +28,7 @@ __all__ = [
     "Stamp",
     "Storage",
     "Transaction",
+    "apply_record",
     "check_line",
     "classify_tail",
 ]
@@ -169,6 +170,18 @@ class Storage(Protocol):
     def close(self) -> None:
         """Flush pending syncs and release resources."""
         ...
+
+
+def apply_record(state: Session | None, record: Record, path: str) -> Session:
+    """``apply`` for a stored record: an event that cannot follow ``state`` is damage at its line.
+
+    The line itself checked out (hash, chain), so only the fold can object: a second
+    ``created``, an ``at`` earlier than the one before, anything but ``created`` first.
+    """
+    try:
+        return apply(state, record.event)
+    except ValueError as exc:
+        raise CorruptLogError(path, record.head.line, record.offset, str(exc)) from None
 
 
 def classify_tail(tail: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Record | None:

@@ -34,10 +34,10 @@ from journal.errors import (
 )
 from journal.events import EMPTY_MAPPING, Cleared, Created, Event, MessageAdded, SettingsChanged
 from journal.filestore import FSYNC_POLICIES, FileStorage
-from journal.loading import BaseMark, Reader, View, fold_error, load, retrying, streamed_history
+from journal.loading import BaseMark, Reader, View, load, retrying, streamed_history
 from journal.paths import check_session_id
-from journal.state import Message, Session, apply
-from journal.storage import Storage
+from journal.state import Message, Session
+from journal.storage import Storage, apply_record
 from journal.validate import (
     Point,
     check_actor,
@@ -456,10 +456,7 @@ class Journal:
         for record in records:
             if stop(record.event):
                 break
-            try:
-                state = apply(state, record.event)
-            except ValueError as exc:
-                raise fold_error(self._storage, sid, record, exc) from None
+            state = apply_record(state, record, self._storage.location(sid))
         return state
 
     def _compact_one(self, sid: str, prune: bool) -> Compaction:
