@@ -205,10 +205,13 @@ class FileStorage:
             # A folder whose log holds no complete event (a create that crashed) is removed
             # all the same, but the session did not exist.
             existed = _holds_events(folder)
-            # Rename first so the session vanishes at once; a crash mid-removal leaves only a
-            # hidden folder that no listing shows and the next delete clears.
+            # Unlink the log first: writers holding it open see it unlinked (st_nlink 0) and
+            # never append to a file that is about to go. Then rename the folder, so the rest
+            # vanishes at once; a crash mid-removal leaves only a hidden folder that no listing
+            # shows and the next delete clears.
             tomb = self.layout.sessions / f".deleted-{uuid.uuid4().hex}"
             try:
+                (folder / LOG_NAME).unlink(missing_ok=True)
                 os.rename(folder, tomb)
                 fsync_dir(self.layout.sessions)
             except OSError as exc:
@@ -368,14 +371,9 @@ class _Transaction:
             return handle.fd
         if handle.fd is not None:
             st = os.fstat(handle.fd)
-            try:
-                current = os.stat(self.path)
-            except FileNotFoundError:
-                current = None
-            # The path must still name this very file: a deleted session's folder is renamed
-            # away before it is removed, and a pruned log is replaced, and in both cases the old
-            # file may still be linked somewhere for a while.
-            if current is not None and (current.st_dev, current.st_ino) == (st.st_dev, st.st_ino):
+            # A log stops being the session's log only by being unlinked: pruning renames a new
+            # log over it, and delete unlinks it first thing (see FileStorage.delete).
+            if st.st_nlink > 0:
                 self.size = st.st_size
                 self.checked = True
                 return handle.fd
