@@ -6,7 +6,7 @@ who do not know journal::
 
     JournalError
     ├── InvalidSessionIdError      (ValueError)   the id cannot name a session
-    ├── InvalidValueError          (ValueError)   a value cannot be stored as JSON
+    ├── InvalidValueError          (ValueError)   an argument is refused (nothing was written)
     ├── SessionNotFoundError       (LookupError)  no such session
     ├── HistoryPrunedError         (LookupError)  that point was dropped by a retention policy
     ├── ConflictError                             expected_version did not match
