@@ -26,6 +26,7 @@ from journal.history import (
     fold_segments,
     load_base,
     remove_snapshots_before,
+    save_snapshot,
     snapshot_path,
 )
 from journal.paths import write_atomic
@@ -46,8 +47,7 @@ def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head
     data = _read_all(fd, head.position)
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     if last_start == 0:  # one line: nothing before it, but the snapshot is still owed
-        write_atomic(snapshot_path(folder, head.seq), encode_snapshot(state, head))
-        remove_snapshots_before(folder, head.seq)
+        save_snapshot(folder, state, head)
         return PruneResult(0, head)
     archived = data[:last_start]
     count = archived.count(b"\n")

@@ -42,15 +42,6 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def thaw(value: Any) -> Any:
-    """Return a plain, mutable JSON copy (dicts and lists) of a frozen value."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
-    return value
-
-
 class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     seq: int
     at: datetime

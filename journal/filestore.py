@@ -46,6 +46,7 @@ from journal.storage import (
     Stamp,
     check_line,
     classify_tail,
+    holds_hash,
 )
 
 __all__ = ["FileStorage"]
@@ -533,7 +534,7 @@ def _stamp(st: os.stat_result) -> Stamp:
 def _check_head(fd: int, size: int, after: Head | None) -> None:
     if after is None or after.hash_at < 0:
         return  # the start of the log (after an archive or base: the chain check covers it)
-    if size < after.position or os.pread(fd, 64, after.hash_at) != after.hash.encode("ascii"):
+    if size < after.position or not holds_hash(fd, after):
         raise StaleHeadError()
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.codec import LineError, decode
 from journal.errors import CorruptLogError
+from journal.logfile import LineScan
 from journal.paths import open_file, write_atomic
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.state import Session
-from journal.storage import Head, History, Record, apply_record, check_line
+from journal.storage import Head, History, Record, apply_record, check_line, holds_hash
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -81,7 +82,7 @@ def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, He
         if head.position > log_size:
             log.warning("%s: snapshot ignored: stale (the log is shorter than its position)", path)
             continue
-        if head.hash_at < 0 or os.pread(log_fd, 64, head.hash_at) != head.hash.encode("ascii"):
+        if head.hash_at < 0 or not holds_hash(log_fd, head):
             log.warning("%s: snapshot ignored: stale (its chain hash disagrees with the log)", path)
             continue
         if head.position < 1 or os.pread(log_fd, 1, head.position - 1) != b"\n":
@@ -141,15 +142,12 @@ def first_seq(log_path: Path) -> int | None:
     except FileNotFoundError:
         return None
     try:
-        head = os.pread(fd, 1 << 16, 0)
-        while b"\n" not in head:
-            more = os.pread(fd, 1 << 20, len(head))
-            if not more:
-                return None
-            head += more
+        first = next(iter(LineScan(fd)), None)
     finally:
         os.close(fd)
-    line = head[: head.index(b"\n")]
+    if first is None:
+        return None
+    line = first[2]
     try:
         return decode(line).event.seq
     except LineError as exc:

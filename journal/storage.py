@@ -9,6 +9,7 @@ then append after an expected head), list and delete sessions. Everything above 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -31,6 +32,7 @@ __all__ = [
     "apply_record",
     "check_line",
     "classify_tail",
+    "holds_hash",
 ]
 
 
@@ -170,6 +172,14 @@ class Storage(Protocol):
     def close(self) -> None:
         """Flush pending syncs and release resources."""
         ...
+
+
+def holds_hash(fd: int, head: Head) -> bool:
+    """Whether the log open as ``fd`` has ``head``'s chain hash where ``head`` says it is.
+
+    Logs are only appended to, so this proves the log still holds the events up to ``head``.
+    """
+    return os.pread(fd, 64, head.hash_at) == head.hash.encode("ascii")
 
 
 def apply_record(state: Session | None, record: Record, path: str) -> Session:
