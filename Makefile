@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install demo test lint typecheck unit bench bench-quick clean
+.PHONY: install demo test lint typecheck unit soak bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "journal needs Python 3.10 or newer"'
@@ -28,6 +28,10 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Longer crash, damage and property runs (minutes, not part of `make test`).
+soak: $(STAMP)
+	JOURNAL_SOAK=1 $(BIN)/pytest tests/crash tests/property tests/concurrency
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -27,10 +27,12 @@ from journal.errors import (
 from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged
 from journal.state import Message, Messages, Session, apply, replay
 from journal.store import Compaction, Journal
+from journal.verify import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Anchor",
     "Cleared",
     "Compaction",
     "ConflictError",
@@ -47,12 +49,17 @@ __all__ = [
     "Message",
     "MessageAdded",
     "Messages",
+    "Moved",
+    "Problem",
+    "ProblemKind",
+    "RepairReport",
     "Session",
     "SessionExistsError",
     "SessionNotFoundError",
     "SettingsChanged",
     "StorageError",
     "UnsupportedFormatError",
+    "VerifyReport",
     "__version__",
     "apply",
     "replay",

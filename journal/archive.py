@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from journal.paths import write_atomic
+from journal.paths import list_names, open_file, write_atomic
 
 __all__ = ["Segment", "list_segments", "read_segment_lines", "write_segment"]
 
@@ -38,10 +38,7 @@ def segment_name(first: int, last: int) -> str:
 
 def list_segments(folder: Path) -> list[Segment]:
     """The segments in ``folder``, in seq order (empty if there is no archive)."""
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return []
+    names = list_names(folder)
     found = []
     for name in names:
         match = _NAME.match(name)
@@ -64,7 +61,8 @@ def read_segment_lines(segment: Segment) -> Iterator[tuple[int, int, bytes]]:
         OSError, EOFError, zlib.error: the file is not a complete gzip stream; callers report
             it as damage with the segment's path.
     """
-    with gzip.open(segment.path, "rb") as stream:
+    raw = os.fdopen(open_file(segment.path, os.O_RDONLY), "rb")  # a regular file, never a FIFO
+    with raw, gzip.GzipFile(fileobj=raw, mode="rb") as stream:
         buf = b""
         offset = 0
         line_no = 1

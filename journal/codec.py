@@ -68,10 +68,12 @@ UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 class LineError(Exception):
     """A line failed a check; the reader adds file, line number and offset."""
 
-    def __init__(self, reason: str, *, unsupported: bool = False) -> None:
+    def __init__(self, reason: str, *, unsupported: bool = False, altered: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.unsupported = unsupported
+        # Well-formed but not matching its own hash or digest: changed after it was written.
+        self.altered = altered
 
 
 class Decoded(NamedTuple):
@@ -310,7 +312,7 @@ def decode(line: bytes) -> Decoded:
     hash_at = cut + len(_HASH_KEY)
     stored = line[hash_at : hash_at + _HASH_LEN]
     if hashlib.sha256(line[:cut]).hexdigest().encode("ascii") != stored:
-        raise LineError("hash does not match the line's contents: damaged or edited")
+        raise LineError("hash does not match the line's contents: damaged or edited", altered=True)
     tail = line[hash_at + _HASH_LEN :]
     if tail != b'"}' and not (tail.startswith(b'"' + _BODY_KEY) and tail.endswith(b"}")):
         raise LineError("unexpected bytes after the hash member")
@@ -329,7 +331,12 @@ def decode(line: bytes) -> Decoded:
             raise LineError("message body is not in canonical form")
     elif tail != b'"}':
         raise LineError(f"a {raw.type_name} line must not have a body")
-    return Decoded(_event(raw), raw.prev, raw.hash, hash_at)
+    try:
+        event = _event(raw)
+    except RecursionError:
+        # Writers refuse values nested deeper than MAX_DEPTH; only a forged line gets here.
+        raise LineError(f"values nested deeper than {MAX_DEPTH} levels") from None
+    return Decoded(event, raw.prev, raw.hash, hash_at)
 
 
 def _reject_version(line: bytes) -> None:
@@ -365,7 +372,7 @@ def _event(raw: _Line) -> Event:
             if len(salt) != 16 or salt.hex() != body.salt:
                 raise LineError("message body salt is not 32 lowercase hex digits")
             if content_digest(salt, body.content) != raw.data.content_sha256:
-                raise LineError("message content does not match its content_sha256")
+                raise LineError("message content does not match its content_sha256", altered=True)
             return MessageAdded(
                 seq=raw.seq,
                 at=raw.at,

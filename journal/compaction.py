@@ -15,7 +15,6 @@ Each step leaves the files valid if the process dies right after it (see
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from journal.history import (
     save_snapshot,
     snapshot_path,
 )
+from journal.logfile import read_range
 from journal.paths import write_atomic
 from journal.snapshot import encode_snapshot
 from journal.state import Session
@@ -36,15 +36,13 @@ from journal.storage import Head, PruneResult
 
 __all__ = ["apply_retention", "prune_active_log"]
 
-_CHUNK = 1 << 20
-
 
 def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head: Head) -> PruneResult:
     """Move every event before ``head.seq`` from the active log into a new archive segment.
 
     ``fd`` is the active log, read up to exactly ``head.position`` (its end) under the lock.
     """
-    data = _read_all(fd, head.position)
+    data = read_range(fd, 0, head.position)
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     if last_start == 0:  # one line: nothing before it, but the snapshot is still owed
         save_snapshot(folder, state, head)
@@ -92,15 +90,3 @@ def apply_retention(folder: Path, before: datetime) -> int:
         if segment.last <= head.seq:
             segment.path.unlink()
     return head.seq - floor
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    parts = []
-    offset = 0
-    while offset < size:
-        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not chunk:
-            break
-        parts.append(chunk)
-        offset += len(chunk)
-    return b"".join(parts)

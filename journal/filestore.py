@@ -16,14 +16,16 @@ import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
 from journal.compaction import apply_retention, prune_active_log
 from journal.errors import CorruptLogError, StorageError
 from journal.events import Created
+from journal.filecheck import check_files
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
@@ -35,7 +37,17 @@ from journal.history import (
 )
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
-from journal.paths import LOG_NAME, Layout, dirname_for, ensure_dir, fsync_dir, open_file
+from journal.paths import (
+    LOG_NAME,
+    Layout,
+    dirname_for,
+    ensure_dir,
+    fsync_dir,
+    open_existing,
+    open_file,
+    stat_existing,
+)
+from journal.repair import repair_files
 from journal.state import Session
 from journal.storage import (
     Head,
@@ -48,6 +60,7 @@ from journal.storage import (
     classify_tail,
     holds_hash,
 )
+from journal.verify import Anchor, RepairReport, SessionCheck
 
 __all__ = ["FileStorage"]
 
@@ -55,6 +68,13 @@ log = logging.getLogger("journal")
 
 FSYNC_POLICIES = ("always", "interval", "never")
 _sync = getattr(os, "fdatasync", os.fsync)
+
+
+class _Target(NamedTuple):
+    """A session folder to verify, and its session id (None: the id cannot be read)."""
+
+    folder: Path
+    session_id: str | None
 
 
 class _Handle:
@@ -105,16 +125,13 @@ class FileStorage:
         return str(self.layout.log_path(session_id))
 
     def stamp(self, session_id: str) -> Stamp | None:
-        try:
-            return _stamp(os.stat(self.layout.log_path(session_id)))
-        except FileNotFoundError:
-            return None
+        st = stat_existing(self.layout.log_path(session_id))
+        return None if st is None else _stamp(st)
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         path = self.layout.log_path(session_id)
-        try:
-            fd = open_file(path, os.O_RDONLY)
-        except FileNotFoundError:
+        fd = open_existing(path)
+        if fd is None:
             return
         try:
             _check_head(fd, os.fstat(fd).st_size, after)
@@ -136,19 +153,18 @@ class FileStorage:
     def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
         """The newest snapshot that agrees with the current active log (None: none usable)."""
         path = self.layout.log_path(session_id)
-        try:
-            fd = open_file(path, os.O_RDONLY)
-        except FileNotFoundError:
+        fd = open_existing(path)
+        if fd is None:
             return None
         try:
             return load_snapshot(path.parent, fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
 
-    def history(self, session_id: str) -> History:
+    def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
         """The base state (if a retention policy dropped early events) and every record after it."""
         path = self.layout.log_path(session_id)
-        return read_history(path.parent, path, lambda after: self.read(session_id, after))
+        return read_history(path.parent, path, lambda after: self.read(session_id, after), resume)
 
     def history_stamp(self, session_id: str) -> object:
         folder = self.layout.session_dir(session_id)
@@ -164,29 +180,92 @@ class FileStorage:
             log.warning("%s: could not write a snapshot at seq %d: %s", folder, head.seq, exc)
 
     def session_ids(self) -> Iterator[str]:
+        for _, session_id, readable in self._folders(log_damage=True):
+            if session_id is not None and readable:
+                yield session_id
+
+    def _folders(self, *, log_damage: bool) -> Iterator[tuple[Path, str | None, bool]]:
+        """Every folder holding a session: its id if it can be read, and whether it reads.
+
+        A folder whose active log holds no complete line is a create that has not finished,
+        unless an archive holds earlier events: then it is a damaged session.
+        """
         for folder in self.layout.session_dirs():
             path = folder / LOG_NAME
-            try:
-                fd = open_file(path, os.O_RDONLY)
-            except (FileNotFoundError, NotADirectoryError):
+            fd = open_existing(path)
+            first = None
+            if fd is not None:
+                try:
+                    first = next(iter(LineScan(fd)), None)
+                finally:
+                    os.close(fd)
+            if first is None and not (folder / ARCHIVE_DIR).is_dir():
                 continue  # a create that has not written its first event yet
             try:
-                first = next(iter(LineScan(fd)), None)
-            finally:
-                os.close(fd)
-            if first is None:
-                continue
-            try:
-                session_id = _session_id(folder, path, first[2])
+                session_id = _session_id(folder, path, b"" if first is None else first[2])
             except CorruptLogError as exc:
                 # One damaged session must not hide every other one from listings (and from
                 # compact(None)); reads of it still raise with the location.
-                log.error("%s: session skipped in listings: %s", folder, exc)
+                if log_damage:
+                    log.error("%s: session skipped in listings: %s", folder, exc)
+                yield folder, None, False
                 continue
             if dirname_for(session_id) != folder.name:
-                log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, session_id)
+                if log_damage:
+                    log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, session_id)
+                yield folder, None, False
                 continue
-            yield session_id
+            if first is None and fd is not None and log_damage:
+                log.error("%s: session skipped in listings: its active log holds no event", folder)
+            yield folder, session_id, first is not None
+
+    # -- integrity -------------------------------------------------------------------------
+
+    def verify_targets(self, session_id: str | None) -> list[_Target]:
+        """What ``verify`` checks: one session, or every session folder (damaged ones too)."""
+        if session_id is not None:
+            folder = self.layout.session_dir(session_id)
+            return [_Target(folder, session_id)] if folder.is_dir() else []
+        return [_Target(folder, sid) for folder, sid, _ in self._folders(log_damage=False)]
+
+    def verify(self, target: _Target, anchors: Mapping[str, Anchor]) -> SessionCheck:
+        """Check one target's files under its writer lock (see ``filecheck``)."""
+        label = target.session_id if target.session_id is not None else target.folder.name
+        with self._writer_for(target) as tx:
+            checked = check_files(
+                target.folder, label, tx._fd(create=False), tx.size, anchors.get(label), tx.read
+            )
+        check = checked.check
+        head = None
+        if not check.problems and check.seq > 0:
+            head = Anchor(session_id=label, seq=check.seq, hash=check.hash)
+        return SessionCheck(label, tuple(check.problems), check.events, head)
+
+    def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
+        """Quarantine what follows the intact prefix (see ``repair``); None if no such session."""
+        folder = self.layout.session_dir(session_id)
+        with self.writer(session_id) as tx:
+            if not folder.is_dir():
+                return None
+            fd = tx._fd(create=False)
+            # A dry run must not change a byte, not even the torn tail every writer cuts.
+            checked = check_files(folder, session_id, fd, tx.size, None, tx.peek if dry_run else tx.read)
+            try:
+                return repair_files(folder, fd, tx.size, checked, session_id, dry_run=dry_run)
+            except OSError as exc:
+                raise StorageError.wrap("repair", str(folder), exc) from None
+            finally:
+                if not dry_run:
+                    tx.forget()
+
+    def _writer_for(self, target: _Target) -> _Transaction:
+        if target.session_id is not None:
+            return self.writer(target.session_id)
+        # A folder whose id cannot be read: its lock file is named by the hash in its name.
+        lock = self.layout.locks / f"{target.folder.name.rsplit('~', 1)[1]}.lock"
+        handle = _Handle(target.folder.name, SessionLock(lock, self.lock_timeout), target.folder / LOG_NAME)
+        handle.refs = 1
+        return _Transaction(self, handle, loose=True)
 
     # -- writing under the lock -------------------------------------------------------------
 
@@ -336,9 +415,10 @@ class _Transaction:
     in-process mutex, then the cross-process lock; leaving releases both and unpins the handle.
     """
 
-    def __init__(self, storage: FileStorage, handle: _Handle) -> None:
+    def __init__(self, storage: FileStorage, handle: _Handle, *, loose: bool = False) -> None:
         self.storage = storage
         self.handle = handle
+        self.loose = loose  # a handle of its own, closed on exit
         self.path = handle.path
         self.size = 0
         self.checked = False  # the cached descriptor was checked against the path
@@ -348,13 +428,13 @@ class _Transaction:
         try:
             handle.mutex.acquire()
         except BaseException:
-            self.storage._unpin(handle)
+            self._let_go()
             raise
         try:
             handle.lock.acquire()
         except BaseException:
             handle.mutex.release()
-            self.storage._unpin(handle)
+            self._let_go()
             raise
         return self
 
@@ -364,7 +444,13 @@ class _Transaction:
             handle.lock.release()
         finally:
             handle.mutex.release()
-            self.storage._unpin(handle)
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if self.loose:
+            self.handle.close()
+        else:
+            self.storage._unpin(self.handle)
 
     def _fd(self, create: bool) -> int | None:
         handle = self.handle
@@ -440,6 +526,18 @@ class _Transaction:
             self.size = scan.end
         except OSError as exc:
             raise StorageError.wrap("repair the last line", str(self.path), exc) from None
+
+    def peek(self, after: Head | None) -> Iterator[Record]:
+        """What ``read`` would return of the unterminated tail after ``after``, changing nothing."""
+        fd = self._fd(create=False)
+        start = 0 if after is None else after.position
+        if fd is None or self.size <= start:
+            return
+        tail = os.pread(fd, self.size - start, start)
+        line = (0 if after is None else after.line) + 1
+        intact = classify_tail(tail, after, path=str(self.path), line=line, offset=start)
+        if intact is not None:
+            yield intact
 
     def snapshot(self) -> tuple[Session, Head] | None:
         fd = self._fd(create=False)
@@ -520,9 +618,8 @@ def _holds_events(folder: Path) -> bool:
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    st = stat_existing(path)
+    if st is None:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 

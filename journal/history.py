@@ -21,9 +21,9 @@ from pathlib import Path
 
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.codec import LineError, decode
-from journal.errors import CorruptLogError
+from journal.errors import CorruptLogError, StorageError
 from journal.logfile import LineScan
-from journal.paths import open_file, write_atomic
+from journal.paths import LOG_NAME, list_names, open_existing, read_regular, write_atomic
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.state import Session
 from journal.storage import Head, History, Record, apply_record, check_line, holds_hash
@@ -50,10 +50,7 @@ def snapshot_path(folder: Path, seq: int) -> Path:
 
 def snapshot_seqs(folder: Path) -> list[int]:
     """Seqs of the snapshot files in ``folder``, newest first."""
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return []
+    names = list_names(folder)
     return sorted((int(m[1]) for n in names if (m := _SNAPSHOT.match(n))), reverse=True)
 
 
@@ -65,7 +62,7 @@ def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, He
     for seq in snapshot_seqs(folder):
         path = snapshot_path(folder, seq)
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
         except FileNotFoundError:
             continue  # replaced by a newer one while we looked
         except OSError as exc:
@@ -126,9 +123,11 @@ def load_base(folder: Path) -> tuple[Session, Head] | None:
     """
     path = folder / ARCHIVE_DIR / BASE_NAME
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = read_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise StorageError.wrap("read", path, exc) from None
     try:
         return decode_snapshot(data, kind="base")
     except SnapshotError as exc:
@@ -137,9 +136,8 @@ def load_base(folder: Path) -> tuple[Session, Head] | None:
 
 def first_seq(log_path: Path) -> int | None:
     """Seq of the active log's first complete line (None: empty or absent)."""
-    try:
-        fd = open_file(log_path, os.O_RDONLY)
-    except FileNotFoundError:
+    fd = open_existing(log_path)
+    if fd is None:
         return None
     try:
         first = next(iter(LineScan(fd)), None)
@@ -155,22 +153,39 @@ def first_seq(log_path: Path) -> int | None:
 
 
 def read_history(
-    folder: Path, log_path: Path, read_active: Callable[[Head | None], Iterator[Record]]
+    folder: Path,
+    log_path: Path,
+    read_active: Callable[[Head | None], Iterator[Record]],
+    resume: tuple[int, str] | None = None,
 ) -> History:
-    """Base state and every record after it, through the archive and the active log."""
+    """Base state and every record after it, through the archive and the active log.
+
+    With ``resume`` (seq, chain hash), archive segments before that event are skipped and the
+    chain is checked from its hash on (when it precedes the active log; else all is read).
+    """
     base = load_base(folder)
     state, head = (None, None) if base is None else base
     start = first_seq(log_path)
     if start is None:
+        if head is not None or list_segments(folder / ARCHIVE_DIR):
+            if log_path.exists():
+                # Pruning always leaves the last event in the active log (and delete unlinks
+                # the log first, so a missing one is a delete in progress).
+                raise CorruptLogError(
+                    str(log_path), 1, 0, "the active log holds no event, but the archive does: run repair"
+                )
+            return None, None, iter(())
         # No complete line: nothing to read, but a writer's read still cuts a torn tail.
         return state, head, read_active(None)
-    return state, head, _records(folder, head, start, read_active)
+    after = head
+    if resume is not None and resume[0] < start and (head is None or resume[0] > head.seq):
+        after = Head(resume[0], resume[1], -1, -1, 0)  # a known link of the chain
+    return state, head, _records(folder, after, start, read_active)
 
 
 def _records(
-    folder: Path, head: Head | None, start: int, read_active: Callable[[Head | None], Iterator[Record]]
+    folder: Path, after: Head | None, start: int, read_active: Callable[[Head | None], Iterator[Record]]
 ) -> Iterator[Record]:
-    after = head
     for segment in list_segments(folder / ARCHIVE_DIR):
         floor = 0 if after is None else after.seq
         if segment.last <= floor or segment.first >= start:
@@ -184,7 +199,15 @@ def _records(
     if after is not None:
         # Resume at the start of the active log, chained to the last archived event.
         after = Head(after.seq, after.hash, 0, -1, 0)
-    yield from read_active(after)
+    empty = True
+    for record in read_active(after):
+        empty = False
+        yield record
+    if empty:
+        # The active log had a first line when the read began: it was deleted or replaced
+        # since (delete, pruning in another process). Never end a history early: callers
+        # retry when the files moved (see loading.retrying) and report a delete.
+        raise CorruptLogError(str(folder / LOG_NAME), 1, 0, "the active log vanished while it was read")
 
 
 def _segment_records(segment: Segment, after: Head | None, *, stop: int, skip: int = 0) -> Iterator[Record]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from journal.errors import CorruptLogError, HistoryPrunedError
+from journal.errors import CorruptLogError, HistoryPrunedError, SessionNotFoundError
 from journal.state import Session
 from journal.storage import (
     Head,
@@ -71,31 +71,47 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
     """Every record of the history, each checked against the fold as well as the chain.
 
     If a compaction in another process moves files mid-read, reading resumes after the last
-    record given; if a retention policy dropped events before any was given, the stream starts
-    after its new base instead.
+    record given (from the archive segment now holding it, not from the start); it gives up
+    only when several attempts in a row make no progress. If a retention policy dropped
+    events before any was given, the stream starts after its new base instead.
     """
-    state, head, records = retrying(storage, sid, lambda: storage.history(sid))
-    last = 0 if head is None else head.seq
+    state: Session | None = None
+    last, last_hash = 0, ""
     given = False
-    for _attempt in range(_RETRIES + 1):
+    stalled = 0
+    resume: tuple[int, str] | None = None
+    while True:
+        # The stamp is taken before the files are looked at: a move after it is always seen.
         stamp = storage.history_stamp(sid)
+        progressed = False
         try:
+            base, restart, records = storage.history(sid, resume)
+            if restart is not None and restart.seq > last:
+                if given:  # events already given would be followed by a gap
+                    raise HistoryPrunedError(sid, restart.seq)
+                state, last, last_hash = base, restart.seq, restart.hash
             for record in records:
                 if record.event.seq <= last:
                     continue  # given before files moved
                 state = apply_record(state, record, storage.location(sid))
-                last, given = record.event.seq, True
+                last, last_hash, given, progressed = record.event.seq, record.head.hash, True, True
                 yield record
+            if not given and state is None:
+                # A session always holds an event or a base: it was deleted after the caller
+                # checked it existed. Never answer with an empty history.
+                raise SessionNotFoundError(sid, "deleted while its history was read")
             return
         except CorruptLogError:
+            if storage.stamp(sid) is None:
+                raise SessionNotFoundError(sid, "deleted while its history was read") from None
             if storage.history_stamp(sid) == stamp:
                 raise
-            base, restart, records = storage.history(sid)
-            if restart is not None and restart.seq > last:
-                if given:  # events already given would be followed by a gap
-                    raise HistoryPrunedError(sid, restart.seq) from None
-                state, last = base, restart.seq
-    raise CorruptLogError(storage.location(sid), 0, 0, "history kept moving while it was read")
+            stalled = 0 if progressed else stalled + 1
+            if stalled > _RETRIES:
+                raise CorruptLogError(
+                    storage.location(sid), 0, 0, "history kept moving while it was read"
+                ) from None
+            resume = (last, last_hash) if last else None
 
 
 class Reader:

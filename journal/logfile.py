@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-__all__ = ["LineScan", "write_all"]
+__all__ = ["LineScan", "read_range", "write_all"]
 
 _CHUNK = 1 << 20
 
@@ -53,12 +53,29 @@ class LineScan:
         self.torn = len(buf)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write ``data`` with one ``write`` call; a short write raises OSError.
+def read_range(fd: int, offset: int, size: int) -> bytes:
+    """The ``size`` bytes at ``offset`` (fewer if the file ends first)."""
+    parts = []
+    end = offset + size
+    while offset < end:
+        chunk = os.pread(fd, min(_CHUNK, end - offset), offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
 
-    One call is the unit other processes can observe: a reader never sees half of one line
-    followed by another writer's line, because writers are serialised by the session lock.
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data``: one ``write`` call, and more only if the kernel wrote less.
+
+    Readers never mistake a partly written append for an event: they stop at the last
+    newline, and writers are serialised by the session lock. A short write is followed by
+    another so that a full disk surfaces as its own error (ENOSPC, EFBIG), not a guess.
     """
-    written = os.write(fd, data)
-    if written != len(data):
-        raise OSError(0, f"short write: {written} of {len(data)} bytes")
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written == 0:
+            raise OSError(0, f"write made no progress ({len(view)} bytes left)")
+        view = view[written:]

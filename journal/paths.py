@@ -24,12 +24,24 @@ import errno
 import hashlib
 import os
 import re
+import stat
 import threading
 from pathlib import Path
 
 from journal.errors import InvalidSessionIdError, StorageError
 
-__all__ = ["MAX_ID_LENGTH", "Layout", "check_session_id", "ensure_dir", "open_file", "write_atomic"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "Layout",
+    "check_session_id",
+    "ensure_dir",
+    "list_names",
+    "open_existing",
+    "open_file",
+    "read_regular",
+    "stat_existing",
+    "write_atomic",
+]
 
 MAX_ID_LENGTH = 1024
 _SLUG_LEN = 40
@@ -89,10 +101,7 @@ class Layout:
 
     def session_dirs(self) -> list[Path]:
         """Every session folder, in name order (empty if the journal has none yet)."""
-        try:
-            names = sorted(os.listdir(self.sessions))
-        except FileNotFoundError:
-            return []
+        names = sorted(list_names(self.sessions))
         return [self.sessions / n for n in names if "~" in n and not n.startswith(".")]
 
 
@@ -116,8 +125,13 @@ def ensure_dir(path: Path) -> None:
 
 def open_file(path: Path, flags: int) -> int:
     """Open a journal file without following symlinks; a new file gets mode exactly 0600."""
-    flags |= os.O_CLOEXEC | os.O_NOFOLLOW
+    # O_NONBLOCK: opening a FIFO planted in place of a journal file must not wait for a
+    # writer; it is refused just below (on regular files the flag changes nothing).
+    flags |= os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     fd = os.open(path, flags, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     if flags & os.O_CREAT:
         try:
             os.fchmod(fd, 0o600)
@@ -125,6 +139,59 @@ def open_file(path: Path, flags: int) -> int:
             os.close(fd)
             raise
     return fd
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file, refusing anything else without blocking on it.
+
+    Raises:
+        FileNotFoundError: it does not exist.
+        OSError: it is not a regular file (a FIFO or a device would block or never end,
+            a folder has no bytes), or it cannot be read.
+    """
+    fd = open_file(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        chunks = []
+        while chunk := os.read(fd, max(size, 1 << 16)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def open_existing(path: Path) -> int | None:
+    """Open a journal file for reading; None if it (or its folder) does not exist.
+
+    Raises:
+        StorageError: any other refusal (permissions, I/O): never a bare OSError.
+    """
+    try:
+        return open_file(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StorageError.wrap("open", path, exc) from None
+
+
+def stat_existing(path: Path) -> os.stat_result | None:
+    """``os.stat`` of ``path``; None if it does not exist; StorageError for other refusals."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StorageError.wrap("stat", path, exc) from None
+
+
+def list_names(path: Path) -> list[str]:
+    """The names in folder ``path``; empty if it does not exist; StorageError for other refusals."""
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise StorageError.wrap("list", path, exc) from None
 
 
 def write_atomic(path: Path, data: bytes, *, replace: bool = True, make_dirs: bool = True) -> bool:

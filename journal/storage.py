@@ -10,15 +10,18 @@ then append after an expected head), list and delete sessions. Everything above 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from journal.codec import GENESIS, Decoded, LineError, decode
 from journal.errors import CorruptLogError, UnsupportedFormatError
 from journal.events import Event
 from journal.state import Session, apply
+
+if TYPE_CHECKING:
+    from journal.verify import Anchor, RepairReport, SessionCheck
 
 __all__ = [
     "Head",
@@ -145,8 +148,13 @@ class Storage(Protocol):
         """The newest snapshot that agrees with the stored log, or None."""
         ...
 
-    def history(self, session_id: str) -> History:
-        """The retention base (if any) and every record after it, oldest first."""
+    def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
+        """The retention base (if any) and every record after it, oldest first.
+
+        ``resume`` (a seq and its chain hash, from a read interrupted by a compaction) lets
+        the backend skip what precedes that event where it can; records up to it may still
+        come, and callers skip them.
+        """
         ...
 
     def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
@@ -167,6 +175,18 @@ class Storage(Protocol):
 
     def session_ids(self) -> Iterator[str]:
         """The ids of every stored session."""
+        ...
+
+    def verify_targets(self, session_id: str | None) -> Sequence[Any]:
+        """What ``verify`` checks for one session (empty: absent) or all, damaged ones included."""
+        ...
+
+    def verify(self, target: Any, anchors: Mapping[str, Anchor]) -> SessionCheck:
+        """Check one target's stored history, snapshots and anchor, under its writer lock."""
+        ...
+
+    def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
+        """Quarantine everything after the intact prefix; None if there is no such session."""
         ...
 
     def close(self) -> None:

@@ -48,6 +48,7 @@ from journal.validate import (
     sequence,
     stop_condition,
 )
+from journal.verify import Anchor, Problem, RepairReport, VerifyReport
 
 __all__ = ["Compaction", "Journal"]
 
@@ -324,7 +325,8 @@ class Journal:
         iteration starts after the dropped part.
 
         Raises:
-            SessionNotFoundError: no such session (raised here, not on first iteration).
+            SessionNotFoundError: no such session (raised here, not on first iteration); or
+                while iterating, if another caller deletes the session meanwhile.
             CorruptLogError: while iterating, at the first damaged line.
         """
         sid = check_session_id(session_id)
@@ -395,6 +397,109 @@ class Journal:
             if progress is not None:
                 progress(done, len(ids), sid)
         return results
+
+    # -- integrity -------------------------------------------------------------------------
+
+    def head(self, session_id: str) -> Anchor:
+        """The seq and chain hash of the session's last event, to keep outside the journal.
+
+        Passed back to ``verify(anchors=...)``, it proves that no event up to it was lost
+        or rewritten since, even by someone able to rebuild the whole chain.
+
+        Raises:
+            SessionNotFoundError: no such session.
+        """
+        sid = check_session_id(session_id)
+        view = self._current(sid)
+        if view is None:
+            raise SessionNotFoundError(sid)
+        return Anchor(session_id=sid, seq=view.head.seq, hash=view.head.hash)
+
+    def verify(
+        self,
+        session_id: str | None = None,
+        *,
+        anchors: Iterable[Anchor] = (),
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> VerifyReport:
+        """Check every stored line, the hash chain, seq continuity and snapshots.
+
+        Unlike a read, which stops at the first damaged line, this reports every problem with
+        its file, line, byte offset and kind (see ``ProblemKind``). Sessions whose id cannot be
+        read any more are checked too, named by their folder. Each session is checked under
+        its writer lock: writers wait, readers do not. A torn last line (a crashed write) is
+        cut, or a missing final newline completed, as any writer would, and logged.
+
+        Args:
+            session_id: one session, or None for every session.
+            anchors: heads exported earlier with ``head``: a log that lost or rewrote events
+                up to one of them is reported (``truncated`` or ``edited``).
+            progress: called as ``progress(done, total, session_id)`` after each session.
+
+        Raises:
+            SessionNotFoundError: ``session_id`` names no session.
+        """
+        self._check_open()
+        wanted = {a.session_id: a for a in anchors}
+        targets = self._storage.verify_targets(None if session_id is None else check_session_id(session_id))
+        if session_id is not None and not targets:
+            raise SessionNotFoundError(session_id)
+        problems: list[Problem] = []
+        heads = []
+        events = 0
+        for done, target in enumerate(targets, 1):
+            result = self._storage.verify(target, wanted)
+            problems.extend(result.problems)
+            events += result.events
+            if result.head is not None:
+                heads.append(result.head)
+            if progress is not None:
+                progress(done, len(targets), result.session_id)
+        checked = {h.session_id for h in heads} | {p.session_id for p in problems}
+        for sid, anchor in wanted.items():
+            if sid not in checked and (session_id is None or sid == session_id):
+                # An exported head of a session that holds no event any more: it lost them all.
+                message = f"the exported head is at seq {anchor.seq} but the session holds no event"
+                where = self._storage.location(check_session_id(sid))
+                problems.append(
+                    Problem(session_id=sid, kind="truncated", file=where, line=0, offset=-1, message=message)
+                )
+        return VerifyReport(
+            sessions=len(targets), events=events, problems=tuple(problems), heads=tuple(heads)
+        )
+
+    def repair(self, session_id: str, *, dry_run: bool = False) -> RepairReport:
+        """Keep the longest provably intact prefix of the history; quarantine the rest.
+
+        Bytes are never deleted: what follows the first damaged, missing or out-of-order line
+        is moved into ``quarantine/<time>/`` inside the session's folder (fsynced before
+        anything is cut), with ``repair.json`` describing the move. Snapshots that disagree
+        with the log move there too. Runs under the session's writer lock; safe to run twice.
+
+        Args:
+            dry_run: only report what would move.
+
+        Raises:
+            SessionNotFoundError: no such session.
+            CorruptLogError: only a retention base is intact (restore the archive).
+            StorageError: the file system refused a step (the files stay valid).
+        """
+        sid = check_session_id(session_id)
+        slot = self._pin(sid)
+        try:
+            with slot.lock:
+                slot.view = None
+                report = self._storage.repair(sid, dry_run=dry_run)
+        finally:
+            self._unpin(sid, slot)
+        if report is None:
+            raise SessionNotFoundError(sid)
+        if not dry_run:
+            for moved in report.moved:
+                log.warning(
+                    "%s: repair moved %d bytes of %s: %s", sid, moved.size, moved.source, moved.reason
+                )
+        return report
 
     # -- internals -------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from journal import HistoryPrunedError, Journal
+from tests.conftest import SOAK
 from tests.helpers_compaction import (
     appending_snapshot_worker,
     archived_bytes,
@@ -88,7 +89,7 @@ def test_sigkill_during_compaction_and_snapshots_loses_no_acknowledged_append(
     #   * a fresh Journal appends at version + 1 and compacts, and the checks hold again.
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    rounds = 4
+    rounds = 20 if SOAK else 4
     retention_us = 1 if retention else None
     with Journal(root) as journal:
         journal.create(SID)
@@ -147,6 +148,8 @@ def check_round(
 ) -> int:
     """The checks after a round (see the test's oracle); returns the session's version."""
     with Journal(root) as fresh:
+        report = fresh.verify()
+        assert report.ok, f"seed {seed}: verify after the kills: {[str(p) for p in report.problems]}"
         state = fresh.get(SID)
         assert state == fresh.replay(SID), f"seed {seed}: get() and replay() disagree"
         seqs = [e.seq for e in fresh.events(SID)]
