@@ -132,6 +132,10 @@ class FileStorage:
         path = self.layout.log_path(session_id)
         fd = open_existing(path)
         if fd is None:
+            if after is not None:
+                # The log ``after`` points into is gone (deleted): "nothing new" would be a
+                # stale answer from a cache.
+                raise StaleHeadError()
             return
         try:
             _check_head(fd, os.fstat(fd).st_size, after)

@@ -26,7 +26,7 @@ from journal.logfile import LineScan
 from journal.paths import LOG_NAME, list_names, open_existing, read_regular, write_atomic
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.state import Session
-from journal.storage import Head, History, Record, apply_record, check_line, holds_hash
+from journal.storage import Head, History, Record, StaleHeadError, apply_record, check_line, holds_hash
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -200,9 +200,12 @@ def _records(
         # Resume at the start of the active log, chained to the last archived event.
         after = Head(after.seq, after.hash, 0, -1, 0)
     empty = True
-    for record in read_active(after):
-        empty = False
-        yield record
+    try:
+        for record in read_active(after):
+            empty = False
+            yield record
+    except StaleHeadError:
+        empty = True
     if empty:
         # The active log had a first line when the read began: it was deleted or replaced
         # since (delete, pruning in another process). Never end a history early: callers

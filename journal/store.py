@@ -179,15 +179,20 @@ class Journal:
         return self._write(sid, build)
 
     def get_or_create(self, session_id: str, *, actor: str | None = None) -> Session:
-        """Return the session, creating it first if it does not exist."""
-        try:
-            return self.get(session_id)
-        except SessionNotFoundError:
-            pass
-        try:
-            return self.create(session_id, actor=actor)
-        except SessionExistsError:
-            return self.get(session_id)  # another writer created it between the two calls
+        """Return the session, creating it first if it does not exist.
+
+        Atomic as seen by callers: with other writers creating and deleting the session at the
+        same time, each attempt either finds it or creates it, and is retried otherwise.
+        """
+        while True:
+            try:
+                return self.get(session_id)
+            except SessionNotFoundError:
+                pass
+            try:
+                return self.create(session_id, actor=actor)
+            except SessionExistsError:
+                continue  # created by another writer since: read it (or, if deleted again, retry)
 
     def add_message(
         self,

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from journal.codec import GENESIS, LineError, decode, encode
 from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
-from tests.model import actors, canon, json_objects, json_values, keys, short_texts, texts
+from journal.testing import canon
+from journal.testing.strategies import actors, json_objects, json_values, keys, short_texts, texts
 
 HASH_KEY = b',"hash":"'
 

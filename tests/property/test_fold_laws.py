@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from journal import Journal
 from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
 from journal.state import Message, Session, apply, replay
-from tests.model import actors, canon, json_objects, json_values, keys, plain, short_texts
+from journal.testing import canon, plain
+from journal.testing.strategies import actors, json_objects, json_values, keys, short_texts
 
 # -- strategies: valid histories -------------------------------------------------------------
 

@@ -1,0 +1,100 @@
+"""Compare what a ``Journal`` returned with what the reference model says.
+
+The model has no message ids (the journal generates them) and takes the journal's timestamps,
+so everything else is compared exactly: seqs, versions, times, actors, roles, contents, and
+JSON values strictly (``True`` is not ``1``, ``1`` is not ``1.0``; see ``canon``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from journal.errors import ConflictError, JournalError
+from journal.events import Created, Event, MessageAdded, SettingsChanged
+from journal.state import Message, Session
+from journal.testing.model import ModelEvent, ModelMessage, ModelSession, canon
+
+__all__ = [
+    "assert_same_error",
+    "assert_same_message",
+    "assert_same_session",
+    "event_facts",
+    "visible_ids",
+]
+
+
+def assert_same_message(got: Message, want: ModelMessage) -> None:
+    """Raise AssertionError unless ``got`` is the model's message (ids aside)."""
+    assert (got.seq, got.role, got.content, got.at, got.actor) == (
+        want.seq,
+        want.role,
+        want.content,
+        want.at,
+        want.actor,
+    ), f"message {got!r} is not the model's {want!r}"
+    assert canon(got.metadata) == canon(want.metadata), f"metadata of seq {got.seq}"
+    assert canon(got.references) == canon(want.references), f"references of seq {got.seq}"
+
+
+def assert_same_session(got: Session, want: ModelSession) -> None:
+    """Raise AssertionError unless ``got`` is the model's session (message ids aside)."""
+    assert (got.id, got.version, got.created_at, got.updated_at) == (
+        want.id,
+        want.version,
+        want.created_at,
+        want.updated_at,
+    ), f"session {got.id!r} at version {got.version}, the model's at {want.version}"
+    assert canon(got.settings) == canon(want.settings), f"settings of {got.id!r}"
+    assert len(got.messages) == len(want.messages), f"{got.id!r} holds {len(got.messages)} messages"
+    for message, expected in zip(got.messages, want.messages, strict=True):
+        assert_same_message(message, expected)
+
+
+def event_facts(event: Event | ModelEvent) -> tuple[Any, ...]:
+    """The deterministic content of an event, from the journal or from the model."""
+    common = (event.seq, event.type, event.at, event.actor)
+    if isinstance(event, ModelEvent):
+        if event.type == "created":
+            return (*common, event.session_id)
+        if event.type == "message_added":
+            return (*common, event.role, event.content, canon(event.metadata), canon(event.references))
+        if event.type == "settings_changed":
+            return (*common, canon(event.changes), list(event.removed))
+        return common
+    if isinstance(event, Created):
+        return (*common, event.session_id)
+    if isinstance(event, MessageAdded):
+        return (*common, event.role, event.content, canon(event.metadata), canon(event.references))
+    if isinstance(event, SettingsChanged):
+        return (*common, canon(event.changes), list(event.removed))
+    return common
+
+
+def visible_ids(events: Sequence[Event], upto: int | None = None) -> list[str]:
+    """Ids of the messages added after the last ``cleared`` among events with seq <= upto."""
+    ids: list[str] = []
+    for event in events:
+        if upto is not None and event.seq > upto:
+            break
+        if event.type == "cleared":
+            ids = []
+        elif isinstance(event, MessageAdded):
+            ids.append(event.message_id)
+    return ids
+
+
+def assert_same_error(error: JournalError, model_call: Callable[[], object]) -> None:
+    """The model must fail the same way: same type, same session, same versions."""
+    expected: JournalError | None = None
+    try:
+        model_call()
+    except JournalError as exc:
+        expected = exc
+    if expected is None:
+        raise AssertionError(f"the journal raised {error!r}; the model succeeded")
+    assert type(error) is type(expected), f"the journal raised {error!r}, the model {expected!r}"
+    assert getattr(error, "session_id", None) == getattr(expected, "session_id", None), (error, expected)
+    if isinstance(error, ConflictError):
+        assert isinstance(expected, ConflictError)
+        assert (error.expected, error.actual) == (expected.expected, expected.actual), (error, expected)

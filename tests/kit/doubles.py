@@ -1,0 +1,34 @@
+"""Journal factories for ``run_workers`` (module level: spawned workers import them).
+
+``unlocked_journal`` is the deliberately broken journal the checker must catch: it skips the
+cross-process writer lock, and holds the window between catching up with the log and
+appending open a little longer, as a slow disk or a descheduled process would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from journal import Journal, filestore, locking
+
+
+def durable_journal(root: str) -> Journal:
+    return Journal(root, fsync="never", snapshot_every=7, archive_after=20)
+
+
+def unlocked_journal(root: str) -> Journal:
+    def no_lock(self: locking.SessionLock) -> None:
+        return None
+
+    locking.SessionLock.acquire = no_lock  # type: ignore[method-assign]
+    locking.SessionLock.release = no_lock  # type: ignore[method-assign]
+    original = filestore._Transaction.read
+
+    def slow_read(self: Any, after: Any) -> Iterator[Any]:
+        yield from original(self, after)
+        time.sleep(0.002)
+
+    filestore._Transaction.read = slow_read  # type: ignore[method-assign]
+    return Journal(root, fsync="never")
