@@ -6,6 +6,7 @@ so an answer the writers' cache made up cannot pass for what is on disk.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from journal import ConflictError, Journal, MessageAdded, Session, SessionExistsError
+from journal import ConflictError, Journal, JournalError, MessageAdded, Session, SessionExistsError
+from journal.testing import History, check_linearizable
 from tests.helpers_proc import check_appends, content_for, read_log
 
 # Only turns a hang (a deadlock, a lost wake-up) into a failure; never a speed assertion.
@@ -317,3 +319,44 @@ def test_threads_racing_create_have_exactly_one_winner(root: Path, journal: Jour
         events = read_log(root, sid)
         assert len(events) == 1
         assert seen[sid] == {events[0].at}
+
+
+def test_mixed_operations_from_threads_and_two_journals_are_linearizable(root: Path) -> None:
+    # Oracle: journal.testing's checker and model. Four threads, half on a second Journal of
+    # the same root, run random writes, deletes and reads on two sessions; some order
+    # consistent with real time must explain every result.
+    history = History()
+    rng = random.Random()
+    seeds = [rng.randrange(2**32) for _ in range(4)]
+    with Journal(root, fsync="never", archive_after=10) as one, Journal(root, fsync="never") as two:
+
+        def work(k: int) -> None:
+            journal, r = (one, two)[k % 2], random.Random(seeds[k])
+            for i in range(80):
+                sid = r.choice(["a", "b"])
+                name, args = r.choice(
+                    [
+                        ("get_or_create", (sid,)),
+                        ("add_message", (sid, "user", f"{k}:{i}")),
+                        ("add_message", (sid, "user", f"{k}:{i}")),
+                        ("update_settings", (sid, {str(k): i})),
+                        ("clear", (sid,)),
+                        ("delete", (sid,)),
+                        ("get", (sid,)),
+                        ("get", (sid,)),
+                        ("exists", (sid,)),
+                    ]
+                )
+                token = history.invoke(f"t{k}", name, *args)
+                try:
+                    history.complete(token, getattr(journal, name)(*args))
+                except JournalError as exc:
+                    history.fail(token, exc)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(JOIN_TIMEOUT)
+    result = check_linearizable(history)
+    assert result.ok, f"seeds {seeds}: {result.explanation}"
