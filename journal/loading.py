@@ -92,6 +92,10 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
                 state, last, last_hash = base, restart.seq, restart.hash
             for record in records:
                 if record.event.seq <= last:
+                    if record.event.seq == last and given and record.head.hash != last_hash:
+                        # Not the history we were reading: the session was deleted and
+                        # created again meanwhile.
+                        raise SessionNotFoundError(sid, "deleted while its history was read")
                     continue  # given before files moved
                 state = apply_record(state, record, storage.location(sid))
                 last, last_hash, given, progressed = record.event.seq, record.head.hash, True, True
@@ -105,7 +109,10 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
             if storage.stamp(sid) is None:
                 raise SessionNotFoundError(sid, "deleted while its history was read") from None
             if storage.history_stamp(sid) == stamp:
-                raise
+                if resume is None:
+                    raise
+                resume = None  # the shortcut did not chain on: read from the start to know why
+                continue
             stalled = 0 if progressed else stalled + 1
             if stalled > _RETRIES:
                 raise CorruptLogError(

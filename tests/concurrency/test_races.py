@@ -59,3 +59,23 @@ def test_events_resume_from_the_archive_when_the_log_is_pruned_mid_read(root: Pa
         other.compact("s", prune=True)  # the log being read is replaced
         rest = list(stream)
     assert [e.seq for e in head + rest] == list(range(1, 10))
+
+
+def test_events_never_mix_two_lives_of_a_session(root: Path) -> None:
+    # Deleted and created again (with more events) while a reader streams the old history
+    # from the archive: when it reaches the active log, that is the new life's; the stream
+    # must not go on into it as if it were the same session.
+    with Journal(root) as journal, Journal(root) as other:
+        journal.create("s")
+        for i in range(5):
+            journal.add_message("s", "user", f"old {i}")
+        journal.compact("s", prune=True)  # 1..5 archived, 6 in the active log
+        stream = journal.events("s")
+        first = next(stream)
+        other.delete("s")
+        other.create("s")
+        for i in range(8):
+            other.add_message("s", "user", f"new {i}")
+        with pytest.raises(SessionNotFoundError):
+            list(stream)
+        assert first.seq == 1
