@@ -1,24 +1,467 @@
-"""The ``journal`` command. Each command is a thin wrapper over one library call."""
+"""The ``journal`` command: audit, replay and operate journals from the terminal.
+
+Each command is a thin wrapper over the library; ``clirender`` does the printing. argparse
+and plain text were chosen on purpose: nothing to install beyond the library, a fast start,
+and output that pipes cleanly (``--json`` for machines, progress only on a terminal).
+
+Exit codes: 0 ok, 1 a problem was found (``verify``, a ``repair`` dry run with work to do),
+2 usage error (bad arguments, unknown session, malformed time, missing root).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import re
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import msgspec
 
 from journal import __version__
-from journal.errors import JournalError
+from journal.clirender import (
+    Progress,
+    UsageError,
+    event_doc,
+    event_line,
+    local,
+    one_line,
+    parse_point,
+    print_session,
+    session_doc,
+    to_json,
+)
+from journal.errors import InvalidSessionIdError, InvalidValueError, JournalError, SessionNotFoundError
+from journal.events import MessageAdded
+from journal.history import snapshot_seqs
+from journal.paths import Layout
+from journal.store import Journal
+from journal.verify import Anchor
 
 __all__ = ["main"]
 
+DEFAULT_ROOT = "journal-data"
+EVENT_TYPES = ("created", "message_added", "settings_changed", "cleared")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("journal").strip()
+        prefix = f"journal: {where}: " if where else "journal: "
+        self.exit(2, f"{prefix}{message} (see {self.prog} --help)\n")
+
+
+def _global(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Accepted before or after the command: below it, an option not given must not reset
+    # what was given above it, hence SUPPRESS.
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--root",
+        default=default,
+        help=f"the journal's folder (default: $JOURNAL_ROOT, else ./{DEFAULT_ROOT})",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False if top else argparse.SUPPRESS, help="machine output"
+    )
+
+
+# Relative times (-10m, -2h) must read as values, not as options; argparse only exempts
+# negative numbers, through this (long-standing, if private) attribute.
+_VALUE_NOT_OPTION = re.compile(r"^-\d+([smhdw]|\.\d+)?$")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="journal", description="Audit and operate chat journals.")
+    parser = _Parser(prog="journal", description="Audit, replay and operate chat journals.")
+    parser._negative_number_matcher = _VALUE_NOT_OPTION
     parser.add_argument("--version", action="version", version=f"journal {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser("demo", help="run a scripted tour in a temporary folder (or --root)")
-    demo.add_argument("--root", help="folder to use instead of a new temporary one")
+    _global(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub._negative_number_matcher = _VALUE_NOT_OPTION
+        _global(sub, top=False)
+        return sub
+
+    ls = command("ls", "list sessions with message count, version, created and updated times")
+    ls.add_argument("--sort", choices=["id", "created", "updated", "messages", "version"], default="id")
+    ls.add_argument("--limit", type=_positive, help="show at most N sessions")
+    ls.add_argument("--reverse", action="store_true", help="reverse the order")
+    command("show", "the current conversation: messages, times, settings").add_argument("id")
+    log = command("log", "every event in order, cleared history included")
+    log.add_argument("id")
+    log.add_argument("--after", type=_seq, default=0, metavar="SEQ", help="only events after this seq")
+    log.add_argument(
+        "--type", action="append", choices=EVENT_TYPES, help="only these event types (repeatable)"
+    )
+    replay = command("replay", "the conversation as it was at a seq or a time")
+    replay.add_argument("id")
+    replay.add_argument(
+        "--at", required=True, metavar="SEQ|TIME", help="a seq, RFC 3339 time, or -10m/-2h/-1d"
+    )
+    diff = command("diff", "what changed between two points (seq or time)")
+    diff.add_argument("id")
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    tail = command("tail", "follow new events as other processes append them")
+    tail.add_argument("id", nargs="?")
+    tail.add_argument("--all", action="store_true", help="every session, also ones created later")
+    tail.add_argument("--count", type=_positive, help="exit after N events")
+    tail.add_argument("--interval", type=float, default=0.2, help="seconds between checks (default 0.2)")
+    verify = command("verify", "check every line, the hash chain and snapshots; exit 1 on any problem")
+    verify.add_argument("id", nargs="?")
+    verify.add_argument("--anchors", metavar="FILE", help="exported heads (JSON array or JSON Lines)")
+    command(
+        "head", "a session's last seq and chain hash, to keep elsewhere (see verify --anchors)"
+    ).add_argument("id")
+    repair = command("repair", "show what repair would quarantine; --apply does it")
+    repair.add_argument("id")
+    repair.add_argument("--apply", action="store_true", help="move the damaged part into quarantine")
+    compact = command("compact", "record snapshots; with --prune move old events into the archive")
+    compact.add_argument("id", nargs="?")
+    compact.add_argument("--prune", action="store_true")
+    export = command("export", "a transcript (md, json) or the events (jsonl)")
+    export.add_argument("id")
+    export.add_argument("--format", choices=["md", "json", "jsonl"], required=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+    command("stats", "sessions, events, bytes, snapshot coverage")
+    demo = command("demo", "run a scripted tour in a temporary folder (or --root)")
+    del demo
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _seq(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a seq (an integer >= 0), not {text!r}")
+    return int(text)
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+Command = Callable[[Journal, argparse.Namespace, TextIO], int]
+
+
+def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    rows = []
+    damaged = 0
+    for sid in j.sessions():
+        try:
+            s = j.get(sid)
+        except SessionNotFoundError:
+            continue  # deleted while listing
+        except JournalError as exc:  # one damaged session must not hide the others
+            print(f"journal: {sid}: {exc}", file=sys.stderr)
+            damaged += 1
+            continue
+        rows.append(s)
+    key: dict[str, Callable[[Any], Any]] = {
+        "id": lambda s: s.id,
+        "created": lambda s: s.created_at,
+        "updated": lambda s: s.updated_at,
+        "messages": lambda s: len(s.messages),
+        "version": lambda s: s.version,
+    }
+    rows.sort(key=key[args.sort], reverse=args.reverse)
+    if args.limit:
+        rows = rows[: args.limit]
+    code = 1 if damaged else 0
+    if args.json:
+        docs = [
+            {k: v for k, v in session_doc(s).items() if k not in ("messages", "settings")}
+            | {"messages": len(s.messages)}
+            for s in rows
+        ]
+        print(to_json(docs), file=out)
+        return code
+    # Whole ids (they are what show, log and replay take), one per line however long.
+    width = max([7, *(len(one_line(s.id, 10**6)) for s in rows)])
+    print(f"{'SESSION':<{width}} {'MESSAGES':>8} {'VERSION':>8}  {'CREATED':<25} UPDATED", file=out)
+    for s in rows:
+        print(
+            f"{one_line(s.id, 10**6):<{width}} {len(s.messages):>8} {s.version:>8}  "
+            f"{local(s.created_at):<25} {local(s.updated_at)}",
+            file=out,
+        )
+    return code
+
+
+def cmd_show(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    _print_state(j.get(args.id), args, out)
+    return 0
+
+
+def _print_state(state: Any, args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        print(to_json(session_doc(state)), file=out)
+    else:
+        print_session(state, out)
+
+
+def cmd_log(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    for event in j.events(args.id, after=args.after):
+        if args.type and event.type not in args.type:
+            continue
+        print(to_json(event_doc(event)) if args.json else event_line(event), file=out)
+    return 0
+
+
+def cmd_replay(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    _print_state(j.replay(args.id, at=parse_point(args.at)), args, out)
+    return 0
+
+
+def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    sid = args.id
+    j.get(sid)  # the session must exist now
+    a, b = _version_at(j, sid, args.a), _version_at(j, sid, args.b)
+    if a > b:
+        raise UsageError(f"{args.a} is after {args.b}: give the earlier point first")
+    events = [e for e in j.events(sid, after=a) if e.seq <= b]
+    before = dict(j.replay(sid, at=a).settings) if a else {}
+    after = dict(j.replay(sid, at=b).settings) if b else {}
+    added = [e for e in events if isinstance(e, MessageAdded)]
+    if args.json:
+        print(
+            to_json(
+                {
+                    "session_id": sid,
+                    "from_version": a,
+                    "to_version": b,
+                    "events": [event_doc(e) for e in events],
+                    "messages_added": [event_doc(e) for e in added],
+                    "settings_before": before,
+                    "settings_after": after,
+                }
+            ),
+            file=out,
+        )
+        return 0
+    print(f"{sid}: version {a} -> {b}, {len(events)} events, {len(added)} messages added", file=out)
+    for event in events:
+        print(f"  {event_line(event)}", file=out)
+    if before != after:
+        print(f"settings: {to_json(before)} -> {to_json(after)}", file=out)
+    return 0
+
+
+def _version_at(j: Journal, sid: str, text: str) -> int:
+    point = parse_point(text)
+    if isinstance(point, int):
+        return min(point, j.get(sid).version)
+    try:
+        return j.replay(sid, at=point).version
+    except SessionNotFoundError:
+        return 0  # before the session existed
+
+
+def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    if args.all == (args.id is not None):
+        raise UsageError("tail needs a session id or --all (not both)")
+    if not math.isfinite(args.interval) or not 0 < args.interval <= 3600:
+        raise UsageError("--interval must be a number of seconds between 0 and 3600")
+    seen = {sid: _version(j, sid) for sid in (j.sessions() if args.all else [args.id])}
+    if not args.all and seen[args.id] == 0:
+        raise SessionNotFoundError(args.id)
+    printed = 0
+    try:
+        while True:
+            for sid in list(j.sessions()) if args.all else [args.id]:
+                version = _version(j, sid)
+                last = seen.get(sid, 0)
+                if version < last:
+                    last = 0  # deleted and created again: a new history
+                if version > last:
+                    for event in j.events(sid, after=last):
+                        line = (
+                            to_json({"session_id": sid} | event_doc(event))
+                            if args.json
+                            else event_line(event, sid)
+                        )
+                        print(line, file=out, flush=True)
+                        seen[sid] = event.seq
+                        printed += 1
+                        if args.count and printed >= args.count:
+                            return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0  # the usual way to stop following
+
+
+def _version(j: Journal, sid: str) -> int:
+    try:
+        return j.get(sid).version
+    except SessionNotFoundError:
+        return 0
+
+
+def cmd_verify(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    anchors = _read_anchors(args.anchors) if args.anchors else []
+    report = j.verify(args.id, anchors=anchors, progress=Progress("verify") if args.id is None else None)
+    if args.json:
+        print(to_json(msgspec.to_builtins(report) | {"ok": report.ok}), file=out)
+    else:
+        for problem in report.problems:
+            print(f"{problem.session_id}: {problem}", file=out)
+        verdict = "ok" if report.ok else f"{len(report.problems)} problems"
+        print(f"checked {report.sessions} sessions, {report.events} events: {verdict}", file=out)
+    return 0 if report.ok else 1
+
+
+def _read_anchors(path: str) -> list[Anchor]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read anchors from {path}: {exc.strerror or exc}") from None
+    try:
+        if text.lstrip().startswith("["):
+            return msgspec.json.decode(text, type=list[Anchor])
+        return [msgspec.json.decode(line, type=Anchor) for line in text.splitlines() if line.strip()]
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"{path}: not a list of heads (session_id, seq, hash): {exc}") from None
+
+
+def cmd_head(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    anchor = j.head(args.id)
+    print(
+        to_json(msgspec.to_builtins(anchor))
+        if args.json
+        else f"{anchor.session_id} {anchor.seq} {anchor.hash}",
+        file=out,
+    )
+    return 0
+
+
+def cmd_repair(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    report = j.repair(args.id, dry_run=not args.apply)
+    if args.json:
+        print(to_json(msgspec.to_builtins(report) | {"changed": report.changed}), file=out)
+    else:
+        if not report.changed:
+            print(f"{args.id}: nothing to repair (version {report.kept})", file=out)
+        verb = "would move" if report.dry_run else "moved"
+        for moved in report.moved:
+            where = f" -> {moved.destination}" if moved.destination else ""
+            print(
+                f"{verb} {moved.size} bytes of {moved.source} from byte {moved.offset}{where}: "
+                f"{moved.reason}",
+                file=out,
+            )
+        if report.changed:
+            print(f"keeps events 1..{report.kept}", file=out)
+            if report.dry_run:
+                print("run again with --apply to do it (nothing is deleted: it goes to quarantine)", file=out)
+    return 1 if report.dry_run and report.changed else 0
+
+
+def cmd_compact(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    results = j.compact(args.id, prune=args.prune, progress=Progress("compact") if args.id is None else None)
+    for r in results:
+        if args.json:
+            print(to_json(r._asdict()), file=out)
+        else:
+            print(
+                f"{r.session_id}: snapshot at seq {r.seq}, {r.archived} archived, {r.dropped} dropped",
+                file=out,
+            )
+    return 0
+
+
+def cmd_export(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    if args.format == "jsonl":
+        text = "".join(to_json(event_doc(e)) + "\n" for e in j.events(args.id))
+    elif args.format == "json":
+        text = to_json(session_doc(j.get(args.id))) + "\n"
+    else:
+        text = _markdown(j.get(args.id))
+    if args.output is None:
+        out.write(text)
+        return 0
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)  # a transcript is as private as the journal
+        file.write(text)
+    return 0
+
+
+def _markdown(s: Any) -> str:
+    lines = [f"# Session {s.id}", ""]
+    lines.append(f"- version {s.version}, created {local(s.created_at)}, updated {local(s.updated_at)}")
+    if s.settings:
+        lines.append(f"- settings: `{to_json(s.settings)}`")
+    for m in s.messages:
+        who = f" ({m.actor})" if m.actor else ""
+        lines += ["", f"## {m.role}{who} · #{m.seq} · {local(m.at)}", "", m.content]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    layout = Layout(j.root)
+    ids = list(j.sessions())
+    progress = Progress("stats")
+    sessions = events = covered = with_snapshot = damaged = 0
+    for done, sid in enumerate(ids, 1):
+        try:
+            version = j.get(sid).version
+        except SessionNotFoundError:
+            continue
+        except JournalError as exc:  # counted, reported, and the others still counted
+            print(f"journal: {sid}: {exc}", file=sys.stderr)
+            damaged += 1
+            continue
+        sessions += 1
+        events += version
+        seqs = [s for s in snapshot_seqs(layout.session_dir(sid)) if s <= version]
+        if seqs:
+            with_snapshot += 1
+            covered += max(seqs)
+        progress(done, len(ids), sid)
+    total_bytes = sum(f.stat().st_size for f in Path(j.root).rglob("*") if f.is_file())
+    doc = {
+        "sessions": sessions,
+        "events": events,
+        "bytes": total_bytes,
+        "sessions_with_snapshot": with_snapshot,
+        "events_covered_by_snapshots": covered,
+        "damaged_sessions": damaged,
+    }
+    if args.json:
+        print(to_json(doc), file=out)
+        return 1 if damaged else 0
+    share = f"{100 * covered / events:.0f}%" if events else "-"
+    print(f"sessions  {sessions}\nevents    {events}\nbytes     {total_bytes}", file=out)
+    print(f"snapshots {with_snapshot} sessions, covering {covered} events ({share})", file=out)
+    return 1 if damaged else 0
+
+
+COMMANDS: dict[str, Command] = {
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "log": cmd_log,
+    "replay": cmd_replay,
+    "diff": cmd_diff,
+    "tail": cmd_tail,
+    "verify": cmd_verify,
+    "head": cmd_head,
+    "repair": cmd_repair,
+    "compact": cmd_compact,
+    "export": cmd_export,
+    "stats": cmd_stats,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,18 +471,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    root = args.root or os.environ.get("JOURNAL_ROOT") or DEFAULT_ROOT
     try:
         if args.command == "demo":
             from journal.demo import run_demo
 
             return run_demo(args.root)
+        if not Path(root).is_dir():
+            raise UsageError(f"no journal at {root} (give --root or set JOURNAL_ROOT)")
+        with Journal(root) as journal:
+            return COMMANDS[args.command](journal, args, sys.stdout)
+    except (UsageError, SessionNotFoundError, InvalidSessionIdError, InvalidValueError) as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 2
     except JournalError as exc:
         print(f"journal: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    parser.error(f"unknown command {args.command!r}")
-    return 2  # pragma: no cover - parser.error exits
+    except BrokenPipeError:
+        # Piped into head(1) and the reader left: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

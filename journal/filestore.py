@@ -248,6 +248,8 @@ class FileStorage:
     def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
         """Quarantine what follows the intact prefix (see ``repair``); None if no such session."""
         folder = self.layout.session_dir(session_id)
+        if not folder.is_dir():
+            return None  # checked first too: no lock file for a session that never was
         with self.writer(session_id) as tx:
             if not folder.is_dir():
                 return None

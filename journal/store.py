@@ -570,6 +570,8 @@ class Journal:
         return state
 
     def _compact_one(self, sid: str, prune: bool) -> Compaction:
+        if self._storage.stamp(sid) is None:
+            raise SessionNotFoundError(sid)  # before any lock file is made for it
         slot = self._pin(sid)
         try:
             with slot.lock, self._storage.writer(sid) as tx:
