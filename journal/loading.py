@@ -80,6 +80,7 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
     given = False
     stalled = 0
     resume: tuple[int, str] | None = None
+    where = storage.location(sid)
     while True:
         # The stamp is taken before the files are looked at: a move after it is always seen.
         stamp = storage.history_stamp(sid)
@@ -97,7 +98,7 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
                         # created again meanwhile.
                         raise SessionNotFoundError(sid, "deleted while its history was read")
                     continue  # given before files moved
-                state = apply_record(state, record, storage.location(sid))
+                state = apply_record(state, record, where)
                 last, last_hash, given, progressed = record.event.seq, record.head.hash, True, True
                 yield record
             if not given and state is None:
@@ -176,8 +177,9 @@ def fold(
     storage: Storage,
     sid: str,
 ) -> View | None:
+    where = storage.location(sid)  # for error messages; computed once, not per line
     for record in records:
-        state = apply_record(state, record, storage.location(sid))
+        state = apply_record(state, record, where)
         head = record.head
     if state is None or head is None:
         return None

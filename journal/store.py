@@ -563,10 +563,11 @@ class Journal:
         state, base_head, records = self._storage.history(sid)
         if state is not None and base_head is not None and stop(BaseMark(base_head.seq, state.updated_at)):
             raise HistoryPrunedError(sid, base_head.seq)
+        where = self._storage.location(sid)
         for record in records:
             if stop(record.event):
                 break
-            state = apply_record(state, record, self._storage.location(sid))
+            state = apply_record(state, record, where)
         return state
 
     def _compact_one(self, sid: str, prune: bool) -> Compaction:
