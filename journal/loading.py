@@ -177,8 +177,9 @@ def fold(
     storage: Storage,
     sid: str,
 ) -> View | None:
-    where = storage.location(sid)  # for error messages; computed once, not per line
+    where = ""  # for error messages: computed once, and only if there is a line (not per write)
     for record in records:
+        where = where or storage.location(sid)
         state = apply_record(state, record, where)
         head = record.head
     if state is None or head is None:
