@@ -40,6 +40,7 @@ import pytest
 from journal import Anchor, Cleared, Created, Event, Journal, MessageAdded, Session, SettingsChanged
 from journal.codec import encode
 from journal.paths import Layout
+from journal.testing import plain
 
 JOURNAL = Path(sys.executable).with_name("journal")
 TIMEOUT = 30.0  # only turns a hang into a failure
@@ -120,15 +121,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int = 2)
 
 
 # --- what the library says --------------------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """A library value as parsed JSON gives it (read-only mappings as dicts, tuples as lists)."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 def when(text: Any) -> datetime:
