@@ -2,8 +2,10 @@
 
 Invariant that makes cheap change detection sound: a log file is only ever appended to. The
 only bytes ever cut are an unterminated tail after the last newline (a torn write), which no
-reader has read as an event. So "same inode, same size" means "same events", and a reader
-that stopped at byte N of an inode can resume there.
+reader has read as an event, and what an operator's ``repair`` moves into quarantine (readers
+then see another size and time, and re-check their position against the chain). So "same
+inode, same size" means "same events", and a reader that stopped at byte N of an inode can
+resume there. Transactions and open descriptors live in ``filetx``.
 """
 
 from __future__ import annotations
@@ -17,15 +19,14 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
-from journal.compaction import apply_retention, prune_active_log
 from journal.errors import CorruptLogError, StorageError
 from journal.events import Created
 from journal.filecheck import check_files
+from journal.filetx import FileTransaction, Handle, check_head, scan_with, stamp_of
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
@@ -36,12 +37,11 @@ from journal.history import (
     save_snapshot,
 )
 from journal.locking import SessionLock
-from journal.logfile import LineScan, write_all
+from journal.logfile import LineScan
 from journal.paths import (
     LOG_NAME,
     Layout,
     dirname_for,
-    ensure_dir,
     fsync_dir,
     open_existing,
     open_file,
@@ -52,13 +52,11 @@ from journal.state import Session
 from journal.storage import (
     Head,
     History,
-    PruneResult,
     Record,
     StaleHeadError,
     Stamp,
     check_line,
     classify_tail,
-    holds_hash,
 )
 from journal.verify import Anchor, RepairReport, SessionCheck
 
@@ -77,26 +75,6 @@ class _Target(NamedTuple):
     session_id: str | None
 
 
-class _Handle:
-    """Open descriptors of one session: its lock file and (once it exists) its log."""
-
-    __slots__ = ("fd", "lock", "mutex", "path", "refs", "session_id")
-
-    def __init__(self, session_id: str, lock: SessionLock, path: Path) -> None:
-        self.session_id = session_id
-        self.lock = lock
-        self.path = path
-        self.mutex = threading.Lock()
-        self.fd: int | None = None
-        self.refs = 0
-
-    def close(self) -> None:
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
-        self.lock.close()
-
-
 class FileStorage:
     """Logs in files; see the module docstring for the invariant it relies on."""
 
@@ -112,7 +90,7 @@ class FileStorage:
         self.fsync = fsync
         self.lock_timeout = lock_timeout
         self.max_open_sessions = max_open_sessions
-        self._handles: OrderedDict[str, _Handle] = OrderedDict()
+        self._handles: OrderedDict[str, Handle] = OrderedDict()
         self._guard = threading.Lock()
         self._dirty: set[Path] = set()
         self._flusher: threading.Thread | None = None
@@ -126,7 +104,7 @@ class FileStorage:
 
     def stamp(self, session_id: str) -> Stamp | None:
         st = stat_existing(self.layout.log_path(session_id))
-        return None if st is None else _stamp(st)
+        return None if st is None else stamp_of(st)
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         path = self.layout.log_path(session_id)
@@ -138,11 +116,11 @@ class FileStorage:
                 raise StaleHeadError()
             return
         try:
-            _check_head(fd, os.fstat(fd).st_size, after)
+            check_head(fd, os.fstat(fd).st_size, after)
             start = 0 if after is None else after.position
             scan = LineScan(fd, start, 1 if after is None else after.line + 1)
             head = after
-            for record in _scan_with(scan, str(path), after):
+            for record in scan_with(scan, str(path), after):
                 head = record.head
                 yield record
             if scan.torn:
@@ -264,21 +242,21 @@ class FileStorage:
                 if not dry_run:
                     tx.forget()
 
-    def _writer_for(self, target: _Target) -> _Transaction:
+    def _writer_for(self, target: _Target) -> FileTransaction:
         if target.session_id is not None:
             return self.writer(target.session_id)
         # A folder whose id cannot be read: its lock file is named by the hash in its name.
         lock = self.layout.locks / f"{target.folder.name.rsplit('~', 1)[1]}.lock"
-        handle = _Handle(target.folder.name, SessionLock(lock, self.lock_timeout), target.folder / LOG_NAME)
+        handle = Handle(target.folder.name, SessionLock(lock, self.lock_timeout), target.folder / LOG_NAME)
         handle.refs = 1
-        return _Transaction(self, handle, loose=True)
+        return FileTransaction(self, handle, loose=True)
 
     # -- writing under the lock -------------------------------------------------------------
 
-    def writer(self, session_id: str) -> _Transaction:
-        return _Transaction(self, self._pin(session_id))
+    def writer(self, session_id: str) -> FileTransaction:
+        return FileTransaction(self, self._pin(session_id))
 
-    def _unpin(self, handle: _Handle) -> None:
+    def _unpin(self, handle: Handle) -> None:
         with self._guard:
             handle.refs -= 1
 
@@ -306,13 +284,13 @@ class FileStorage:
             shutil.rmtree(leftover, ignore_errors=True)
         return existed
 
-    def _pin(self, session_id: str) -> _Handle:
+    def _pin(self, session_id: str) -> Handle:
         with self._guard:
             handle = self._handles.get(session_id)
             if handle is None:
                 lock = SessionLock(self.layout.lock_path(session_id), self.lock_timeout)
                 path = self.layout.log_path(session_id)
-                handle = self._handles[session_id] = _Handle(session_id, lock, path)
+                handle = self._handles[session_id] = Handle(session_id, lock, path)
             else:
                 self._handles.move_to_end(session_id)
             handle.refs += 1
@@ -414,208 +392,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-class _Transaction:
-    """One session held exclusively: see ``storage.Transaction``.
-
-    A context manager (a plain class: this is on every write's path): entering takes the
-    in-process mutex, then the cross-process lock; leaving releases both and unpins the handle.
-    """
-
-    def __init__(self, storage: FileStorage, handle: _Handle, *, loose: bool = False) -> None:
-        self.storage = storage
-        self.handle = handle
-        self.loose = loose  # a handle of its own, closed on exit
-        self.path = handle.path
-        self.size = 0
-        self.checked = False  # the cached descriptor was checked against the path
-
-    def __enter__(self) -> _Transaction:
-        handle = self.handle
-        try:
-            handle.mutex.acquire()
-        except BaseException:
-            self._let_go()
-            raise
-        try:
-            handle.lock.acquire()
-        except BaseException:
-            handle.mutex.release()
-            self._let_go()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        handle = self.handle
-        try:
-            handle.lock.release()
-        finally:
-            handle.mutex.release()
-            self._let_go()
-
-    def _let_go(self) -> None:
-        if self.loose:
-            self.handle.close()
-        else:
-            self.storage._unpin(self.handle)
-
-    def _fd(self, create: bool) -> int | None:
-        handle = self.handle
-        if handle.fd is not None and self.checked:
-            return handle.fd
-        if handle.fd is not None:
-            st = os.fstat(handle.fd)
-            # A log stops being the session's log only by being unlinked: pruning renames a new
-            # log over it, and delete unlinks it first thing (see FileStorage.delete).
-            if st.st_nlink > 0:
-                self.size = st.st_size
-                self.checked = True
-                return handle.fd
-            os.close(handle.fd)
-            handle.fd = None
-        flags = os.O_RDWR | os.O_APPEND
-        try:
-            try:
-                handle.fd = open_file(self.path, flags)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                ensure_dir(self.path.parent)
-                handle.fd = open_file(self.path, flags | os.O_CREAT)
-                if self.storage.fsync != "never":
-                    fsync_dir(self.path.parent)  # the new file's name must survive too
-        except OSError as exc:
-            raise StorageError.wrap("open", str(self.path), exc) from None
-        self.size = os.fstat(handle.fd).st_size
-        self.checked = True
-        return handle.fd
-
-    def forget(self) -> None:
-        """Drop the cached descriptor (before the log is removed or replaced)."""
-        self.checked = False
-        if self.handle.fd is not None:
-            os.close(self.handle.fd)
-            self.handle.fd = None
-
-    def read(self, after: Head | None) -> Iterator[Record]:
-        fd = self._fd(create=False)
-        if fd is None:
-            if after is not None:
-                raise StaleHeadError()
-            return
-        _check_head(fd, self.size, after)
-        if after is not None and self.size == after.position:
-            return  # nothing new, and no torn tail either
-        scan = LineScan(fd, 0 if after is None else after.position, 1 if after is None else after.line + 1)
-        head = after
-        for record in _scan_with(scan, str(self.path), after):
-            head = record.head
-            yield record
-        if not scan.torn:
-            return
-        tail = os.pread(fd, scan.torn, scan.end)
-        line = (0 if head is None else head.line) + 1
-        intact = classify_tail(tail, head, path=str(self.path), line=line, offset=scan.end)
-        try:
-            if intact is not None:
-                # A whole, chained line that only lacks its newline: keep it, complete it.
-                log.warning(
-                    "%s: completed a last line that lacked its newline (byte %d)", self.path, scan.end
-                )
-                write_all(fd, b"\n")
-                self.size = scan.end + len(tail) + 1
-                yield intact
-                return
-            # Only a crashed writer leaves a torn line, and its append never returned; cutting
-            # it is the one place bytes are removed from a log.
-            log.warning("%s: dropped a torn last line (%d bytes at byte %d)", self.path, scan.torn, scan.end)
-            os.ftruncate(fd, scan.end)
-            self.size = scan.end
-        except OSError as exc:
-            raise StorageError.wrap("repair the last line", str(self.path), exc) from None
-
-    def peek(self, after: Head | None) -> Iterator[Record]:
-        """What ``read`` would return of the unterminated tail after ``after``, changing nothing."""
-        fd = self._fd(create=False)
-        start = 0 if after is None else after.position
-        if fd is None or self.size <= start:
-            return
-        tail = os.pread(fd, self.size - start, start)
-        line = (0 if after is None else after.line) + 1
-        intact = classify_tail(tail, after, path=str(self.path), line=line, offset=start)
-        if intact is not None:
-            yield intact
-
-    def snapshot(self) -> tuple[Session, Head] | None:
-        fd = self._fd(create=False)
-        return None if fd is None else load_snapshot(self.path.parent, fd, self.size)
-
-    def history(self) -> History:
-        return read_history(self.path.parent, self.path, self.read)
-
-    def save_snapshot(self, session: Session, head: Head) -> None:
-        try:
-            save_snapshot(self.path.parent, session, head)
-        except OSError as exc:
-            raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
-
-    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
-        """Archive every event before ``head`` (the end of the log); see ``compaction``."""
-        fd = self._fd(create=False)
-        if fd is None or self.size != head.position:
-            raise StaleHeadError()
-        try:
-            result = prune_active_log(self.path.parent, self.path, fd, state, head)
-        except OSError as exc:
-            raise StorageError.wrap("prune", str(self.path), exc) from None
-        self.forget()  # the active log is a new file now
-        return result, _stamp(os.stat(self.path))
-
-    def retain(self, before: datetime) -> int:
-        """Fold archive segments older than ``before`` into the base; returns events dropped."""
-        try:
-            return apply_retention(self.path.parent, before)
-        except OSError as exc:
-            raise StorageError.wrap("retention", str(self.path.parent), exc) from None
-
-    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
-        fd = self._fd(create=True)
-        assert fd is not None
-        start = 0 if after is None else after.position
-        if self.size != start:
-            raise StaleHeadError()
-        data = b"".join(entry[0] for entry in lines)
-        try:
-            write_all(fd, data)
-            if self.storage.fsync == "always":
-                _sync(fd)
-        except OSError as exc:
-            self._undo(fd, start)
-            self.size = start
-            raise StorageError.wrap("append", str(self.path), exc) from None
-        if self.storage.fsync == "interval":
-            self.storage.mark_dirty(self.path)
-        position = start
-        line = 0 if after is None else after.line
-        head = after
-        for data_line, seq, digest, hash_at in lines:
-            line += 1
-            head = Head(seq, digest, position + len(data_line), position + hash_at, line)
-            position += len(data_line)
-        assert head is not None
-        self.size = position
-        return head, _stamp(os.fstat(fd))
-
-    def _undo(self, fd: int, start: int) -> None:
-        # After a failed write or fsync the new bytes' fate is unknown: remove them so no reader
-        # ever sees an append that was reported as failed.
-        try:
-            os.ftruncate(fd, start)
-        except OSError as exc:
-            log.error(
-                "%s: could not remove a failed append (%s); the next writer will check it", self.path, exc
-            )
-
-
 def _holds_events(folder: Path) -> bool:
     try:
         return first_seq(folder / LOG_NAME) is not None
@@ -628,22 +404,3 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     if st is None:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _stamp(st: os.stat_result) -> Stamp:
-    return Stamp((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), st.st_size)
-
-
-def _check_head(fd: int, size: int, after: Head | None) -> None:
-    if after is None or after.hash_at < 0:
-        return  # the start of the log (after an archive or base: the chain check covers it)
-    if size < after.position or not holds_hash(fd, after):
-        raise StaleHeadError()
-
-
-def _scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]:
-    head = after
-    for line_no, offset, data in scan:
-        record = check_line(data, head, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
-        head = record.head
-        yield record

@@ -10,7 +10,7 @@ Real faults where the kernel can make them: a full tmpfs (ENOSPC), ``RLIMIT_FSIZ
 process (EFBIG; CPython ignores SIGXFSZ, so ``write`` fails instead of killing the process), a
 read-only remount (EROFS), an unprivileged user (EACCES). EIO cannot be had on demand, so it is
 injected at the two calls that write and sync a log: ``os.write`` as ``journal.logfile`` sees it
-and ``journal.filestore._sync``.
+and ``journal.filetx._sync``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-import journal.filestore
+import journal.filetx
 import journal.logfile
 from journal import Journal, JournalError, MessageAdded, StorageError
 
@@ -387,9 +387,9 @@ def test_eio_fails_the_append_removes_its_bytes_and_the_next_append_continues(
         head = j.head(SID)
 
         write_fault = _WriteFault(fault.removeprefix("write-"))
-        sync_fault = _SyncFault(journal.filestore._sync)
+        sync_fault = _SyncFault(journal.filetx._sync)
         if fault == "fsync":
-            monkeypatch.setattr(journal.filestore, "_sync", sync_fault)
+            monkeypatch.setattr(journal.filetx, "_sync", sync_fault)
         else:
             monkeypatch.setattr(journal.logfile, "os", _OsWithWrite(write_fault))
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from journal import Journal, filestore, locking
+from journal import Journal, filetx, locking
 
 
 def durable_journal(root: str) -> Journal:
@@ -24,11 +24,11 @@ def unlocked_journal(root: str) -> Journal:
 
     locking.SessionLock.acquire = no_lock  # type: ignore[method-assign]
     locking.SessionLock.release = no_lock  # type: ignore[method-assign]
-    original = filestore._Transaction.read
+    original = filetx.FileTransaction.read
 
     def slow_read(self: Any, after: Any) -> Iterator[Any]:
         yield from original(self, after)
         time.sleep(0.002)
 
-    filestore._Transaction.read = slow_read  # type: ignore[method-assign]
+    filetx.FileTransaction.read = slow_read  # type: ignore[method-assign]
     return Journal(root, fsync="never")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from journal import ConflictError, Journal, Message, SessionNotFoundError, filestore
+from journal import ConflictError, Journal, Message, SessionNotFoundError, filetx
 from journal.aio import AsyncJournal
 
 
@@ -55,7 +55,7 @@ def test_the_event_loop_keeps_running_while_a_write_waits_on_the_disk(
 ) -> None:
     # A slow disk: every fsync takes 0.3 s. A ticker on the same loop must keep ticking
     # while the append waits; with the write on the loop it would not tick at all.
-    real_sync = filestore._sync
+    real_sync = filetx._sync
 
     def slow_sync(fd: int) -> None:
         time.sleep(0.3)
@@ -64,7 +64,7 @@ def test_the_event_loop_keeps_running_while_a_write_waits_on_the_disk(
     async def main() -> tuple[int, int]:
         aj = AsyncJournal(root, fsync="always")
         await aj.create("s")
-        monkeypatch.setattr(filestore, "_sync", slow_sync)
+        monkeypatch.setattr(filetx, "_sync", slow_sync)
         ticks = 0
         done = asyncio.Event()
 

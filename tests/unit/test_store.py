@@ -494,12 +494,12 @@ def test_a_failing_automatic_pruning_never_fails_the_writes(
     # Oracle: the appends were durable before pruning started; reporting them as failed would
     # make callers retry and append twice. Every append returns, the failure is logged, and the
     # log holds each message exactly once.
-    import journal.filestore
+    import journal.filetx
 
     def broken(*args: object, **kwargs: object) -> object:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(journal.filestore, "prune_active_log", broken)
+    monkeypatch.setattr(journal.filetx, "prune_active_log", broken)
     with Journal(root, archive_after=2) as j:
         j.create("s1")
         seqs = [j.add_message("s1", "user", f"m{n}").seq for n in range(4)]

@@ -1,0 +1,292 @@
+"""One session of the files backend held exclusively: its descriptors and write transaction.
+
+``FileTransaction`` is the files backend's ``storage.Transaction``: it holds the session's
+in-process mutex and cross-process lock, reads what others appended (cutting a torn tail),
+appends with one write and the configured fsync, and undoes a failed append. ``Handle`` keeps
+a session's lock file and log open between transactions (see ``filestore``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from journal.compaction import apply_retention, prune_active_log
+from journal.errors import StorageError
+from journal.history import load_snapshot, read_history, save_snapshot
+from journal.locking import SessionLock
+from journal.logfile import LineScan, write_all
+from journal.paths import ensure_dir, fsync_dir, open_file
+from journal.state import Session
+from journal.storage import (
+    Head,
+    History,
+    PruneResult,
+    Record,
+    StaleHeadError,
+    Stamp,
+    check_line,
+    classify_tail,
+    holds_hash,
+)
+
+__all__ = ["FileTransaction", "Handle", "check_head", "scan_with", "stamp_of"]
+
+log = logging.getLogger("journal")
+_sync = getattr(os, "fdatasync", os.fsync)
+
+
+class _Owner(Protocol):
+    """What a transaction needs from its ``FileStorage``."""
+
+    fsync: str
+
+    def mark_dirty(self, path: Path) -> None: ...
+
+    def _unpin(self, handle: Handle) -> None: ...
+
+
+class Handle:
+    """Open descriptors of one session: its lock file and (once it exists) its log."""
+
+    __slots__ = ("fd", "lock", "mutex", "path", "refs", "session_id")
+
+    def __init__(self, session_id: str, lock: SessionLock, path: Path) -> None:
+        self.session_id = session_id
+        self.lock = lock
+        self.path = path
+        self.mutex = threading.Lock()
+        self.fd: int | None = None
+        self.refs = 0
+
+    def close(self) -> None:
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+        self.lock.close()
+
+
+class FileTransaction:
+    """One session held exclusively: see ``storage.Transaction``.
+
+    A context manager (a plain class: this is on every write's path): entering takes the
+    in-process mutex, then the cross-process lock; leaving releases both and unpins the handle.
+    """
+
+    def __init__(self, storage: _Owner, handle: Handle, *, loose: bool = False) -> None:
+        self.storage = storage
+        self.handle = handle
+        self.loose = loose  # a handle of its own, closed on exit
+        self.path = handle.path
+        self.size = 0
+        self.checked = False  # the cached descriptor was checked against the path
+
+    def __enter__(self) -> FileTransaction:
+        handle = self.handle
+        try:
+            handle.mutex.acquire()
+        except BaseException:
+            self._let_go()
+            raise
+        try:
+            handle.lock.acquire()
+        except BaseException:
+            handle.mutex.release()
+            self._let_go()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        handle = self.handle
+        try:
+            handle.lock.release()
+        finally:
+            handle.mutex.release()
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if self.loose:
+            self.handle.close()
+        else:
+            self.storage._unpin(self.handle)
+
+    def _fd(self, create: bool) -> int | None:
+        handle = self.handle
+        if handle.fd is not None and self.checked:
+            return handle.fd
+        if handle.fd is not None:
+            st = os.fstat(handle.fd)
+            # A log stops being the session's log only by being unlinked: pruning renames a new
+            # log over it, and delete unlinks it first thing (see FileStorage.delete).
+            if st.st_nlink > 0:
+                self.size = st.st_size
+                self.checked = True
+                return handle.fd
+            os.close(handle.fd)
+            handle.fd = None
+        flags = os.O_RDWR | os.O_APPEND
+        try:
+            try:
+                handle.fd = open_file(self.path, flags)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                ensure_dir(self.path.parent)
+                handle.fd = open_file(self.path, flags | os.O_CREAT)
+                if self.storage.fsync != "never":
+                    fsync_dir(self.path.parent)  # the new file's name must survive too
+        except OSError as exc:
+            raise StorageError.wrap("open", str(self.path), exc) from None
+        self.size = os.fstat(handle.fd).st_size
+        self.checked = True
+        return handle.fd
+
+    def forget(self) -> None:
+        """Drop the cached descriptor (before the log is removed or replaced)."""
+        self.checked = False
+        if self.handle.fd is not None:
+            os.close(self.handle.fd)
+            self.handle.fd = None
+
+    def read(self, after: Head | None) -> Iterator[Record]:
+        fd = self._fd(create=False)
+        if fd is None:
+            if after is not None:
+                raise StaleHeadError()
+            return
+        check_head(fd, self.size, after)
+        if after is not None and self.size == after.position:
+            return  # nothing new, and no torn tail either
+        scan = LineScan(fd, 0 if after is None else after.position, 1 if after is None else after.line + 1)
+        head = after
+        for record in scan_with(scan, str(self.path), after):
+            head = record.head
+            yield record
+        if not scan.torn:
+            return
+        tail = os.pread(fd, scan.torn, scan.end)
+        line = (0 if head is None else head.line) + 1
+        intact = classify_tail(tail, head, path=str(self.path), line=line, offset=scan.end)
+        try:
+            if intact is not None:
+                # A whole, chained line that only lacks its newline: keep it, complete it.
+                log.warning(
+                    "%s: completed a last line that lacked its newline (byte %d)", self.path, scan.end
+                )
+                write_all(fd, b"\n")
+                self.size = scan.end + len(tail) + 1
+                yield intact
+                return
+            # Only a crashed writer leaves a torn line, and its append never returned; cutting
+            # it is the one place bytes are removed from a log.
+            log.warning("%s: dropped a torn last line (%d bytes at byte %d)", self.path, scan.torn, scan.end)
+            os.ftruncate(fd, scan.end)
+            self.size = scan.end
+        except OSError as exc:
+            raise StorageError.wrap("repair the last line", str(self.path), exc) from None
+
+    def peek(self, after: Head | None) -> Iterator[Record]:
+        """What ``read`` would return of the unterminated tail after ``after``, changing nothing."""
+        fd = self._fd(create=False)
+        start = 0 if after is None else after.position
+        if fd is None or self.size <= start:
+            return
+        tail = os.pread(fd, self.size - start, start)
+        line = (0 if after is None else after.line) + 1
+        intact = classify_tail(tail, after, path=str(self.path), line=line, offset=start)
+        if intact is not None:
+            yield intact
+
+    def snapshot(self) -> tuple[Session, Head] | None:
+        fd = self._fd(create=False)
+        return None if fd is None else load_snapshot(self.path.parent, fd, self.size)
+
+    def history(self) -> History:
+        return read_history(self.path.parent, self.path, self.read)
+
+    def save_snapshot(self, session: Session, head: Head) -> None:
+        try:
+            save_snapshot(self.path.parent, session, head)
+        except OSError as exc:
+            raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
+
+    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
+        """Archive every event before ``head`` (the end of the log); see ``compaction``."""
+        fd = self._fd(create=False)
+        if fd is None or self.size != head.position:
+            raise StaleHeadError()
+        try:
+            result = prune_active_log(self.path.parent, self.path, fd, state, head)
+        except OSError as exc:
+            raise StorageError.wrap("prune", str(self.path), exc) from None
+        self.forget()  # the active log is a new file now
+        return result, stamp_of(os.stat(self.path))
+
+    def retain(self, before: datetime) -> int:
+        """Fold archive segments older than ``before`` into the base; returns events dropped."""
+        try:
+            return apply_retention(self.path.parent, before)
+        except OSError as exc:
+            raise StorageError.wrap("retention", str(self.path.parent), exc) from None
+
+    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
+        fd = self._fd(create=True)
+        assert fd is not None
+        start = 0 if after is None else after.position
+        if self.size != start:
+            raise StaleHeadError()
+        data = b"".join(entry[0] for entry in lines)
+        try:
+            write_all(fd, data)
+            if self.storage.fsync == "always":
+                _sync(fd)
+        except OSError as exc:
+            self._undo(fd, start)
+            self.size = start
+            raise StorageError.wrap("append", str(self.path), exc) from None
+        if self.storage.fsync == "interval":
+            self.storage.mark_dirty(self.path)
+        position = start
+        line = 0 if after is None else after.line
+        head = after
+        for data_line, seq, digest, hash_at in lines:
+            line += 1
+            head = Head(seq, digest, position + len(data_line), position + hash_at, line)
+            position += len(data_line)
+        assert head is not None
+        self.size = position
+        return head, stamp_of(os.fstat(fd))
+
+    def _undo(self, fd: int, start: int) -> None:
+        # After a failed write or fsync the new bytes' fate is unknown: remove them so no reader
+        # ever sees an append that was reported as failed.
+        try:
+            os.ftruncate(fd, start)
+        except OSError as exc:
+            log.error(
+                "%s: could not remove a failed append (%s); the next writer will check it", self.path, exc
+            )
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    return Stamp((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), st.st_size)
+
+
+def check_head(fd: int, size: int, after: Head | None) -> None:
+    if after is None or after.hash_at < 0:
+        return  # the start of the log (after an archive or base: the chain check covers it)
+    if size < after.position or not holds_hash(fd, after):
+        raise StaleHeadError()
+
+
+def scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]:
+    head = after
+    for line_no, offset, data in scan:
+        record = check_line(data, head, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
+        head = record.head
+        yield record
