@@ -1,0 +1,1 @@
+"""Adapters for chat frameworks; each imports its framework lazily and is an optional extra."""
