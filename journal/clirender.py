@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 import msgspec
 
+from journal.codec import thaw_proxy
 from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged
 from journal.state import Message, Session
 
@@ -40,17 +40,14 @@ class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit code 2."""
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+# The same hook the log encoder uses: msgspec writes tuples itself, and is handed the stored
+# read-only mappings as dicts.
+_ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
 
 
 def to_json(value: Any) -> str:
     """One JSON document (read-only mappings and tuples as objects and arrays)."""
-    return msgspec.json.encode(_plain(value)).decode("utf-8")
+    return _ENCODER.encode(value).decode("utf-8")
 
 
 def utc(at: datetime) -> str:

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from journal.events import thaw
 from journal.state import Message, Session
 from journal.store import Journal
 
@@ -75,21 +76,13 @@ def clear_session(session_id: str) -> dict[str, Any]:
     return _session_dict(_default().clear(session_id))
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _message_dict(m: Message) -> dict[str, Any]:
     return {
         "role": m.role,
         "content": m.content,
         "timestamp": m.at,
-        "metadata": _plain(m.metadata),
-        "references": _plain(m.references),
+        "metadata": thaw(m.metadata),
+        "references": thaw(m.references),
         "id": m.id,
         "seq": m.seq,
     }
@@ -100,5 +93,5 @@ def _session_dict(s: Session) -> dict[str, Any]:
         "messages": [_message_dict(m) for m in s.messages],
         "created_at": s.created_at,
         "updated_at": s.updated_at,
-        "settings": _plain(s.settings),
+        "settings": thaw(s.settings),
     }

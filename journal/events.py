@@ -26,6 +26,7 @@ __all__ = [
     "MessageAdded",
     "SettingsChanged",
     "freeze",
+    "thaw",
 ]
 
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
@@ -39,6 +40,15 @@ def freeze(value: Any) -> Any:
         return MappingProxyType({k: freeze(v) for k, v in value.items()}) if value else EMPTY_MAPPING
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value) if value else ()
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain, mutable copy of a frozen value: read-only mappings as dicts, tuples as lists."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
     return value
 
 

@@ -27,7 +27,6 @@ from journal.verify import Anchor, ChainCheck
 __all__ = ["Checked", "Intact", "Snapshot", "check_files"]
 
 _SEQ = re.compile(rb'^\{"v":1,"seq":(\d{1,20}),')
-_HASH_KEY = b',"hash":"'
 
 
 class Intact(NamedTuple):
@@ -133,8 +132,7 @@ def _check_log(
     for line_no, offset, data in scan or ():
         if check.line(None, path, line_no, offset, data):
             intact = Intact(None, line_no, offset, data)
-            hash_at = offset + data.rfind(_HASH_KEY) + len(_HASH_KEY)
-            head = Head(check.seq, check.hash, offset + len(data) + 1, hash_at, line_no)
+            head = Head(check.seq, check.hash, offset + len(data) + 1, offset + check.hash_at, line_no)
     if check.seq == earlier and earlier > 0:
         # Pruning always leaves the last event in the active log: an empty one lost events.
         check.problem(

@@ -167,6 +167,7 @@ class ChainCheck:
         self.session_id = session_id
         self.seq, self.hash = start if start is not None else (0, GENESIS)
         self.intact_seq = self.seq  # seq of the last line of the intact prefix
+        self.hash_at = -1  # where the last accepted line's hash starts, within that line
         self.state = state
         self.hashes: dict[int, str] = {}
         self.watch = set(watch)
@@ -228,7 +229,7 @@ class ChainCheck:
             )
             ok = False
         self._damaged_run = 0
-        self.seq, self.hash = seq, decoded.hash
+        self.seq, self.hash, self.hash_at = seq, decoded.hash, decoded.hash_at
         self.hashes[seq] = decoded.hash
         if not ok:
             self.broken(where, file, line, offset)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 
+from journal.events import thaw
 from journal.store import Journal
 
 __all__ = ["JournalChatMessageHistory"]
@@ -46,7 +46,7 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
         stored = [
             dict(m.metadata[_KEY]) for m in self.journal.get(self.session_id).messages if _KEY in m.metadata
         ]
-        return messages_from_dict(_thaw(stored))
+        return messages_from_dict(thaw(stored))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append each message (one journal event each, in order)."""
@@ -71,12 +71,3 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         await asyncio.to_thread(self.clear)
-
-
-def _thaw(value: Any) -> Any:
-    # Stored values come back as read-only mappings and tuples; LangChain wants dicts and lists.
-    if hasattr(value, "items"):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
