@@ -19,14 +19,24 @@ from journal.errors import (
     JournalClosedError,
     JournalError,
     LockTimeoutError,
+    MessageNotFoundError,
     SessionExistsError,
     SessionNotFoundError,
     StorageError,
     UnsupportedFormatError,
 )
-from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged
+from journal.events import (
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+)
 from journal.state import Message, Messages, Session, apply, replay
-from journal.store import Compaction, Journal
+from journal.store import Compaction, Journal, NewMessage
 from journal.verify import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
 
 __version__ = "0.1.0"
@@ -48,8 +58,13 @@ __all__ = [
     "LockTimeoutError",
     "Message",
     "MessageAdded",
+    "MessageEdited",
+    "MessageNotFoundError",
+    "MessageRedacted",
+    "MessageRemoved",
     "Messages",
     "Moved",
+    "NewMessage",
     "Problem",
     "ProblemKind",
     "RepairReport",

@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from journal.events import Event
 from journal.state import Message, Session
-from journal.store import Compaction, Journal
+from journal.store import Compaction, Journal, NewMessage
 from journal.verify import Anchor, RepairReport, VerifyReport
 
 __all__ = ["AsyncJournal"]
@@ -76,6 +76,7 @@ class AsyncJournal:
         *,
         metadata: Mapping[str, Any] | None = None,
         references: Iterable[Any] | None = None,
+        before: str | None = None,
         expected_version: int | None = None,
         actor: str | None = None,
     ) -> Message:
@@ -87,6 +88,91 @@ class AsyncJournal:
             content,
             metadata=metadata,
             references=references,
+            before=before,
+            expected_version=expected_version,
+            actor=actor,
+        )
+
+    async def add_messages(
+        self,
+        session_id: str,
+        messages: Iterable[NewMessage | Mapping[str, Any]],
+        *,
+        replace: bool = False,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> tuple[Message, ...]:
+        """See ``Journal.add_messages``."""
+        return await self._run(
+            self.journal.add_messages,
+            session_id,
+            messages,
+            replace=replace,
+            expected_version=expected_version,
+            actor=actor,
+        )
+
+    async def pop_message(
+        self, session_id: str, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Message:
+        """See ``Journal.pop_message``."""
+        return await self._run(
+            self.journal.pop_message, session_id, expected_version=expected_version, actor=actor
+        )
+
+    async def remove_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Message:
+        """See ``Journal.remove_message``."""
+        return await self._run(
+            self.journal.remove_message,
+            session_id,
+            message_id,
+            expected_version=expected_version,
+            actor=actor,
+        )
+
+    async def edit_message(
+        self,
+        session_id: str,
+        message_id: str,
+        content: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Message:
+        """See ``Journal.edit_message``."""
+        return await self._run(
+            self.journal.edit_message,
+            session_id,
+            message_id,
+            content,
+            metadata=metadata,
+            expected_version=expected_version,
+            actor=actor,
+        )
+
+    async def redact_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Session:
+        """See ``Journal.redact_message``."""
+        return await self._run(
+            self.journal.redact_message,
+            session_id,
+            message_id,
+            reason=reason,
             expected_version=expected_version,
             actor=actor,
         )
@@ -161,9 +247,15 @@ class AsyncJournal:
         """See ``Journal.head``."""
         return await self._run(self.journal.head, session_id)
 
-    async def verify(self, session_id: str | None = None, *, anchors: Iterable[Anchor] = ()) -> VerifyReport:
-        """See ``Journal.verify``."""
-        return await self._run(self.journal.verify, session_id, anchors=list(anchors))
+    async def verify(
+        self,
+        session_id: str | None = None,
+        *,
+        anchors: Iterable[Anchor] = (),
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> VerifyReport:
+        """See ``Journal.verify`` (``progress`` is called from the worker thread)."""
+        return await self._run(self.journal.verify, session_id, anchors=list(anchors), progress=progress)
 
     async def repair(self, session_id: str, *, dry_run: bool = False) -> RepairReport:
         """See ``Journal.repair``."""

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 
 import msgspec
 
-from journal import __version__
+from journal import __version__, events
 from journal.clirender import (
     Progress,
     UsageError,
@@ -45,7 +45,7 @@ from journal.verify import Anchor
 __all__ = ["main"]
 
 DEFAULT_ROOT = "journal-data"
-EVENT_TYPES = ("created", "message_added", "settings_changed", "cleared")
+EVENT_TYPES = events.EVENT_TYPES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -405,7 +405,8 @@ def _markdown(s: Any) -> str:
         lines.append(f"- settings: `{to_json(s.settings)}`")
     for m in s.messages:
         who = f" ({m.actor})" if m.actor else ""
-        lines += ["", f"## {m.role}{who} · #{m.seq} · {local(m.at)}", "", m.content]
+        text = "*[content erased]*" if m.redacted else m.content
+        lines += ["", f"## {m.role}{who} · #{m.seq} · {local(m.at)}", "", text]
     return "\n".join(lines) + "\n"
 
 

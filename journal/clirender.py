@@ -16,7 +16,16 @@ from typing import Any, TextIO
 import msgspec
 
 from journal.codec import thaw_proxy
-from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged
+from journal.events import (
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+)
 from journal.state import Message, Session
 
 __all__ = [
@@ -96,6 +105,8 @@ def message_doc(m: Message) -> dict[str, Any]:
         "metadata": m.metadata,
         "references": m.references,
         "actor": m.actor,
+        "redacted": m.redacted,
+        "edited_at": None if m.edited_at is None else utc(m.edited_at),
     }
 
 
@@ -121,9 +132,17 @@ def event_doc(e: Event) -> dict[str, Any]:
             content=e.content,
             metadata=e.metadata,
             references=e.references,
+            before=e.before,
+            redacted_by=e.redacted_by,
         )
     elif isinstance(e, SettingsChanged):
         doc.update(changes=e.changes, removed=e.removed)
+    elif isinstance(e, MessageEdited):
+        doc.update(message_id=e.message_id, content=e.content, metadata=e.metadata, redacted_by=e.redacted_by)
+    elif isinstance(e, MessageRemoved):
+        doc.update(message_id=e.message_id)
+    elif isinstance(e, MessageRedacted):
+        doc.update(message_id=e.message_id, reason=e.reason)
     return doc
 
 
@@ -133,13 +152,24 @@ def event_line(e: Event, session_id: str | None = None) -> str:
     where = f"{session_id} " if session_id is not None else ""
     head = f"{where}#{e.seq} {local(e.at)} {e.type}{who}"
     if isinstance(e, MessageAdded):
-        return f"{head}: {e.role}: {one_line(e.content)}"
+        where = f" (before {e.before[:8]})" if e.before else ""
+        return f"{head}: {e.role}{where}: {_text(e.content, e.redacted_by)}"
+    if isinstance(e, MessageEdited):
+        return f"{head}: message {e.message_id[:8]}: {_text(e.content, e.redacted_by)}"
+    if isinstance(e, MessageRemoved):
+        return f"{head}: message {e.message_id[:8]} left the conversation"
+    if isinstance(e, MessageRedacted):
+        return f"{head}: message {e.message_id[:8]} erased: {one_line(e.reason)}"
     if isinstance(e, SettingsChanged):
         parts = [f"{k}={to_json(v)}" for k, v in e.changes.items()] + [f"-{k}" for k in e.removed]
         return f"{head}: {' '.join(parts)}"
     if isinstance(e, Cleared):
         return f"{head}: the visible conversation was emptied"
     return head
+
+
+def _text(content: str, redacted_by: int | None) -> str:
+    return one_line(content) if redacted_by is None else f"[content erased by #{redacted_by}]"
 
 
 def one_line(text: str, width: int = 200) -> str:
@@ -156,8 +186,10 @@ def print_session(s: Session, out: TextIO) -> None:
     print(f"{len(s.messages)} messages", file=out)
     for m in s.messages:
         who = f" ({m.actor})" if m.actor else ""
-        print(f"\n[#{m.seq} {local(m.at)}] {m.role}{who}:", file=out)
-        for line in m.content.splitlines() or [""]:
+        edited = f" (edited {local(m.edited_at)})" if m.edited_at is not None else ""
+        print(f"\n[#{m.seq} {local(m.at)}] {m.role}{who}{edited}:", file=out)
+        lines = ["[content erased]"] if m.redacted else m.content.splitlines() or [""]
+        for line in lines:
             print(f"  {line}", file=out)
 
 

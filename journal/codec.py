@@ -7,8 +7,13 @@ A line is ``SEALED ,"hash":"HASH" [,"body":BODY] }`` followed by ``\\n`` where
 * ``HASH`` is the lowercase hex SHA-256 of the exact ``SEALED`` bytes, and ``prev`` is the
   previous line's ``HASH`` (64 zeros for seq 1), which makes the log a hash chain;
 * ``BODY`` holds a message's erasable content and salt. ``SEALED`` only carries
-  ``content_sha256 = SHA-256(salt || UTF-8 content)``, so a later redaction can erase the body
-  without breaking the chain, and the salt keeps short contents from being guessed.
+  ``content_sha256 = SHA-256(salt || UTF-8 content)``, so a redaction can replace the body by
+  ``{"redacted":N}`` (N: the seq of the redaction) without breaking the chain, and the salt
+  keeps short contents from being guessed.
+
+A line is written with ``v`` 1 when version-1 readers can read it exactly (the four original
+event types, no insertion), and with ``v`` 2 otherwise, so old readers stop at the first line
+they would misread instead of misreading it.
 
 ``docs/format.md`` is the normative description; this module is its reference implementation.
 Decoding checks, in order: version, hash of the sealed bytes, JSON shape, content digest. A
@@ -35,6 +40,9 @@ from journal.events import (
     Created,
     Event,
     MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
     SettingsChanged,
     freeze,
 )
@@ -46,17 +54,20 @@ __all__ = [
     "LineError",
     "decode",
     "encode",
+    "erase_body",
     "freeze_json",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GENESIS = "0" * 64
 MAX_DEPTH = 64
 
 _HASH_KEY = b',"hash":"'
 _BODY_KEY = b',"body":'
 _V_PREFIX = b'{"v":'
-_V1_PREFIX = b'{"v":1,'
+_KNOWN_PREFIXES = (b'{"v":1,', b'{"v":2,')
+# Types a version-1 reader does not know: their lines are written with v 2.
+_V2_TYPES = frozenset({"message_removed", "message_edited", "message_redacted"})
 _HASH_LEN = 64
 _ZERO = timedelta(0)
 # The range every JSON reader worth the name and MessagePack (snapshots) can hold exactly.
@@ -108,6 +119,7 @@ class _MessageData(msgspec.Struct):
     content_sha256: str
     metadata: dict[str, Any] = {}
     references: list[Any] = []
+    before: str | None = None
 
 
 class _SettingsData(msgspec.Struct):
@@ -119,14 +131,36 @@ class _ClearedData(msgspec.Struct):
     pass
 
 
+class _RemovedData(msgspec.Struct):
+    id: str
+
+
+class _EditedData(msgspec.Struct):
+    id: str
+    content_sha256: str
+    metadata: dict[str, Any] = {}
+
+
+class _RedactedData(msgspec.Struct):
+    id: str
+    reason: str
+
+
 # What the writer encodes: the same members in the same order as the decoding structs above,
 # holding the events' read-only values as they are (see thaw_proxy).
-class _MessageOut(msgspec.Struct):
+class _MessageOut(msgspec.Struct, omit_defaults=True):
     id: str
     role: str
     content_sha256: str
     metadata: Any
     references: Any
+    before: str | None = None  # omitted when None: such a line is exactly a version-1 line
+
+
+class _EditedOut(msgspec.Struct):
+    id: str
+    content_sha256: str
+    metadata: Any
 
 
 class _SettingsOut(msgspec.Struct):
@@ -134,9 +168,12 @@ class _SettingsOut(msgspec.Struct):
     unset: Any
 
 
-class _Body(msgspec.Struct):
-    salt: str
-    content: str
+class _Body(msgspec.Struct, omit_defaults=True):
+    """``{"salt":..,"content":..}``, or ``{"redacted":N}`` once a redaction erased it."""
+
+    salt: str | None = None
+    content: str | None = None
+    redacted: int | None = None
 
 
 class _LineBase(msgspec.Struct, tag_field="type"):
@@ -170,7 +207,25 @@ class _ClearedLine(_LineBase, tag="cleared"):
     data: _ClearedData
 
 
-_Line = _CreatedLine | _MessageLine | _SettingsLine | _ClearedLine
+class _RemovedLine(_LineBase, tag="message_removed"):
+    type_name: ClassVar[str] = "message_removed"
+    data: _RemovedData
+
+
+class _EditedLine(_LineBase, tag="message_edited"):
+    type_name: ClassVar[str] = "message_edited"
+    data: _EditedData
+    body: _Body | None = None
+
+
+class _RedactedLine(_LineBase, tag="message_redacted"):
+    type_name: ClassVar[str] = "message_redacted"
+    data: _RedactedData
+
+
+_Line = (
+    _CreatedLine | _MessageLine | _SettingsLine | _ClearedLine | _RemovedLine | _EditedLine | _RedactedLine
+)
 
 
 def thaw_proxy(value: Any) -> Any:
@@ -268,25 +323,34 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
 
     Raises:
         InvalidValueError: a value cannot be encoded (nothing is written by the caller then).
+        ValueError: the event is redacted (only ``erase_body`` makes redacted lines).
     """
     body: bytes = b""
     data: msgspec.Struct
+    version = 1
     match event:
         case Created():
             data = _CreatedData(event.session_id)
         case MessageAdded():
-            salt = os.urandom(16) if salt is None else salt
-            try:
-                digest = content_digest(salt, event.content)
-            except UnicodeEncodeError as exc:
-                raise InvalidValueError("content", f"not valid Unicode ({exc.reason})") from None
-            data = _MessageOut(event.message_id, event.role, digest, event.metadata, event.references)
-            body = _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), event.content))
+            salt, body = _body(event.content, event.redacted_by, salt)
+            digest = content_digest(salt, event.content)
+            data = _MessageOut(
+                event.message_id, event.role, digest, event.metadata, event.references, event.before
+            )
+            version = 1 if event.before is None else 2
         case SettingsChanged():
             data = _SettingsOut(event.changes, event.removed)
         case Cleared():
             data = _ClearedData()
-    sealed_obj = _Sealed(FORMAT_VERSION, event.seq, event.type, event.at, event.actor, data, prev)
+        case MessageRemoved():
+            data, version = _RemovedData(event.message_id), 2
+        case MessageEdited():
+            salt, body = _body(event.content, event.redacted_by, salt)
+            data = _EditedOut(event.message_id, content_digest(salt, event.content), event.metadata)
+            version = 2
+        case MessageRedacted():
+            data, version = _RedactedData(event.message_id, event.reason), 2
+    sealed_obj = _Sealed(version, event.seq, event.type, event.at, event.actor, data, prev)
     try:
         sealed = _ENCODER.encode(sealed_obj)[:-1]
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
@@ -297,6 +361,34 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
     return line, digest_hex, hash_at
 
 
+def _body(content: str, redacted_by: int | None, salt: bytes | None) -> tuple[bytes, bytes]:
+    """A fresh salt (unless given) and the canonical body holding ``content``."""
+    if redacted_by is not None:
+        raise ValueError("a redacted event cannot be encoded: its content digest is gone")
+    salt = os.urandom(16) if salt is None else salt
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError("content", f"not valid Unicode ({exc.reason})") from None
+    return salt, _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), content))
+
+
+def erase_body(line: bytes, redacted_by: int) -> bytes:
+    """``line`` (a line with a body, without its newline) with its body erased, same length.
+
+    The sealed part and the hash stay byte for byte, so the line and every later link still
+    verify; the body becomes ``{"redacted":N}`` (N: the redaction's seq), padded with spaces
+    before the line's closing brace so that no byte after it moves: positions that readers and
+    snapshots hold stay true.
+    """
+    end = line.rfind(_HASH_KEY) + len(_HASH_KEY) + _HASH_LEN
+    erased = line[:end] + b'"' + _BODY_KEY + _ENCODER.encode(_Body(redacted=redacted_by))
+    pad = len(line) - len(erased) - 1
+    if pad < 0:  # a body holds at least a 32-digit salt: never longer than its erasure
+        raise ValueError("line too short to hold an erased body")
+    return erased + b" " * pad + b"}"
+
+
 def decode(line: bytes) -> Decoded:
     """Check and decode one line (without its ``\\n``).
 
@@ -304,7 +396,7 @@ def decode(line: bytes) -> Decoded:
         LineError: the line is damaged, altered, of the wrong shape, or from a newer format
             (``unsupported`` is then True).
     """
-    if not line.startswith(_V1_PREFIX):
+    if not line.startswith(_KNOWN_PREFIXES):
         _reject_version(line)
     cut = line.rfind(_HASH_KEY)
     if cut < 0:
@@ -324,10 +416,12 @@ def decode(line: bytes) -> Decoded:
         raise LineError(f"not a valid event: {exc}") from None
     if raw.at.utcoffset() != _ZERO:
         raise LineError("at is not in UTC")
-    if isinstance(raw, _MessageLine):
+    if raw.v == 1 and (raw.type_name in _V2_TYPES or (isinstance(raw, _MessageLine) and raw.data.before)):
+        raise LineError(f"a version-1 line cannot hold what this {raw.type_name} line holds")
+    if isinstance(raw, (_MessageLine, _EditedLine)):
         # The body is outside the hash, so only its exact canonical bytes are accepted: no
         # duplicate members, no re-spelled escapes, nothing smuggled beside the content.
-        if raw.body is not None and tail != b'"' + _BODY_KEY + _ENCODER.encode(raw.body) + b"}":
+        if raw.body is not None and not _canonical(raw.body, tail):
             raise LineError("message body is not in canonical form")
     elif tail != b'"}':
         raise LineError(f"a {raw.type_name} line must not have a body")
@@ -339,6 +433,14 @@ def decode(line: bytes) -> Decoded:
     return Decoded(event, raw.prev, raw.hash, hash_at)
 
 
+def _canonical(body: _Body, tail: bytes) -> bool:
+    """Whether the bytes after the hash spell ``body`` exactly (an erased one may be padded)."""
+    spelled = b'"' + _BODY_KEY + _ENCODER.encode(body)
+    if body.redacted is None:
+        return tail == spelled + b"}"
+    return tail.startswith(spelled) and tail[len(spelled) : -1].strip(b" ") == b""
+
+
 def _reject_version(line: bytes) -> None:
     if line.startswith(_V_PREFIX) and b"," in line:
         digits = line[len(_V_PREFIX) : line.find(b",")]
@@ -347,7 +449,7 @@ def _reject_version(line: bytes) -> None:
                 f"format version {int(digits)} is newer than this reader ({FORMAT_VERSION})",
                 unsupported=True,
             )
-    raise LineError('not a journal line: it must start with {"v":1,')
+    raise LineError('not a journal line: it must start with {"v":1, or {"v":2,')
 
 
 def _reject_unknown_type(line: bytes) -> None:
@@ -359,29 +461,46 @@ def _reject_unknown_type(line: bytes) -> None:
         raise LineError(f"unknown event type {kind!r} (written by a newer journal?)", unsupported=True)
 
 
+def _content(body: _Body | None, digest: str, seq: int) -> tuple[str, int | None]:
+    """The checked content of a body, or ("", N) for a body erased by redaction N."""
+    if body is None:
+        raise LineError("message has no body (content missing)")
+    if body.redacted is not None:
+        if body.salt is not None or body.content is not None:
+            raise LineError("a redacted body must hold nothing but the redaction's seq")
+        if body.redacted <= seq:
+            raise LineError(
+                f"its content was erased naming seq {body.redacted}, which is not a later event", altered=True
+            )
+        return "", body.redacted
+    if body.salt is None or body.content is None:
+        raise LineError("message body must hold salt and content")
+    try:
+        salt = bytes.fromhex(body.salt)
+    except ValueError:
+        salt = b""
+    if len(salt) != 16 or salt.hex() != body.salt:
+        raise LineError("message body salt is not 32 lowercase hex digits")
+    if content_digest(salt, body.content) != digest:
+        raise LineError("message content does not match its content_sha256", altered=True)
+    return body.content, None
+
+
 def _event(raw: _Line) -> Event:
     match raw:
         case _MessageLine():
-            body = raw.body
-            if body is None:
-                raise LineError("message has no body (content missing)")
-            try:
-                salt = bytes.fromhex(body.salt)
-            except ValueError:
-                salt = b""
-            if len(salt) != 16 or salt.hex() != body.salt:
-                raise LineError("message body salt is not 32 lowercase hex digits")
-            if content_digest(salt, body.content) != raw.data.content_sha256:
-                raise LineError("message content does not match its content_sha256", altered=True)
+            content, redacted_by = _content(raw.body, raw.data.content_sha256, raw.seq)
             return MessageAdded(
                 seq=raw.seq,
                 at=raw.at,
                 actor=raw.actor,
                 message_id=raw.data.id,
                 role=raw.data.role,
-                content=body.content,
+                content=content,
                 metadata=freeze(raw.data.metadata),
                 references=freeze(raw.data.references),
+                before=raw.data.before,
+                redacted_by=redacted_by,
             )
         case _CreatedLine():
             return Created(seq=raw.seq, at=raw.at, actor=raw.actor, session_id=raw.data.session_id)
@@ -395,4 +514,21 @@ def _event(raw: _Line) -> Event:
             )
         case _ClearedLine():
             return Cleared(seq=raw.seq, at=raw.at, actor=raw.actor)
+        case _RemovedLine():
+            return MessageRemoved(seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id)
+        case _EditedLine():
+            content, redacted_by = _content(raw.body, raw.data.content_sha256, raw.seq)
+            return MessageEdited(
+                seq=raw.seq,
+                at=raw.at,
+                actor=raw.actor,
+                message_id=raw.data.id,
+                content=content,
+                metadata=freeze(raw.data.metadata),
+                redacted_by=redacted_by,
+            )
+        case _RedactedLine():
+            return MessageRedacted(
+                seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id, reason=raw.data.reason
+            )
     raise AssertionError("unreachable: _Line is a closed union")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
+
+import msgspec
 
 from journal.codec import encode
 from journal.errors import JournalError
@@ -40,8 +42,9 @@ class Slot:
         self.users = 0
 
 
-# A write: given the current state (None: absent) and the time, the event to append.
-Build = Callable[[Session | None, int, datetime], Event]
+# A write: given the current state (None: absent), the next seq and the time, the event(s) to
+# append. Several events of one write go out together, with consecutive seqs.
+Build = Callable[[Session | None, int, datetime], Event | Sequence[Event]]
 
 
 class Op:
@@ -193,15 +196,23 @@ class Committer:
                     if state is not None and now < state.updated_at:
                         now = state.updated_at  # keep `at` monotonic within a session
                     try:
-                        event = op.build(state, seq, now)
-                        line, digest, hash_at = encode(event, prev or "0" * 64)
-                        state = apply(state, event)
+                        built = op.build(state, seq, now)
+                        events = (built,) if isinstance(built, msgspec.Struct) else built
+                        mine, after, chained = [], state, prev
+                        for event in events:
+                            line, digest, hash_at = encode(event, chained or "0" * 64)
+                            after = apply(after, event)
+                            mine.append((line, event.seq, digest, hash_at))
+                            chained = digest
                     except JournalError as exc:
                         op.error = exc
                         continue
-                    lines.append((line, seq, digest, hash_at))
-                    prev = digest
-                    results.append((op, state))
+                    if after is None:
+                        op.error = AssertionError("a write built no event")
+                        continue
+                    lines.extend(mine)
+                    state, prev = after, chained
+                    results.append((op, after))
                 if lines:
                     assert state is not None
                     head, stamp = tx.append(None if view is None else view.head, lines)

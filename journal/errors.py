@@ -8,6 +8,7 @@ who do not know journal::
     ├── InvalidSessionIdError      (ValueError)   the id cannot name a session
     ├── InvalidValueError          (ValueError)   an argument is refused (nothing was written)
     ├── SessionNotFoundError       (LookupError)  no such session
+    ├── MessageNotFoundError       (LookupError)  no such message in the session
     ├── HistoryPrunedError         (LookupError)  that point was dropped by a retention policy
     ├── ConflictError                             expected_version did not match
     │   └── SessionExistsError                    create() found the session already there
@@ -32,6 +33,7 @@ __all__ = [
     "JournalClosedError",
     "JournalError",
     "LockTimeoutError",
+    "MessageNotFoundError",
     "SessionExistsError",
     "SessionNotFoundError",
     "StorageError",
@@ -93,6 +95,22 @@ class SessionNotFoundError(JournalError, LookupError):
     def __str__(self) -> str:
         suffix = f" {self.detail}" if self.detail else ""
         return f"session {self.session_id!r} not found{suffix}"
+
+
+class MessageNotFoundError(JournalError, LookupError):
+    """The message is not there: not visible (to remove, edit, insert before) or never added
+    (to redact); ``message_id`` is None when there was no message at all (``pop_message``)."""
+
+    def __init__(self, session_id: str, message_id: str | None, detail: str = "") -> None:
+        super().__init__(session_id, message_id, detail)
+        self.session_id = session_id
+        self.message_id = message_id
+        self.detail = detail
+
+    def __str__(self) -> str:
+        what = "no message" if self.message_id is None else f"message {self.message_id!r} not found"
+        suffix = f" {self.detail}" if self.detail else ""
+        return f"{what} in session {self.session_id!r}{suffix}"
 
 
 class HistoryPrunedError(JournalError, LookupError):

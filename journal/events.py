@@ -1,4 +1,4 @@
-"""Domain events: the four things that can happen to a session.
+"""Domain events: the things that can happen to a session.
 
 Events are frozen msgspec Structs forming a tagged union on ``type``; the tag strings are the
 names stored on disk, so renaming a class never changes the format. Every event carries ``seq``
@@ -24,6 +24,9 @@ __all__ = [
     "Created",
     "Event",
     "MessageAdded",
+    "MessageEdited",
+    "MessageRedacted",
+    "MessageRemoved",
     "SettingsChanged",
     "freeze",
     "thaw",
@@ -69,7 +72,9 @@ class MessageAdded(_EventBase, frozen=True, kw_only=True, tag="message_added"):
     """A message was appended to the conversation.
 
     ``message_id`` is unique within the session; ``metadata`` and ``references`` are the
-    caller's JSON values, stored as given.
+    caller's JSON values, stored as given. ``before`` names the visible message it was
+    inserted in front of (None: appended). ``redacted_by`` is the seq of the
+    ``message_redacted`` event that erased ``content`` from storage (``content`` is then "").
     """
 
     type: ClassVar[str] = "message_added"
@@ -78,6 +83,8 @@ class MessageAdded(_EventBase, frozen=True, kw_only=True, tag="message_added"):
     content: str
     metadata: Mapping[str, Any] = EMPTY_MAPPING
     references: tuple[Any, ...] = ()
+    before: str | None = None
+    redacted_by: int | None = None
 
 
 class SettingsChanged(_EventBase, frozen=True, kw_only=True, tag="settings_changed"):
@@ -94,7 +101,49 @@ class Cleared(_EventBase, frozen=True, kw_only=True, tag="cleared"):
     type: ClassVar[str] = "cleared"
 
 
-Event: TypeAlias = Created | MessageAdded | SettingsChanged | Cleared
+class MessageRemoved(_EventBase, frozen=True, kw_only=True, tag="message_removed"):
+    """A visible message left the conversation (undo, delete); the log keeps it."""
+
+    type: ClassVar[str] = "message_removed"
+    message_id: str
+
+
+class MessageEdited(_EventBase, frozen=True, kw_only=True, tag="message_edited"):
+    """A visible message's content and metadata were replaced; the log keeps the old ones.
+
+    ``redacted_by`` as for ``MessageAdded``: a later redaction erased this ``content``.
+    """
+
+    type: ClassVar[str] = "message_edited"
+    message_id: str
+    content: str
+    metadata: Mapping[str, Any] = EMPTY_MAPPING
+    redacted_by: int | None = None
+
+
+class MessageRedacted(_EventBase, frozen=True, kw_only=True, tag="message_redacted"):
+    """A message's content was erased from storage, everywhere, for ``reason``.
+
+    Every earlier line carrying that content (its ``message_added`` and any ``message_edited``)
+    keeps its sealed part and hash, so the chain still verifies; only the content is gone.
+    """
+
+    type: ClassVar[str] = "message_redacted"
+    message_id: str
+    reason: str
+
+
+Event: TypeAlias = (
+    Created | MessageAdded | SettingsChanged | Cleared | MessageRemoved | MessageEdited | MessageRedacted
+)
 """Any journal event (a tagged union on ``type``)."""
 
-EVENT_TYPES: tuple[str, ...] = ("created", "message_added", "settings_changed", "cleared")
+EVENT_TYPES: tuple[str, ...] = (
+    "created",
+    "message_added",
+    "settings_changed",
+    "cleared",
+    "message_removed",
+    "message_edited",
+    "message_redacted",
+)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.errors import CorruptLogError
-from journal.history import ARCHIVE_DIR, first_seq, load_base, snapshot_path, snapshot_seqs
+from journal.history import ARCHIVE_DIR, BASE_NAME, first_seq, load_base, snapshot_path, snapshot_seqs
 from journal.logfile import LineScan
 from journal.paths import read_regular
 from journal.snapshot import SnapshotError, decode_snapshot
@@ -81,6 +81,8 @@ def check_files(
     start = None if base is None else (base[1].seq, base[1].hash)
     watch = [seq for _, seq, loaded in snapshots if not isinstance(loaded, str)]
     check = ChainCheck(label, start, None if base is None else base[0], watch)
+    if base is not None:
+        check.holds_content(base[0], str(folder / ARCHIVE_DIR / BASE_NAME))
     intact: Intact | None = None
     skips: dict[Path, int] = {}
     try:

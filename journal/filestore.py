@@ -37,7 +37,7 @@ from journal.history import (
     save_snapshot,
 )
 from journal.locking import SessionLock
-from journal.logfile import LineScan
+from journal.logfile import LineScan, read_range
 from journal.paths import (
     LOG_NAME,
     Layout,
@@ -48,6 +48,7 @@ from journal.paths import (
     stat_existing,
 )
 from journal.repair import repair_files
+from journal.snapshot import encode_snapshot
 from journal.state import Session
 from journal.storage import (
     Head,
@@ -57,6 +58,7 @@ from journal.storage import (
     Stamp,
     check_line,
     classify_tail,
+    holds_hash,
 )
 from journal.verify import Anchor, RepairReport, SessionCheck
 
@@ -65,6 +67,7 @@ __all__ = ["FileStorage"]
 log = logging.getLogger("journal")
 
 FSYNC_POLICIES = ("always", "interval", "never")
+_REDACTED = b'"type":"message_redacted"'
 _sync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -154,10 +157,25 @@ class FileStorage:
         return tuple(_identity(p) for p in (folder / LOG_NAME, archive, archive / BASE_NAME))
 
     def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
-        """Record a snapshot of ``session`` at ``head`` (a cache: failures are only logged)."""
+        """Record a snapshot of ``session`` at ``head`` (a cache: failures are only logged).
+
+        Encoded without the lock, written under it, and only while the log still holds
+        ``head``: a redaction in between erased what this state shows, and must not find it
+        written back afterwards.
+        """
         folder = self.layout.session_dir(session_id)
         try:
-            save_snapshot(folder, session, head, replace=False)
+            data = encode_snapshot(session, head)
+            with self.writer(session_id) as tx:
+                fd = tx._fd(create=False)
+                # A redaction since ``head`` erased content this state may show.
+                if (
+                    fd is not None
+                    and tx.size >= head.position
+                    and holds_hash(fd, head)
+                    and _REDACTED not in read_range(fd, head.position, tx.size - head.position)
+                ):
+                    save_snapshot(folder, data, head, replace=False)
         except Exception as exc:  # a cache must never fail the write it follows
             log.warning("%s: could not write a snapshot at seq %d: %s", folder, head.seq, exc)
 

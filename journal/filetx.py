@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from journal.compaction import apply_retention, prune_active_log
+from journal.erasure import erase_message
 from journal.errors import StorageError
 from journal.history import load_snapshot, read_history, save_snapshot
 from journal.locking import SessionLock
@@ -226,6 +227,20 @@ class FileTransaction:
             raise StorageError.wrap("prune", str(self.path), exc) from None
         self.forget()  # the active log is a new file now
         return result, stamp_of(os.stat(self.path))
+
+    def erase(self, message_id: str, by: int, head: Head) -> Stamp:
+        """Erase a redacted message's content from every file (see ``erasure``)."""
+        fd = self._fd(create=False)
+        if fd is None or self.size != head.position:
+            raise StaleHeadError()
+        try:
+            erase_message(self.path.parent, self.path, fd, self.size, message_id, by)
+            stamp = stamp_of(os.stat(self.path))
+        except OSError as exc:
+            raise StorageError.wrap("redact", str(self.path.parent), exc) from None
+        finally:
+            self.forget()  # the active log may be a new file now
+        return stamp
 
     def retain(self, before: datetime) -> int:
         """Fold archive segments older than ``before`` into the base; returns events dropped."""

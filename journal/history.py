@@ -89,8 +89,8 @@ def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, He
     return None
 
 
-def save_snapshot(folder: Path, session: Session, head: Head, *, replace: bool = True) -> bool:
-    """Write a snapshot atomically, then remove older ones.
+def save_snapshot(folder: Path, session: Session | bytes, head: Head, *, replace: bool = True) -> bool:
+    """Write a snapshot (a state, or its encoding) atomically, then remove older ones.
 
     ``replace=False`` (writers outside the lock) never replaces an existing snapshot of the
     same seq: that one may describe a log pruned meanwhile, and this one the log before it.
@@ -98,7 +98,7 @@ def save_snapshot(folder: Path, session: Session, head: Head, *, replace: bool =
     """
     # Without replace (a writer outside the lock), the folder is not created either: a
     # session deleted meanwhile must not come back as a snapshot of its messages.
-    data = encode_snapshot(session, head)
+    data = session if isinstance(session, bytes) else encode_snapshot(session, head)
     written = write_atomic(snapshot_path(folder, head.seq), data, replace=replace, make_dirs=replace)
     if written:
         remove_snapshots_before(folder, head.seq)

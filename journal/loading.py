@@ -16,6 +16,7 @@ from typing import NamedTuple, TypeVar
 from journal.errors import CorruptLogError, HistoryPrunedError, SessionNotFoundError
 from journal.state import Session
 from journal.storage import (
+    ErasureCheck,
     Head,
     History,
     Record,
@@ -81,6 +82,7 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
     stalled = 0
     resume: tuple[int, str] | None = None
     where = storage.location(sid)
+    erasures = ErasureCheck(where)
     while True:
         # The stamp is taken before the files are looked at: a move after it is always seen.
         stamp = storage.history_stamp(sid)
@@ -99,12 +101,14 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
                         raise SessionNotFoundError(sid, "deleted while its history was read")
                     continue  # given before files moved
                 state = apply_record(state, record, where)
+                erasures.see(record)
                 last, last_hash, given, progressed = record.event.seq, record.head.hash, True, True
                 yield record
             if not given and state is None:
                 # A session always holds an event or a base: it was deleted after the caller
                 # checked it existed. Never answer with an empty history.
                 raise SessionNotFoundError(sid, "deleted while its history was read")
+            erasures.finish()
             return
         except CorruptLogError:
             if storage.stamp(sid) is None:
@@ -178,10 +182,17 @@ def fold(
     sid: str,
 ) -> View | None:
     where = ""  # for error messages: computed once, and only if there is a line (not per write)
+    erasures: ErasureCheck | None = None
     for record in records:
-        where = where or storage.location(sid)
+        if not where:
+            where = storage.location(sid)
+            erasures = ErasureCheck(where)
         state = apply_record(state, record, where)
+        assert erasures is not None
+        erasures.see(record)
         head = record.head
+    if erasures is not None:
+        erasures.finish()
     if state is None or head is None:
         return None
     if stamp is not None and stamp.position != head.position:

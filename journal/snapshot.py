@@ -45,7 +45,7 @@ class SnapshotError(Exception):
         self.reason = reason
 
 
-class _Message(msgspec.Struct, array_like=True, gc=False):
+class _Message(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
     id: str
     seq: int
     role: str
@@ -54,6 +54,10 @@ class _Message(msgspec.Struct, array_like=True, gc=False):
     metadata: Any  # a mapping when written (read-only ones via thaw_proxy), a dict when read
     references: Any
     actor: str | None
+    # Trailing defaults are left out of the array, so a message never edited or redacted is
+    # encoded exactly as before these fields existed.
+    redacted: bool = False
+    edited_at: datetime | None = None
 
 
 class _File(msgspec.Struct, gc=False):
@@ -113,6 +117,8 @@ class _LazyMessages(Sequence[Message]):
             metadata=freeze(m.metadata),
             references=freeze(m.references),
             actor=m.actor,
+            redacted=m.redacted,
+            edited_at=m.edited_at,
         )
 
     def raw(self, count: int) -> tuple[bytes, array[int]]:
@@ -131,7 +137,9 @@ def _encode_messages(messages: Messages) -> tuple[bytes, bytes]:
     else:
         buf, ends, todo = bytearray(), array("Q"), list(messages)
     for m in todo:
-        record = _Message(m.id, m.seq, m.role, m.content, m.at, m.metadata, m.references, m.actor)
+        record = _Message(
+            m.id, m.seq, m.role, m.content, m.at, m.metadata, m.references, m.actor, m.redacted, m.edited_at
+        )
         _ENCODER.encode_into(record, buf, -1)
         ends.append(len(buf))
     if sys.byteorder != "little":

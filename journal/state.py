@@ -20,7 +20,17 @@ from typing import Any, NoReturn, overload
 
 import msgspec
 
-from journal.events import EMPTY_MAPPING, Cleared, Created, Event, MessageAdded, SettingsChanged
+from journal.events import (
+    EMPTY_MAPPING,
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+)
 
 __all__ = ["Message", "Messages", "Session", "apply", "replay"]
 
@@ -37,6 +47,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         metadata: the caller's read-only JSON mapping.
         references: the caller's JSON values (e.g. cited documents), as a tuple.
         actor: who added it, when given.
+        redacted: its content was erased from storage (``content`` is then "").
+        edited_at: when its content was last replaced (None: never edited).
     """
 
     id: str
@@ -47,6 +59,8 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     metadata: Mapping[str, Any] = EMPTY_MAPPING
     references: tuple[Any, ...] = ()
     actor: str | None = None
+    redacted: bool = False
+    edited_at: datetime | None = None
 
 
 class _Backing:
@@ -97,6 +111,28 @@ class Messages(Sequence[Message]):
             kept = backing.items[: self._n - backing.split]
             return Messages([*kept, message], prefix=backing.prefix)
         return Messages([*self, message])
+
+    def index_of(self, message_id: str) -> int:
+        """The position of the message with ``message_id``, or -1 if none is visible."""
+        for index, message in enumerate(self):
+            if message.id == message_id:
+                return index
+        return -1
+
+    def changed(self, index: int, message: Message | None, *, insert: bool = False) -> Messages:
+        """A new sequence with ``message`` replacing (or, with ``insert``, placed before) the
+        one at ``index``, or with that one removed when ``message`` is None.
+
+        O(n): edits, removals and insertions are rare next to appends, which stay O(1).
+        """
+        items = list(self)
+        if message is None:
+            del items[index]
+        elif insert:
+            items.insert(index, message)
+        else:
+            items[index] = message
+        return Messages(items)
 
     def _parts(self) -> tuple[Sequence[Message], int, list[Message]]:
         """(prefix, how many of it belong to self, the materialized rest): for encoders."""
@@ -202,13 +238,38 @@ def apply(session: Session | None, event: Event) -> Session:
                 metadata=event.metadata,
                 references=event.references,
                 actor=event.actor,
+                redacted=event.redacted_by is not None,
             )
-            return msgspec.structs.replace(
-                session,
-                version=event.seq,
-                updated_at=event.at,
-                messages=session.messages.appended(message),
+            if event.before is None:
+                messages = session.messages.appended(message)
+            else:
+                messages = session.messages.changed(_visible(session, event.before), message, insert=True)
+            return _moved_on(session, event, messages)
+        case MessageRemoved():
+            return _moved_on(
+                session, event, session.messages.changed(_visible(session, event.message_id), None)
             )
+        case MessageEdited():
+            index = _visible(session, event.message_id)
+            # No check for a redacted message here: before its redaction event, a message whose
+            # lines were erased reads as redacted too, and its edits must still fold.
+            new = msgspec.structs.replace(
+                session.messages[index],
+                content=event.content,
+                metadata=event.metadata,
+                edited_at=event.at,
+                redacted=event.redacted_by is not None,
+            )
+            return _moved_on(session, event, session.messages.changed(index, new))
+        case MessageRedacted():
+            # The message may have been cleared or removed from view: its history is erased all
+            # the same, and the visible conversation changes only if it shows the message.
+            index = session.messages.index_of(event.message_id)
+            messages = session.messages
+            if index >= 0:
+                erased = msgspec.structs.replace(messages[index], content="", redacted=True)
+                messages = messages.changed(index, erased)
+            return _moved_on(session, event, messages)
         case SettingsChanged():
             settings = dict(session.settings)
             settings.update(event.changes)
@@ -225,6 +286,17 @@ def apply(session: Session | None, event: Event) -> Session:
                 session, version=event.seq, updated_at=event.at, messages=Messages()
             )
     return _unhandled(event)
+
+
+def _visible(session: Session, message_id: str) -> int:
+    index = session.messages.index_of(message_id)
+    if index < 0:
+        raise ValueError(f"no visible message {message_id!r} in session {session.id!r}")
+    return index
+
+
+def _moved_on(session: Session, event: Event, messages: Messages) -> Session:
+    return msgspec.structs.replace(session, version=event.seq, updated_at=event.at, messages=messages)
 
 
 def _unhandled(event: NoReturn) -> NoReturn:

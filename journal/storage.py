@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from journal.codec import GENESIS, Decoded, LineError, decode
 from journal.errors import CorruptLogError, UnsupportedFormatError
-from journal.events import Event
+from journal.events import Event, MessageAdded, MessageEdited, MessageRedacted
 from journal.state import Session, apply
 
 if TYPE_CHECKING:
     from journal.verify import Anchor, RepairReport, SessionCheck
 
 __all__ = [
+    "ErasureCheck",
     "Head",
     "History",
     "PruneResult",
@@ -120,6 +121,12 @@ class Transaction(Protocol):
         """Fold archived events older than ``before`` into the retention base; returns how many."""
         ...
 
+    def erase(self, message_id: str, by: int, head: Head) -> Stamp:
+        """Erase ``message_id``'s content from every stored line before seq ``by`` (the
+        redaction, the last event, at ``head``) and from the retention base, and drop every
+        snapshot. Positions do not move; returns the stamp of the rewritten log."""
+        ...
+
     def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
         """Append ``(line, seq, hash, hash_at_in_line)`` entries after ``after`` in one write.
 
@@ -212,6 +219,46 @@ def apply_record(state: Session | None, record: Record, path: str) -> Session:
         return apply(state, record.event)
     except ValueError as exc:
         raise CorruptLogError(path, record.head.line, record.offset, str(exc)) from None
+
+
+class ErasureCheck:
+    """Checks, as records are folded in order, that every erased body names a later redaction
+    of its own message, so a read reports a forged erasure like any other edited line.
+
+    An erased line stays hash-valid (its body is outside the hash); only the redaction event
+    it names vouches for it. A read that stops early leaves later claims unchecked (``verify``
+    checks everything).
+    """
+
+    __slots__ = ("path", "pending")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pending: dict[int, list[tuple[str, Record]]] = {}
+
+    def see(self, record: Record) -> None:
+        event = record.event
+        if self.pending:
+            for message_id, claim in self.pending.pop(event.seq, ()):
+                if not (isinstance(event, MessageRedacted) and event.message_id == message_id):
+                    self._raise(claim, "which does not redact this message")
+        if isinstance(event, (MessageAdded, MessageEdited)) and event.redacted_by is not None:
+            self.pending.setdefault(event.redacted_by, []).append((event.message_id, record))
+
+    def finish(self) -> None:
+        """At the end of the stored history: every named redaction must have been seen."""
+        for claims in self.pending.values():
+            self._raise(claims[0][1], "which is not stored")
+
+    def _raise(self, claim: Record, why: str) -> None:
+        event = claim.event
+        assert isinstance(event, (MessageAdded, MessageEdited))
+        raise CorruptLogError(
+            self.path,
+            claim.head.line,
+            claim.offset,
+            f"its content was erased naming seq {event.redacted_by}, {why} (damaged or edited)",
+        )
 
 
 def classify_tail(tail: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Record | None:

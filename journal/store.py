@@ -20,24 +20,25 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
-from journal.codec import freeze_json
+from journal.codec import encode, freeze_json
 from journal.commit import Build, Committer, Slot
 from journal.errors import (
     HistoryPrunedError,
     InvalidValueError,
     JournalClosedError,
+    MessageNotFoundError,
     SessionExistsError,
     SessionNotFoundError,
 )
-from journal.events import EMPTY_MAPPING, Cleared, Created, Event, MessageAdded, SettingsChanged
+from journal.events import Cleared, Created, Event, MessageRedacted, SettingsChanged
 from journal.filestore import FSYNC_POLICIES, FileStorage
 from journal.loading import BaseMark, Reader, View, load, retrying, streamed_history
 from journal.paths import check_session_id
-from journal.state import Message, Session
-from journal.storage import Storage, apply_record
+from journal.state import Message, Session, apply
+from journal.storage import ErasureCheck, Storage, apply_record
 from journal.validate import (
     Point,
     check_actor,
@@ -49,8 +50,17 @@ from journal.validate import (
     stop_condition,
 )
 from journal.verify import Anchor, Problem, RepairReport, VerifyReport
+from journal.writes import (
+    NewMessage,
+    add_build,
+    check_message,
+    checked_messages,
+    edit_build,
+    find_in_history,
+    remove_build,
+)
 
-__all__ = ["Compaction", "Journal"]
+__all__ = ["Compaction", "Journal", "NewMessage"]
 
 log = logging.getLogger("journal")
 
@@ -202,39 +212,180 @@ class Journal:
         *,
         metadata: Mapping[str, Any] | None = None,
         references: Iterable[Any] | None = None,
+        before: str | None = None,
         expected_version: int | None = None,
         actor: str | None = None,
     ) -> Message:
         """Append a message and return it (durable per the fsync policy when this returns).
 
+        Args:
+            before: insert the message in front of the visible message with this id instead
+                of appending it (recorded in the event, so replays place it there too).
+
         Raises:
             SessionNotFoundError: no such session.
+            MessageNotFoundError: ``before`` names no visible message.
             ConflictError: ``expected_version`` is given and is not the session's version.
             InvalidValueError: role, content, metadata or references cannot be stored.
         """
         sid = check_session_id(session_id)
-        role = check_text(role, "role", allow_empty=False)
-        content = check_text(content, "content")
-        meta = EMPTY_MAPPING if metadata is None else freeze_json(mapping(metadata, "metadata"), "metadata")
-        refs = () if references is None else freeze_json(sequence(references, "references"), "references")
+        message = check_message(role, content, metadata, references)
+        anchor = None if before is None else check_text(before, "before", allow_empty=False)
+        build = add_build(sid, check_version(expected_version), check_actor(actor), [message], before=anchor)
+        messages = self._write(sid, build).messages
+        return messages[-1] if anchor is None else messages[messages.index_of(message.message_id)]
+
+    def add_messages(
+        self,
+        session_id: str,
+        messages: Iterable[NewMessage | Mapping[str, Any]],
+        *,
+        replace: bool = False,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> tuple[Message, ...]:
+        """Append several messages in one write and return them, in order.
+
+        The messages get consecutive seqs with no other write between them, and share one
+        write and one fsync. With ``replace``, a ``cleared`` event goes first: the messages
+        become the whole visible conversation. A crash during the write can keep a prefix of
+        the lines (never reported as written), as with any unacknowledged write.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            InvalidValueError: a message cannot be stored (nothing is written).
+        """
+        sid = check_session_id(session_id)
+        checked = checked_messages(messages)
+        expected = check_version(expected_version)
+        actor = check_actor(actor)
+        if not checked and not replace:
+            precondition(sid, self.get(sid), expected)
+            return ()
+        state = self._write(sid, add_build(sid, expected, actor, checked, replace=replace))
+        return state.messages[len(state.messages) - len(checked) :]
+
+    def pop_message(
+        self, session_id: str, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Message:
+        """Remove the last visible message (undo) and return it; the log keeps it.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: the conversation is empty (``message_id`` is None).
+        """
+        return self._remove(session_id, None, expected_version, actor)
+
+    def remove_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Message:
+        """Remove a visible message from the conversation and return it; the log keeps it.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: no visible message has that id.
+        """
+        return self._remove(
+            session_id, check_text(message_id, "message_id", allow_empty=False), expected_version, actor
+        )
+
+    def edit_message(
+        self,
+        session_id: str,
+        message_id: str,
+        content: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Message:
+        """Replace a visible message's content (and metadata, unless None) and return it.
+
+        The message keeps its id, seq and place; ``edited_at`` records when. The log keeps
+        the previous content, so ``replay`` before the edit shows it.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: no visible message has that id.
+            InvalidValueError: content or metadata cannot be stored, or the message is redacted.
+        """
+        sid = check_session_id(session_id)
+        mid = check_text(message_id, "message_id", allow_empty=False)
+        text = check_text(content, "content")
+        meta = None if metadata is None else freeze_json(mapping(metadata, "metadata"), "metadata")
+        build = edit_build(sid, check_version(expected_version), check_actor(actor), mid, text, meta)
+        messages = self._write(sid, build).messages
+        return messages[messages.index_of(mid)]
+
+    def redact_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Session:
+        """Erase a message's content from storage, everywhere, and return the session.
+
+        For privacy requests. Appends a ``message_redacted`` event recording ``actor`` and
+        ``reason`` (durably, first), then rewrites every file that holds the content: each
+        line that carried it (the message and its edits, in the active log and the archive)
+        keeps its sealed part and hash, so ``verify`` still proves the chain; snapshots are
+        rebuilt. The message stays in place with ``content`` "" and ``redacted`` True, and
+        the message's metadata and references (sealed in the chain) stay. Works on a message
+        no longer visible too (cleared or removed). Runs under the session's writer lock.
+
+        Calling it again for a redacted message appends nothing and finishes an erasure that
+        a crash interrupted (``verify`` reports those lines as ``unerased``).
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: the stored history holds no message with that id.
+            InvalidValueError: ``reason`` is empty or not text.
+            StorageError: a rewrite failed; the event is written, run it again to finish.
+        """
+        sid = check_session_id(session_id)
+        mid = check_text(message_id, "message_id", allow_empty=False)
+        why = check_text(reason, "reason", allow_empty=False)
         actor = check_actor(actor)
         expected = check_version(expected_version)
-        message_id = os.urandom(16).hex()
-
-        def build(state: Session | None, seq: int, now: datetime) -> Event:
-            precondition(sid, state, expected)
-            return MessageAdded(
-                seq=seq,
-                at=now,
-                actor=actor,
-                message_id=message_id,
-                role=role,
-                content=content,
-                metadata=meta,
-                references=refs,
-            )
-
-        return self._write(sid, build).messages[-1]
+        slot = self._pin(sid)
+        try:
+            with slot.lock, self._storage.writer(sid) as tx:
+                view = load(slot.view, None, tx, self._storage, sid)
+                slot.view = view
+                state = precondition(sid, None if view is None else view.state, expected)
+                assert view is not None
+                found, by = find_in_history(tx.history(), mid)
+                if not found:
+                    raise MessageNotFoundError(sid, mid, "in its stored history")
+                head = view.head
+                if by is None:
+                    event = MessageRedacted(
+                        seq=state.version + 1,
+                        at=max(datetime.now(timezone.utc), state.updated_at),
+                        actor=actor,
+                        message_id=mid,
+                        reason=why,
+                    )
+                    line, digest, hash_at = encode(event, head.hash)
+                    state = apply(state, event)
+                    head = tx.append(head, [(line, event.seq, digest, hash_at)])[0]
+                    slot.view = View(state, head, None)
+                    by = event.seq
+                stamp = tx.erase(mid, by, head)
+                slot.view = View(state, head, stamp)
+                tx.save_snapshot(state, head)
+                slot.view = View(state, head, stamp, head.seq, head.position)
+                return state
+        finally:
+            self._unpin(sid, slot)
 
     def update_settings(
         self,
@@ -564,10 +715,13 @@ class Journal:
         if state is not None and base_head is not None and stop(BaseMark(base_head.seq, state.updated_at)):
             raise HistoryPrunedError(sid, base_head.seq)
         where = self._storage.location(sid)
+        erasures = ErasureCheck(where)
         for record in records:
             if stop(record.event):
-                break
+                return state
             state = apply_record(state, record, where)
+            erasures.see(record)
+        erasures.finish()
         return state
 
     def _compact_one(self, sid: str, prune: bool) -> Compaction:
@@ -590,6 +744,12 @@ class Journal:
                 return Compaction(sid, view.head.seq, archived, dropped)
         finally:
             self._unpin(sid, slot)
+
+    def _remove(self, session_id: str, message_id: str | None, expected: object, actor: object) -> Message:
+        sid = check_session_id(session_id)
+        removed: list[Message] = []
+        self._write(sid, remove_build(sid, check_version(expected), check_actor(actor), message_id, removed))
+        return removed[-1]
 
     def _write(self, sid: str, build: Build) -> Session:
         slot = self._pin(sid)

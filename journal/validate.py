@@ -20,11 +20,13 @@ __all__ = [
 ]
 
 
-def precondition(sid: str, state: Session | None, expected: int | None) -> None:
+def precondition(sid: str, state: Session | None, expected: int | None) -> Session:
+    """``state`` if the session exists and is at ``expected`` (when given); raises otherwise."""
     if state is None:
         raise SessionNotFoundError(sid)
     if expected is not None and expected != state.version:
         raise ConflictError(sid, expected, state.version)
+    return state
 
 
 class Point(Protocol):

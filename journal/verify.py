@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from journal.codec import GENESIS, LineError, decode
+from journal.events import Event, MessageAdded, MessageEdited, MessageRedacted
 from journal.state import Session, apply
 
 __all__ = ["Anchor", "Moved", "Problem", "ProblemKind", "RepairReport", "SessionCheck", "VerifyReport"]
@@ -30,6 +31,7 @@ ProblemKind = Literal[
     "invalid",  # a well-formed, chained event that cannot follow the one before it
     "snapshot_damaged",  # a snapshot file that cannot be decoded
     "snapshot_mismatch",  # a snapshot whose hash or state disagrees with the log
+    "unerased",  # content of a redacted message still stored (an interrupted redaction)
 ]
 
 
@@ -179,6 +181,10 @@ class ChainCheck:
         # Ranges of seqs skipped by a jump, [first, last, file, line, offset] (where the jump
         # showed). Ranges, not seqs: one forged line can claim seq 2**62.
         self._missing: list[tuple[int, int, str, int, int]] = []
+        # Redaction bookkeeping: lines still holding a message's content, by message id, and
+        # erased bodies by the seq of the redaction they name (checked when it shows up).
+        self._content: dict[str, list[tuple[str, int, int]]] = {}
+        self._claims: dict[int, list[tuple[str, str, int, int]]] = {}
 
     def problem(self, kind: str, file: str, line: int, offset: int, message: str) -> None:
         self.problems.append(
@@ -231,6 +237,7 @@ class ChainCheck:
         self._damaged_run = 0
         self.seq, self.hash, self.hash_at = seq, decoded.hash, decoded.hash_at
         self.hashes[seq] = decoded.hash
+        self._redactions(decoded.event, file, line, offset)
         if not ok:
             self.broken(where, file, line, offset)
             return False
@@ -255,12 +262,51 @@ class ChainCheck:
                 return True
         return False
 
+    def holds_content(self, state: Session, file: str) -> None:
+        """Record that ``file`` (a retention base) holds the contents ``state`` shows."""
+        for message in state.messages:
+            if not message.redacted:
+                self._content.setdefault(message.id, []).append((file, 0, -1))
+
+    def _redactions(self, event: Event, file: str, line: int, offset: int) -> None:
+        """Check erased bodies against the redactions they name, and redactions against the
+        content still stored."""
+        for message_id, claim_file, claim_line, claim_offset in self._claims.pop(event.seq, ()):
+            if not (isinstance(event, MessageRedacted) and event.message_id == message_id):
+                message = f"its content was erased naming seq {event.seq}, which does not redact this message"
+                self.problem("edited", claim_file, claim_line, claim_offset, message)
+        if isinstance(event, (MessageAdded, MessageEdited)):
+            if event.redacted_by is None:
+                self._content.setdefault(event.message_id, []).append((file, line, offset))
+            else:
+                self._claims.setdefault(event.redacted_by, []).append((event.message_id, file, line, offset))
+        elif isinstance(event, MessageRedacted):
+            for held_file, held_line, held_offset in self._content.pop(event.message_id, ()):
+                self.problem(
+                    "unerased",
+                    held_file,
+                    held_line,
+                    held_offset,
+                    f"still holds the content of message {event.message_id!r}, redacted by seq "
+                    f"{event.seq}: redact it again to finish the erasure",
+                )
+
     def finish(self) -> None:
         """Report events that never showed up (gaps), where their absence showed."""
         for first, last, file, line, offset in sorted(self._missing, key=lambda m: (m[3], m[0])):
             span = f"seq {first}" if first == last else f"seqs {first}..{last}"
             self.problem("gap", file, line, offset, f"{span} missing before this line")
         self._missing.clear()
+        for seq, claims in sorted(self._claims.items()):
+            for _, file, line, offset in claims:
+                self.problem(
+                    "edited",
+                    file,
+                    line,
+                    offset,
+                    f"its content was erased naming seq {seq}, which is not stored",
+                )
+        self._claims.clear()
 
     def check_anchor(self, anchor: Anchor, file: str) -> None:
         """Compare an exported head with what the log holds."""

@@ -2,10 +2,18 @@
 
 Install with ``pip install "journal[langchain]"``. Every LangChain message (human, ai with
 tool calls, system, tool, function, chat with a custom role) is stored as one journal message
-whose role is the message type and whose content is its text, with the whole message kept
-losslessly in the metadata (``langchain``: LangChain's own ``message_to_dict`` form), so
-reading gives back equal messages. ``clear`` empties the visible conversation; the journal
-keeps the history. The async variants run off the event loop.
+whose role is the message type, so reading gives back equal messages:
+
+* a plain text message (only its text differs from a fresh message of its type) is stored as
+  its text, with ``{"langchain": {"form": "text", "type": ...}}`` in the metadata;
+* any other message is stored as LangChain's own ``message_to_dict`` form, as JSON, in the
+  content, with ``{"form": "json", ...}`` in the metadata.
+
+Everything the user or the model produced (text, tool-call arguments, outputs) is in the
+content, which ``Journal.redact_message`` erases; the metadata holds only the form and type.
+A redacted message reads back as an empty message of its type. ``clear`` empties the visible
+conversation; the journal keeps the history. ``add_messages`` is one journal write. The async
+variants run off the event loop.
 """
 
 from __future__ import annotations
@@ -13,13 +21,17 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from langchain_core.chat_history import BaseChatMessageHistory
-from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+from langchain_core.messages import BaseMessage, ChatMessage, message_to_dict, messages_from_dict
 
+from journal.errors import SessionNotFoundError
 from journal.events import thaw
+from journal.state import Message
 from journal.store import Journal
+from journal.writes import NewMessage
 
 __all__ = ["JournalChatMessageHistory"]
 
@@ -41,22 +53,20 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The visible conversation, as LangChain messages (a new list each time)."""
-        if not self.journal.exists(self.session_id):
+        try:
+            stored = self.journal.get(self.session_id).messages
+        except SessionNotFoundError:
             return []
-        stored = [
-            dict(m.metadata[_KEY]) for m in self.journal.get(self.session_id).messages if _KEY in m.metadata
-        ]
-        return messages_from_dict(thaw(stored))
+        return [_read(m) for m in stored if _KEY in m.metadata]
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Append each message (one journal event each, in order)."""
-        self.journal.get_or_create(self.session_id)
-        for message in messages:
-            content = message.content
-            text = content if isinstance(content, str) else msgspec.json.encode(content).decode()
-            self.journal.add_message(
-                self.session_id, message.type, text, metadata={_KEY: message_to_dict(message)}
-            )
+        """Append the messages in order, in one journal write."""
+        batch = [_stored(message) for message in messages]
+        try:
+            self.journal.add_messages(self.session_id, batch)
+        except SessionNotFoundError:
+            self.journal.get_or_create(self.session_id)
+            self.journal.add_messages(self.session_id, batch)
 
     def clear(self) -> None:
         """Empty the visible conversation (the journal keeps every message)."""
@@ -71,3 +81,34 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         await asyncio.to_thread(self.clear)
+
+
+def _stored(message: BaseMessage) -> NewMessage:
+    content = message.content
+    if isinstance(content, str) and _plain(message.type, content) == message:
+        return NewMessage(
+            role=message.type, content=content, metadata={_KEY: {"form": "text", "type": message.type}}
+        )
+    text = msgspec.json.encode(message_to_dict(message)).decode()
+    return NewMessage(
+        role=message.type, content=text, metadata={_KEY: {"form": "json", "type": message.type}}
+    )
+
+
+def _plain(kind: str, text: str) -> BaseMessage | None:
+    try:
+        return messages_from_dict([{"type": kind, "data": {"content": text}}])[0]
+    except (ValueError, TypeError, KeyError):
+        return None  # a type that needs more than its text (tool, chat)
+
+
+def _read(m: Message) -> BaseMessage:
+    marker: Any = thaw(m.metadata[_KEY])
+    if "data" in marker:  # the first version's form: the whole message in the metadata
+        return messages_from_dict([marker])[0]
+    kind = marker.get("type", m.role)
+    if m.redacted:
+        return _plain(kind, "") or ChatMessage(role=kind, content="")
+    if marker.get("form") == "json":
+        return messages_from_dict([msgspec.json.decode(m.content)])[0]
+    return _plain(kind, m.content) or ChatMessage(role=kind, content=m.content)

@@ -1,8 +1,8 @@
 """Compare what a ``Journal`` returned with what the reference model says.
 
-The model has no message ids (the journal generates them) and takes the journal's timestamps,
-so everything else is compared exactly: seqs, versions, times, actors, roles, contents, and
-JSON values strictly (``True`` is not ``1``, ``1`` is not ``1.0``; see ``canon``).
+The model is given the journal's message ids and timestamps, so everything is compared exactly:
+ids, seqs, versions, times, actors, roles, contents, redactions and edits, and JSON values
+strictly (``True`` is not ``1``, ``1`` is not ``1.0``; see ``canon``).
 """
 
 from __future__ import annotations
@@ -10,8 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from journal.errors import ConflictError, JournalError
-from journal.events import Created, Event, MessageAdded, SettingsChanged
+from journal.errors import ConflictError, JournalError, MessageNotFoundError
+from journal.events import (
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+)
 from journal.state import Message, Session
 from journal.testing.model import ModelEvent, ModelMessage, ModelSession, canon
 
@@ -25,20 +33,23 @@ __all__ = [
 
 
 def assert_same_message(got: Message, want: ModelMessage) -> None:
-    """Raise AssertionError unless ``got`` is the model's message (ids aside)."""
-    assert (got.seq, got.role, got.content, got.at, got.actor) == (
+    """Raise AssertionError unless ``got`` is the model's message."""
+    assert (got.id, got.seq, got.role, got.content, got.at, got.actor, got.redacted, got.edited_at) == (
+        want.id,
         want.seq,
         want.role,
         want.content,
         want.at,
         want.actor,
+        want.redacted,
+        want.edited_at,
     ), f"message {got!r} is not the model's {want!r}"
     assert canon(got.metadata) == canon(want.metadata), f"metadata of seq {got.seq}"
     assert canon(got.references) == canon(want.references), f"references of seq {got.seq}"
 
 
 def assert_same_session(got: Session, want: ModelSession) -> None:
-    """Raise AssertionError unless ``got`` is the model's session (message ids aside)."""
+    """Raise AssertionError unless ``got`` is the model's session."""
     assert (got.id, got.version, got.created_at, got.updated_at) == (
         want.id,
         want.version,
@@ -58,21 +69,36 @@ def event_facts(event: Event | ModelEvent) -> tuple[Any, ...]:
         if event.type == "created":
             return (*common, event.session_id)
         if event.type == "message_added":
-            return (*common, event.role, event.content, canon(event.metadata), canon(event.references))
+            added = (event.role, event.content, canon(event.metadata), canon(event.references))
+            return (*common, event.message_id, *added, event.before, event.redacted_by)
         if event.type == "settings_changed":
             return (*common, canon(event.changes), list(event.removed))
+        if event.type == "message_removed":
+            return (*common, event.message_id)
+        if event.type == "message_edited":
+            edit = (event.content, canon(event.metadata), event.redacted_by)
+            return (*common, event.message_id, *edit)
+        if event.type == "message_redacted":
+            return (*common, event.message_id, event.reason)
         return common
     if isinstance(event, Created):
         return (*common, event.session_id)
     if isinstance(event, MessageAdded):
-        return (*common, event.role, event.content, canon(event.metadata), canon(event.references))
+        added = (event.role, event.content, canon(event.metadata), canon(event.references))
+        return (*common, event.message_id, *added, event.before, event.redacted_by)
     if isinstance(event, SettingsChanged):
         return (*common, canon(event.changes), list(event.removed))
+    if isinstance(event, MessageRemoved):
+        return (*common, event.message_id)
+    if isinstance(event, MessageEdited):
+        return (*common, event.message_id, event.content, canon(event.metadata), event.redacted_by)
+    if isinstance(event, MessageRedacted):
+        return (*common, event.message_id, event.reason)
     return common
 
 
 def visible_ids(events: Sequence[Event], upto: int | None = None) -> list[str]:
-    """Ids of the messages added after the last ``cleared`` among events with seq <= upto."""
+    """Ids of the visible messages after the events with seq <= upto, by a naive walk."""
     ids: list[str] = []
     for event in events:
         if upto is not None and event.seq > upto:
@@ -80,7 +106,9 @@ def visible_ids(events: Sequence[Event], upto: int | None = None) -> list[str]:
         if event.type == "cleared":
             ids = []
         elif isinstance(event, MessageAdded):
-            ids.append(event.message_id)
+            ids.insert(len(ids) if event.before is None else ids.index(event.before), event.message_id)
+        elif isinstance(event, MessageRemoved):
+            ids.remove(event.message_id)
     return ids
 
 
@@ -95,6 +123,9 @@ def assert_same_error(error: JournalError, model_call: Callable[[], object]) -> 
         raise AssertionError(f"the journal raised {error!r}; the model succeeded")
     assert type(error) is type(expected), f"the journal raised {error!r}, the model {expected!r}"
     assert getattr(error, "session_id", None) == getattr(expected, "session_id", None), (error, expected)
+    if isinstance(error, MessageNotFoundError):
+        assert isinstance(expected, MessageNotFoundError)
+        assert error.message_id == expected.message_id, (error, expected)
     if isinstance(error, ConflictError):
         assert isinstance(expected, ConflictError)
         assert (error.expected, error.actual) == (expected.expected, expected.actual), (error, expected)

@@ -78,6 +78,8 @@ default_configs: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
 
 _which = st.integers(0, 1)  # which Journal makes the call (modulo how many are open)
 _versions = st.sampled_from(["none", "right", "behind", "ahead"])
+# For writes that need a message to act on: mostly ones that can succeed.
+_mostly_right = st.sampled_from(["none", "none", "right", "right", "behind", "ahead"])
 
 
 class JournalMachine(RuleBasedStateMachine):
@@ -133,13 +135,22 @@ class JournalMachine(RuleBasedStateMachine):
         return data.draw(self.session_ids, label="sid")
 
     def mirror(self, session_id: str, model_write: Callable[[datetime], object]) -> None:
-        """Apply to the model a write your code made through the journal, at the journal's time."""
-        model_write(self.journal().get(session_id).updated_at)
+        """Apply to the model a write your code made through the journal, at the journal's time.
+
+        Messages your write added get the ids the journal gave them.
+        """
+        journal = self.journal()
+        model_write(journal.get(session_id).updated_at)
+        self.model.adopt_ids(
+            session_id,
+            {e.seq: e.message_id for e in journal.events(session_id) if isinstance(e, MessageAdded)},
+        )
 
     def call(self, which: int, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``name`` on a Journal and on the model; compare results or errors.
 
-        Returns the Journal's result, or None if both raised the same error.
+        The model gets the journal's time and the ids of the messages it added. Returns the
+        Journal's result, or None if both raised the same error.
         """
         journal = self.journal(which)
         try:
@@ -147,16 +158,45 @@ class JournalMachine(RuleBasedStateMachine):
         except JournalError as exc:
             assert_same_error(exc, lambda: getattr(self.model, name)(*args, **kwargs))
             return None
-        if isinstance(got, Message):
-            assert_same_message(got, getattr(self.model, name)(*args, **kwargs, now=got.at))
-        elif isinstance(got, Session):
+        model_call = getattr(self.model, name)
+        if name == "delete":
+            model_call(*args, **kwargs)
+            return got
+        if isinstance(got, Session):
             now = got.created_at if name == "create" else got.updated_at
-            assert_same_session(got, getattr(self.model, name)(*args, **kwargs, now=now))
-        else:
-            getattr(self.model, name)(*args, **kwargs)
-        if name != "delete":
-            self.after_write(journal, got.id if isinstance(got, Session) else args[0])
+            assert_same_session(got, model_call(*args, **kwargs, now=now))
+            self.after_write(journal, got.id)
+            return got
+        if name == "add_message":
+            kwargs = {**kwargs, "message_id": got.id}
+        elif name == "add_messages":
+            kwargs = {**kwargs, "message_ids": [m.id for m in got]}
+        want = model_call(*args, **kwargs, now=journal.get(args[0]).updated_at)
+        for message, expected in zip(
+            (got,) if isinstance(got, Message) else got,
+            (want,) if isinstance(got, Message) else want,
+            strict=True,
+        ):
+            assert_same_message(message, expected)
+        self.after_write(journal, args[0])
         return got
+
+    def chat(self, data: st.DataObject) -> str:
+        """A session to act on a message of: usually one showing messages."""
+        chatty = [sid for sid in self.existing() if self.model.get(sid).messages]
+        if chatty and data.draw(st.integers(0, 5), label="chatty") > 0:
+            return data.draw(st.sampled_from(chatty), label="sid")
+        return self.target(data)
+
+    def message_id(self, data: st.DataObject, sid: str, *, history: bool = False) -> str:
+        """A message id of ``sid``: usually a visible one (any in the history with
+        ``history``), sometimes one that is not there."""
+        pool = [m.id for m in self.model.get(sid).messages] if self.model.exists(sid) else []
+        if history and self.model.exists(sid):
+            pool += [e.message_id for e in self.model.events(sid) if e.type == "message_added"]
+        if pool and data.draw(st.integers(0, 4), label="real id") > 0:
+            return data.draw(st.sampled_from(pool), label="message id")
+        return "0" * 32
 
     def _expected(self, sid: str, choice: str) -> int | None:
         version = self.model.get(sid).version if self.model.exists(sid) else 1
@@ -250,6 +290,92 @@ class JournalMachine(RuleBasedStateMachine):
     def clear(self, data: st.DataObject, actor: str | None, version: str, which: int) -> None:
         sid = self.target(data)
         self.call(which, "clear", sid, expected_version=self._expected(sid, version), actor=actor)
+
+    @rule(data=st.data(), role=roles, content=short_texts, actor=actors, version=_mostly_right, which=_which)
+    def insert_message(
+        self, data: st.DataObject, role: str, content: str, actor: str | None, version: str, which: int
+    ) -> None:
+        sid = self.chat(data)
+        before = self.message_id(data, sid)
+        expected = self._expected(sid, version)
+        self.call(
+            which, "add_message", sid, role, content, before=before, expected_version=expected, actor=actor
+        )
+
+    @rule(
+        data=st.data(),
+        contents=st.lists(short_texts, max_size=4),
+        replace=st.booleans(),
+        actor=actors,
+        version=_mostly_right,
+        which=_which,
+    )
+    def add_message_batch(
+        self,
+        data: st.DataObject,
+        contents: list[str],
+        replace: bool,
+        actor: str | None,
+        version: str,
+        which: int,
+    ) -> None:
+        sid = self.chat(data)
+        batch = [{"role": "user" if i % 2 else "assistant", "content": c} for i, c in enumerate(contents)]
+        expected = self._expected(sid, version)
+        self.call(which, "add_messages", sid, batch, replace=replace, expected_version=expected, actor=actor)
+
+    @rule(data=st.data(), actor=actors, version=_mostly_right, which=_which)
+    def pop_message(self, data: st.DataObject, actor: str | None, version: str, which: int) -> None:
+        sid = self.chat(data)
+        self.call(which, "pop_message", sid, expected_version=self._expected(sid, version), actor=actor)
+
+    @rule(data=st.data(), actor=actors, version=_mostly_right, which=_which)
+    def remove_message(self, data: st.DataObject, actor: str | None, version: str, which: int) -> None:
+        sid = self.chat(data)
+        mid = self.message_id(data, sid)
+        self.call(
+            which, "remove_message", sid, mid, expected_version=self._expected(sid, version), actor=actor
+        )
+
+    @rule(
+        data=st.data(),
+        content=texts,
+        metadata=st.none() | json_objects,
+        actor=actors,
+        version=_mostly_right,
+        which=_which,
+    )
+    def edit_message(
+        self,
+        data: st.DataObject,
+        content: str,
+        metadata: dict[str, Any] | None,
+        actor: str | None,
+        version: str,
+        which: int,
+    ) -> None:
+        sid = self.chat(data)
+        mid = self.message_id(data, sid)
+        expected = self._expected(sid, version)
+        self.call(
+            which,
+            "edit_message",
+            sid,
+            mid,
+            content,
+            metadata=metadata,
+            expected_version=expected,
+            actor=actor,
+        )
+
+    @rule(data=st.data(), reason=short_texts, actor=actors, version=_mostly_right, which=_which)
+    def redact_message(
+        self, data: st.DataObject, reason: str, actor: str | None, version: str, which: int
+    ) -> None:
+        sid = self.chat(data)
+        mid = self.message_id(data, sid, history=True)
+        expected = self._expected(sid, version)
+        self.call(which, "redact_message", sid, mid, reason=reason, expected_version=expected, actor=actor)
 
     @rule(data=st.data(), which=_which)
     def delete(self, data: st.DataObject, which: int) -> None:

@@ -12,6 +12,12 @@ checker, or as an in-memory fake in your own tests. Its semantics:
   actual)`` and writes nothing; a missing session raises ``SessionNotFoundError`` first;
 * ``create`` of an existing session raises ``SessionExistsError`` (expected 0, actual version);
 * ``clear`` empties the visible messages and keeps the settings; the history keeps everything;
+* ``add_messages`` appends one event per message (after a ``cleared`` with ``replace``), all
+  at once; ``pop_message``, ``remove_message`` and ``edit_message`` act on visible messages
+  (``MessageNotFoundError`` otherwise) and the history keeps the originals;
+* ``redact_message`` appends a ``message_redacted`` event and erases the message's content
+  from every earlier event of the history (it reads as "" with ``redacted_by`` set), so
+  replays and ``events()`` no longer show it anywhere; redacting again writes nothing;
 * settings changes set keys first, then remove the keys in ``remove``;
 * ``replay(at=seq)`` folds the events with ``seq <= at``; ``replay(at=datetime)`` the events up to
   the first one later than ``at``; nothing folded raises ``SessionNotFoundError``;
@@ -19,16 +25,18 @@ checker, or as an in-memory fake in your own tests. Its semantics:
   state but leave the history, so ``events()`` starts after them and a ``replay`` that would
   stop before event ``through`` raises ``HistoryPrunedError(sid, through)``.
 
-Differences from ``Journal``, by design: message ids are not modelled (``ModelMessage`` has
-none); timestamps come from the caller (``now=``) or the model's clock; values are stored as
-plain JSON (dicts, lists) and handed out as deep copies; states are ``ModelSession`` and
-``ModelMessage`` dataclasses, compared with a ``Session`` by ``same_session`` and
-``same_message``.
+Differences from ``Journal``, by design: message ids come from the caller (``message_id=``,
+``message_ids=``, so a test can give the model the ids the journal chose), else they are the
+message's seq in 32 hex digits (deterministic, so equal histories give equal models);
+timestamps come from the caller (``now=``) or the model's clock; values are stored as plain
+JSON (dicts, lists) and handed out as deep copies; states are ``ModelSession`` and
+``ModelMessage`` dataclasses, compared with a ``Session`` by ``assert_same_session``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +49,7 @@ from journal.errors import (
     HistoryPrunedError,
     InvalidSessionIdError,
     InvalidValueError,
+    MessageNotFoundError,
     SessionExistsError,
     SessionNotFoundError,
 )
@@ -95,11 +104,15 @@ class ModelEvent:
     references: list[Any] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    message_id: str = ""
+    before: str | None = None
+    redacted_by: int | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
 class ModelMessage:
-    """A visible message, without the journal-generated id."""
+    """A visible message."""
 
     seq: int
     role: str
@@ -108,6 +121,9 @@ class ModelMessage:
     metadata: dict[str, Any]
     references: list[Any]
     actor: str | None
+    id: str = ""
+    redacted: bool = False
+    edited_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -138,24 +154,46 @@ def fold(events: Iterable[ModelEvent]) -> ModelSession | None:
             sid = event.session_id
             created_at = event.at
         elif event.type == "message_added":
-            messages.append(
-                ModelMessage(
-                    seq=event.seq,
-                    role=event.role,
-                    content=event.content,
-                    at=event.at,
-                    metadata=copy.deepcopy(event.metadata),
-                    references=copy.deepcopy(event.references),
-                    actor=event.actor,
-                )
+            message = ModelMessage(
+                seq=event.seq,
+                role=event.role,
+                content=event.content,
+                at=event.at,
+                metadata=copy.deepcopy(event.metadata),
+                references=copy.deepcopy(event.references),
+                actor=event.actor,
+                id=event.message_id,
+                redacted=event.redacted_by is not None,
             )
+            ids = [m.id for m in messages]
+            messages.insert(len(messages) if event.before is None else ids.index(event.before), message)
+        elif event.type == "message_removed":
+            messages = [m for m in messages if m.id != event.message_id]
+        elif event.type == "message_edited":
+            messages = [
+                m
+                if m.id != event.message_id
+                else dataclasses.replace(
+                    m,
+                    content=event.content,
+                    metadata=copy.deepcopy(event.metadata),
+                    edited_at=event.at,
+                    redacted=event.redacted_by is not None,
+                )
+                for m in messages
+            ]
+        elif event.type == "message_redacted":
+            messages = [
+                m if m.id != event.message_id else dataclasses.replace(m, content="", redacted=True)
+                for m in messages
+            ]
         elif event.type == "settings_changed":
             settings.update(copy.deepcopy(event.changes))
             for key in event.removed:
                 settings.pop(key, None)
         elif event.type == "cleared":
             messages = []
-        else:  # pragma: no cover - the model only writes the four types above
+        else:  # pragma: no cover - the model only writes the types above
             raise AssertionError(f"unknown model event type {event.type!r}")
     if sid is None:
         return None
@@ -167,6 +205,9 @@ def fold(events: Iterable[ModelEvent]) -> ModelSession | None:
         messages=messages,
         settings=settings,
     )
+
+
+_NEW_FIELDS = ("role", "content", "metadata", "references")
 
 
 def _utc_now() -> datetime:
@@ -213,26 +254,148 @@ class InMemoryJournal:
         *,
         metadata: Mapping[str, Any] | None = None,
         references: Iterable[Any] | None = None,
+        before: str | None = None,
         expected_version: int | None = None,
         actor: str | None = None,
         now: datetime | None = None,
+        message_id: str | None = None,
     ) -> ModelMessage:
         if not role:
             raise InvalidValueError("role", "must not be empty")
         log = self._writable(session_id, expected_version)
+        if before is not None:
+            self._visible(session_id, before, "to insert before")
+        mid = f"{len(log) + 1:032x}" if message_id is None else message_id
+        log.append(self._added(log, role, content, metadata, references, now, actor, mid, before))
+        return self._message(session_id, mid)
+
+    def add_messages(
+        self,
+        session_id: str,
+        messages: Iterable[Mapping[str, Any] | Any],
+        *,
+        replace: bool = False,
+        expected_version: int | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+        message_ids: Iterable[str] | None = None,
+    ) -> list[ModelMessage]:
+        items = [m if isinstance(m, Mapping) else {f: getattr(m, f) for f in _NEW_FIELDS} for m in messages]
+        if any(not m.get("role") for m in items):
+            raise InvalidValueError("role", "must not be empty")
+        log = self._writable(session_id, expected_version)
+        first = len(log) + 1 + replace
+        ids = [f"{first + i:032x}" for i in range(len(items))] if message_ids is None else list(message_ids)
+        at = self._time(session_id, now)
+        batch = []
+        if replace:
+            batch.append(ModelEvent(seq=len(log) + 1, type="cleared", at=at, actor=actor))
+        for item, mid in zip(items, ids, strict=True):
+            batch.append(
+                self._added(
+                    [*log, *batch],
+                    item["role"],
+                    item["content"],
+                    item.get("metadata"),
+                    item.get("references"),
+                    at,
+                    actor,
+                    mid,
+                    None,
+                )
+            )
+        log.extend(batch)
+        return [self._message(session_id, mid) for mid in ids]
+
+    def pop_message(
+        self,
+        session_id: str,
+        *,
+        expected_version: int | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelMessage:
+        log = self._writable(session_id, expected_version)
+        visible = self.get(session_id).messages
+        if not visible:
+            raise MessageNotFoundError(session_id, None, "to pop: the conversation is empty")
+        return self._remove(log, session_id, visible[-1], actor, now)
+
+    def remove_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        expected_version: int | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelMessage:
+        log = self._writable(session_id, expected_version)
+        return self._remove(log, session_id, self._visible(session_id, message_id, "to remove"), actor, now)
+
+    def edit_message(
+        self,
+        session_id: str,
+        message_id: str,
+        content: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelMessage:
+        log = self._writable(session_id, expected_version)
+        old = self._visible(session_id, message_id, "to edit")
+        if old.redacted:
+            raise InvalidValueError("message_id", "is redacted")
         log.append(
             ModelEvent(
                 seq=len(log) + 1,
-                type="message_added",
+                type="message_edited",
                 at=self._time(session_id, now),
                 actor=actor,
-                role=role,
+                message_id=message_id,
                 content=content,
-                metadata=plain({} if metadata is None else metadata),
-                references=plain([] if references is None else list(references)),
+                metadata=old.metadata if metadata is None else plain(metadata),
             )
         )
-        return self.get(session_id).messages[-1]
+        return self._message(session_id, message_id)
+
+    def redact_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> ModelSession:
+        if not reason:
+            raise InvalidValueError("reason", "must not be empty")
+        log = self._writable(session_id, expected_version)
+        dropped = self._dropped.get(session_id, 0)
+        kept = log[dropped:]
+        in_base = dropped and any(m.id == message_id for m in fold(log[:dropped]).messages)  # type: ignore[union-attr]
+        if not in_base and not any(e.type == "message_added" and e.message_id == message_id for e in kept):
+            raise MessageNotFoundError(session_id, message_id, "in its stored history")
+        if any(e.type == "message_redacted" and e.message_id == message_id for e in log):
+            return self.get(session_id)
+        by = len(log) + 1
+        for index, event in enumerate(log):
+            if event.message_id == message_id and event.type in ("message_added", "message_edited"):
+                log[index] = dataclasses.replace(event, content="", redacted_by=by)
+        log.append(
+            ModelEvent(
+                seq=by,
+                type="message_redacted",
+                at=self._time(session_id, now),
+                actor=actor,
+                message_id=message_id,
+                reason=reason,
+            )
+        )
+        return self.get(session_id)
 
     def update_settings(
         self,
@@ -330,6 +493,21 @@ class InMemoryJournal:
     def sessions(self) -> list[str]:
         return list(self._logs)
 
+    def adopt_ids(self, session_id: str, ids: Mapping[int, str]) -> None:
+        """Rename the messages added at the seqs of ``ids`` (seq -> id), everywhere in the
+        history: for a model written without the journal's ids (see ``JournalMachine.mirror``)."""
+        log = self._log(session_id)
+        renamed = {
+            log[seq - 1].message_id: mid for seq, mid in ids.items() if log[seq - 1].type == "message_added"
+        }
+        for index, event in enumerate(log):
+            if event.message_id in renamed or event.before in renamed:
+                log[index] = dataclasses.replace(
+                    event,
+                    message_id=renamed.get(event.message_id, event.message_id),
+                    before=None if event.before is None else renamed.get(event.before, event.before),
+                )
+
     # -- for search -------------------------------------------------------------------------
 
     def copy(self) -> InMemoryJournal:
@@ -357,12 +535,67 @@ class InMemoryJournal:
                     canon(e.references),
                     canon(e.changes),
                     e.removed,
+                    e.message_id,
+                    e.before,
+                    e.redacted_by,
+                    e.reason,
                 )
                 for e in log
             ]
         )
 
     # -- internals -------------------------------------------------------------------------
+
+    def _added(
+        self,
+        log: list[ModelEvent],
+        role: str,
+        content: str,
+        metadata: Mapping[str, Any] | None,
+        references: Iterable[Any] | None,
+        now: datetime | None,
+        actor: str | None,
+        message_id: str,
+        before: str | None,
+    ) -> ModelEvent:
+        return ModelEvent(
+            seq=len(log) + 1,
+            type="message_added",
+            at=now if now is not None else self._time(self._sid_of(log), None),
+            actor=actor,
+            role=role,
+            content=content,
+            metadata=plain({} if metadata is None else metadata),
+            references=plain([] if references is None else list(references)),
+            message_id=message_id,
+            before=before,
+        )
+
+    def _sid_of(self, log: list[ModelEvent]) -> str:
+        return log[0].session_id
+
+    def _remove(
+        self,
+        log: list[ModelEvent],
+        session_id: str,
+        message: ModelMessage,
+        actor: str | None,
+        now: datetime | None,
+    ) -> ModelMessage:
+        at = self._time(session_id, now)
+        log.append(
+            ModelEvent(seq=len(log) + 1, type="message_removed", at=at, actor=actor, message_id=message.id)
+        )
+        return message
+
+    def _visible(self, session_id: str, message_id: str, purpose: str) -> ModelMessage:
+        for message in self.get(session_id).messages:
+            if message.id == message_id:
+                return message
+        raise MessageNotFoundError(session_id, message_id, purpose)
+
+    def _message(self, session_id: str, message_id: str) -> ModelMessage:
+        return self._visible(session_id, message_id, "just written")
 
     def _log(self, session_id: str) -> list[ModelEvent]:
         log = self._logs.get(_check_id(session_id))

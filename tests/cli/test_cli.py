@@ -1284,3 +1284,33 @@ def test_tail_all_human_names_the_session(fresh: Path, tails: list[Tail]) -> Non
     assert len(lines) == 1, lines
     assert GAMMA in lines[0]
     assert "to gamma" in lines[0]
+
+
+def test_log_show_and_export_render_edits_removals_and_redactions(tmp_path: Path) -> None:
+    root = tmp_path / "j"
+    with Journal(root) as j:
+        j.create("s")
+        first = j.add_message("s", "user", "private words")
+        j.add_message("s", "assistant", "kept words", before=first.id)
+        j.edit_message("s", first.id, "private, edited")
+        j.pop_message("s")
+        j.redact_message("s", first.id, reason="asked to forget", actor="dpo")
+        j.add_message("s", "user", "later")
+    short = first.id[:8]
+    lines = ok(root, "log", "s").splitlines()
+    assert lines[1].endswith("message_added: user: [content erased by #6]")
+    assert lines[2].endswith(f"message_added: assistant (before {short}): kept words")
+    assert lines[3].endswith(f"message_edited: message {short}: [content erased by #6]")
+    assert lines[4].endswith(f"message_removed: message {short} left the conversation")
+    assert lines[5].endswith(f"message_redacted by dpo: message {short} erased: asked to forget")
+    show = ok(root, "show", "s")
+    assert "kept words" in show
+    assert "private" not in show
+    assert "[content erased]" not in show
+    events = [json.loads(line) for line in ok(root, "export", "s", "--format", "jsonl").splitlines()]
+    assert [e["type"] for e in events][3:6] == ["message_edited", "message_removed", "message_redacted"]
+    assert (events[1]["content"], events[1]["redacted_by"], events[5]["reason"]) == ("", 6, "asked to forget")
+    assert len(ok(root, "log", "s", "--type", "message_redacted").splitlines()) == 1
+    replayed = ok(root, "replay", "s", "--at", "3")
+    assert "[content erased]" in replayed
+    assert "private" not in replayed

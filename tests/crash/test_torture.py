@@ -726,7 +726,7 @@ WRONG_SHAPES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "type is a number": (_members(_put("type", 5)), "damaged"),
     "type is null": (_members(_put("type", None)), "damaged"),
     "settings line with a body": (_members(_put("type", "settings_changed")), "damaged"),
-    "unknown event type": (_members(_put("type", "message_edited")), "unsupported"),
+    "unknown event type": (_members(_put("type", "message_pinned")), "unsupported"),
     "at is not a time": (_members(_put("at", "yesterday")), "damaged"),
     "at is not UTC": (_members(_put("at", "2030-01-01T10:00:00+01:00")), "damaged"),
     "at is a number": (_members(_put("at", 1_700_000_000)), "damaged"),

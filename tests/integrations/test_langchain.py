@@ -108,3 +108,38 @@ def test_works_with_runnable_with_message_history(root: Path) -> None:
         ("human", "two?"),
         ("ai", "second answer"),
     ]
+
+
+def test_plain_text_is_stored_as_text_and_the_rest_as_json_in_the_erasable_content(root: Path) -> None:
+    history = JournalChatMessageHistory("s", root)
+    plain, structured = HumanMessage("just words"), EVERY_KIND[2]
+    history.add_messages([plain, structured])
+    with Journal(root) as journal:
+        first, second = journal.get("s").messages
+        assert (first.content, dict(first.metadata["langchain"])) == (
+            "just words",
+            {"form": "text", "type": "human"},
+        )
+        assert dict(second.metadata["langchain"]) == {"form": "json", "type": "ai"}
+        # Tool-call arguments are in the content (erasable), never in the sealed metadata.
+        assert "call-1" in second.content
+        assert "call-1" not in str(second.metadata)
+        assert [e.type for e in journal.events("s")] == ["created", "message_added", "message_added"]
+        assert journal.get("s").messages[0].seq + 1 == journal.get("s").messages[1].seq
+
+
+def test_redacted_messages_read_back_empty_and_their_payload_is_gone(root: Path) -> None:
+    history = JournalChatMessageHistory("s", root)
+    history.add_messages(EVERY_KIND)
+    with Journal(root) as journal:
+        for message in journal.get("s").messages:
+            journal.redact_message("s", message.id, reason="erase everything")
+    read = history.messages
+    # A type that needs more than its text (tool, chat) reads back as a chat message.
+    assert [m.type for m in read] == ["system", "human", "ai", "chat", "chat", "chat", "ai"]
+    assert all(m.content == "" for m in read)
+    data = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+    for secret in (b"What is 2+2", b"call-1", b"a custom role speaks", b"It is 4."):
+        assert secret not in data
+    with Journal(root) as journal:
+        assert journal.verify().ok

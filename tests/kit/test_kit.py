@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import rule, run_state_machine_as_test
 
-from journal import CorruptLogError, InvalidSessionIdError, Journal, Session, replay
+from journal import CorruptLogError, InvalidSessionIdError, Journal, MessageAdded, Session, replay
 from journal.paths import Layout
 from journal.testing import InMemoryJournal, JournalMachine, canon, event_facts, strategies
 
@@ -108,8 +108,10 @@ class ChatMachine(JournalMachine):
         if not existed:
             self.model.create(sid, now=events[-3].at)
         user, reply = events[-2], events[-1]
-        self.model.add_message(sid, "user", text, now=user.at)
-        self.model.add_message(sid, "assistant", f"echo: {text}", now=reply.at)
+        assert isinstance(user, MessageAdded)
+        assert isinstance(reply, MessageAdded)
+        self.model.add_message(sid, "user", text, now=user.at, message_id=user.message_id)
+        self.model.add_message(sid, "assistant", f"echo: {text}", now=reply.at, message_id=reply.message_id)
         assert response == {"version": self.model.get(sid).version}
 
 

@@ -346,7 +346,15 @@ def test_snapshots_and_pruning_accept_every_value_a_write_accepts(value: Any) ->
         except InvalidValueError:
             assert journal.get("s").version == 1  # refused: nothing written
         else:
-            model.add_message("s", "user", "m", metadata={"v": value}, references=[value], now=message.at)
+            model.add_message(
+                "s",
+                "user",
+                "m",
+                metadata={"v": value},
+                references=[value],
+                now=message.at,
+                message_id=message.id,
+            )
         try:
             got = journal.update_settings("s", {"v": value})
         except InvalidValueError:
@@ -354,7 +362,7 @@ def test_snapshots_and_pruning_accept_every_value_a_write_accepts(value: Any) ->
         else:
             model.update_settings("s", {"v": value}, now=got.updated_at)
         message = journal.add_message("s", "user", "after")
-        model.add_message("s", "user", "after", now=message.at)
+        model.add_message("s", "user", "after", now=message.at, message_id=message.id)
         journal.compact("s", prune=True)
         with Journal(root, max_cached_sessions=0) as cold:
             assert_same_session(cold.get("s"), model.get("s"))
@@ -422,7 +430,10 @@ class RetentionMachine(RuleBasedStateMachine):
         if kind == "message":
             message = self.journal.add_message(sid, "user", text, metadata={"k": text})
             assert_same_message(
-                message, self.model.add_message(sid, "user", text, metadata={"k": text}, now=message.at)
+                message,
+                self.model.add_message(
+                    sid, "user", text, metadata={"k": text}, now=message.at, message_id=message.id
+                ),
             )
         elif kind == "settings":
             got = self.journal.update_settings(sid, {text: lines}, remove=["gone"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -10,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from journal import ConflictError, Journal, Message, SessionNotFoundError, filetx
+from journal import (
+    ConflictError,
+    Journal,
+    Message,
+    MessageNotFoundError,
+    NewMessage,
+    SessionNotFoundError,
+    filetx,
+)
 from journal.aio import AsyncJournal
 
 
@@ -142,3 +151,35 @@ def test_sharing_a_journal_rejects_options(root: Path) -> None:
         assert AsyncJournal(journal).journal is journal
         with pytest.raises(ValueError, match="options"):
             AsyncJournal(journal, fsync="never")
+
+
+def test_every_public_journal_method_has_a_twin_with_the_same_parameters() -> None:
+    # Oracle: Journal's own signatures; a method added to Journal without its coroutine fails.
+    for name, method in inspect.getmembers(Journal, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        twin = getattr(AsyncJournal, name, None)
+        assert twin is not None, f"AsyncJournal has no {name}"
+        want = [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
+        got = [(p.name, p.kind, p.default) for p in inspect.signature(twin).parameters.values()]
+        assert got == want, name
+
+
+def test_message_writes_as_coroutines(root: Path) -> None:
+    async def main() -> None:
+        async with AsyncJournal(root, fsync="never") as aj:
+            await aj.create("s")
+            first = await aj.add_message("s", "user", "secret")
+            second = await aj.add_message("s", "user", "front", before=first.id)
+            added = await aj.add_messages("s", [NewMessage(role="assistant", content="a")])
+            edited = await aj.edit_message("s", second.id, "front, edited", actor="ed")
+            popped = await aj.pop_message("s")
+            removed = await aj.remove_message("s", second.id)
+            state = await aj.redact_message("s", first.id, reason="asked", actor="dpo")
+            with pytest.raises(MessageNotFoundError):
+                await aj.remove_message("s", second.id)
+            assert (edited.content, popped.id, removed.id) == ("front, edited", added[0].id, second.id)
+            assert [(m.content, m.redacted) for m in state.messages] == [("", True)]
+            assert [e.type async for e in aj.events("s", after=6)] == ["message_removed", "message_redacted"]
+
+    asyncio.run(main())

@@ -64,8 +64,8 @@ def test_fresh_salt_per_message() -> None:
 
 def test_newer_version_is_unsupported_not_damaged() -> None:
     line = encode(Created(seq=1, at=AT, session_id="s"), GENESIS)[0][:-1]
-    with pytest.raises(LineError, match="format version 2 is newer") as info:
-        decode(line.replace(b'{"v":1,', b'{"v":2,', 1))
+    with pytest.raises(LineError, match="format version 3 is newer") as info:
+        decode(line.replace(b'{"v":1,', b'{"v":3,', 1))
     assert info.value.unsupported
     with pytest.raises(LineError, match="must start with") as info:
         decode(line.replace(b'{"v":1,', b'{"v":0,', 1))

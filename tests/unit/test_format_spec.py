@@ -594,8 +594,8 @@ def test_unknown_members_are_ignored_by_both_readers(root: Path) -> None:
 
 @pytest.mark.parametrize(
     ("version", "kind"),
-    [(2, "cleared"), (17, "cleared"), (1, "message_pinned")],
-    ids=["v2", "v17", "unknown-type"],
+    [(3, "cleared"), (17, "cleared"), (1, "message_pinned")],
+    ids=["v3", "v17", "unknown-type"],
 )
 def test_newer_lines_are_unsupported_in_both_readers(root: Path, version: int, kind: str) -> None:
     sid = "upgraded"
