@@ -18,11 +18,13 @@ demo: $(STAMP)
 	$(BIN)/journal demo
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check journal tests benchmarks
-	$(BIN)/ruff check journal tests benchmarks
+	$(BIN)/ruff format --check journal tests benchmarks examples
+	$(BIN)/ruff check journal tests benchmarks examples
 
+# The example app is checked on its own: the tests load it by path, not as a package.
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy examples/flask_chat
 
 unit: $(STAMP)
 	$(BIN)/pytest

@@ -119,7 +119,7 @@ class _MessageData(msgspec.Struct):
     content_sha256: str
     metadata: dict[str, Any] = {}
     references: list[Any] = []
-    before: str | None = None
+    before: str | msgspec.UnsetType = msgspec.UNSET  # a string when present, never null
 
 
 class _SettingsData(msgspec.Struct):
@@ -416,7 +416,9 @@ def decode(line: bytes) -> Decoded:
         raise LineError(f"not a valid event: {exc}") from None
     if raw.at.utcoffset() != _ZERO:
         raise LineError("at is not in UTC")
-    if raw.v == 1 and (raw.type_name in _V2_TYPES or (isinstance(raw, _MessageLine) and raw.data.before)):
+    if raw.v == 1 and (
+        raw.type_name in _V2_TYPES or (isinstance(raw, _MessageLine) and raw.data.before is not msgspec.UNSET)
+    ):
         raise LineError(f"a version-1 line cannot hold what this {raw.type_name} line holds")
     if isinstance(raw, (_MessageLine, _EditedLine)):
         # The body is outside the hash, so only its exact canonical bytes are accepted: no
@@ -499,7 +501,7 @@ def _event(raw: _Line) -> Event:
                 content=content,
                 metadata=freeze(raw.data.metadata),
                 references=freeze(raw.data.references),
-                before=raw.data.before,
+                before=None if raw.data.before is msgspec.UNSET else raw.data.before,
                 redacted_by=redacted_by,
             )
         case _CreatedLine():

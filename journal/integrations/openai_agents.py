@@ -41,8 +41,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast
+from collections.abc import Mapping
+from typing import Any, cast
 
 import msgspec
 from agents.items import TResponseInputItem
@@ -50,6 +50,7 @@ from agents.memory import SessionSettings
 
 from journal.aio import AsyncJournal
 from journal.errors import InvalidValueError, MessageNotFoundError, SessionNotFoundError
+from journal.integrations import settled
 from journal.state import Message
 from journal.store import Journal
 from journal.writes import NewMessage
@@ -61,8 +62,6 @@ _TEXT: Mapping[str, Any] = {_KEY: {"form": "text"}}
 _JSON: Mapping[str, Any] = {_KEY: {"form": "json"}}
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
-
-_T = TypeVar("_T")
 
 
 class JournalSession:
@@ -131,18 +130,18 @@ class JournalSession:
         first waits for the write to finish (the items may then be stored), then re-raises.
         """
         if items:
-            await _settled(lambda: self._append(items))
+            await settled(lambda: self._append(items))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove the most recent item from the conversation and return it (None when empty).
 
         The journal's history keeps the item.
         """
-        return await _settled(self._pop)
+        return await settled(self._pop)
 
     async def clear_session(self) -> None:
         """Empty the conversation; the journal's history keeps every item."""
-        await _settled(self._clear)
+        await settled(self._clear)
 
     def close(self) -> None:
         """Close the journal if this session opened it from a folder; a shared one stays open."""
@@ -181,31 +180,6 @@ class JournalSession:
     def _clear(self) -> None:
         with contextlib.suppress(SessionNotFoundError):
             self.journal.clear(self.session_id)
-
-
-async def _settled(fn: Callable[[], _T]) -> _T:
-    """Run the write ``fn`` in a worker thread and wait for its outcome despite cancellation.
-
-    A thread cannot be stopped: a write that started lands whether or not its caller was
-    cancelled. Waiting for it before re-raising the cancellation means the caller never goes
-    on (to retry, or to pop what it thinks was not written) while the write is still running.
-    """
-    task = asyncio.ensure_future(asyncio.to_thread(fn))
-    cancelled: asyncio.CancelledError | None = None
-    while not task.done():
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError as exc:
-            cancelled = cancelled or exc
-    try:
-        result = task.result()
-    except BaseException:
-        if cancelled is not None:
-            raise cancelled from None
-        raise
-    if cancelled is not None:
-        raise cancelled
-    return result
 
 
 def _message(index: int, item: Mapping[str, Any]) -> NewMessage:

@@ -159,8 +159,21 @@ def assert_session_doc(doc: Any, session: Session) -> None:
     assert isinstance(doc["messages"], list)
     assert len(doc["messages"]) == len(session.messages), doc["messages"]
     for got, m in zip(doc["messages"], session.messages, strict=True):
-        assert set(got) == {"id", "seq", "role", "content", "at", "metadata", "references", "actor"}, got
-        assert with_times(got, "at") == {
+        keys = {
+            "id",
+            "seq",
+            "role",
+            "content",
+            "at",
+            "metadata",
+            "references",
+            "actor",
+            "redacted",
+            "edited_at",
+        }
+        assert set(got) == keys, got
+        assert (got["redacted"], got["edited_at"]) == (m.redacted, m.edited_at), got
+        assert with_times({k: v for k, v in got.items() if k not in ("redacted", "edited_at")}, "at") == {
             "id": m.id,
             "seq": m.seq,
             "role": m.role,

@@ -40,15 +40,21 @@ from journal import (
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 
-# -- the independent reader: docs/format.md sections 1.2, 2, 3, 4, 5, 7 and 9 ----------------
+# -- the independent reader: docs/format.md sections 1.2, 2, 3, 4, 5, 7, 9 and 10 ------------
 
 GENESIS = "0" * 64
 HASH_KEY = b',"hash":"'
-TYPES = ("created", "message_added", "settings_changed", "cleared")
+V1_TYPES = ("created", "message_added", "settings_changed", "cleared")
+V2_TYPES = ("message_removed", "message_edited", "message_redacted")
+TYPES = V1_TYPES + V2_TYPES
+BODIED = ("message_added", "message_edited")  # section 3.4: the only lines with a body
 _AT = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{6}))?Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SALT = re.compile(r"[0-9a-f]{32}")
 _NEWER = re.compile(rb'\{"v":([0-9]+),')
+# Section 10: the erased body, then zero or more spaces, then the line's final brace. N is an
+# integer in its only JSON spelling (no sign, no leading zero, no fraction or exponent).
+_ERASED = re.compile(rb'","body":\{"redacted":(0|[1-9][0-9]*)\} *\}')
 
 
 class Damage(Exception):
@@ -74,8 +80,9 @@ class SpecEvent:
     data: dict[str, Any]
     prev: str
     hash: str
-    content: str | None  # message_added only: the body's content
+    content: str | None  # message_added and message_edited: the body's content ("" if erased)
     offset: int = 0  # where the line starts in the file (set by spec_read)
+    redacted_by: int | None = None  # an erased body's N (section 10)
 
 
 @dataclass
@@ -170,13 +177,27 @@ def _data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     if kind == "created":
         return {"session_id": need("session_id", str)}
     if kind == "message_added":
+        before = data.get("before")
+        if "before" in data and not isinstance(before, str):
+            raise Damage("data.before has the wrong JSON type")
         return {
             "id": need("id", str),
             "role": need("role", str),
             "content_sha256": need("content_sha256", str),
             "metadata": need("metadata", dict, {}),
             "references": need("references", list, []),
+            "before": before,  # optional, version 2 only (section 5.2); None: appended
         }
+    if kind == "message_removed":
+        return {"id": need("id", str)}
+    if kind == "message_edited":
+        return {
+            "id": need("id", str),
+            "content_sha256": need("content_sha256", str),
+            "metadata": need("metadata", dict, {}),
+        }
+    if kind == "message_redacted":
+        return {"id": need("id", str), "reason": need("reason", str)}
     if kind == "settings_changed":
         unset = need("unset", list, [])
         if not all(isinstance(key, str) for key in unset):
@@ -188,11 +209,11 @@ def _data(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 def spec_check_line(line: bytes) -> SpecEvent:
     """Steps 1-4 of section 7 for one line without its 0x0A."""
     # 1. Version: decided from the first bytes alone, before any hashing.
-    if not line.startswith(b'{"v":1,'):
+    if not line.startswith((b'{"v":1,', b'{"v":2,')):
         newer = _NEWER.match(line)
-        if newer is not None and int(newer.group(1)) > 1:
+        if newer is not None and int(newer.group(1)) > 2:
             raise Unsupported(f"format version {int(newer.group(1))}")
-        raise Damage('does not start with {"v":1,')
+        raise Damage('does not start with {"v":1, or {"v":2,')
     # 2. Hash of everything before the LAST ,"hash":" and nothing unexpected after it.
     cut = line.rfind(HASH_KEY)
     if cut < 0:
@@ -216,14 +237,17 @@ def spec_check_line(line: bytes) -> SpecEvent:
         if name not in obj:
             raise Damage(f"member {name} is missing")
     seq, kind, actor, data, prev = obj["seq"], obj["type"], obj["actor"], obj["data"], obj["prev"]
-    if obj["v"] != 1 or not _is_int(obj["v"]):
-        raise Damage("v is not 1")
+    version = obj["v"]
+    if version not in (1, 2) or not _is_int(version):
+        raise Damage("v is not 1 or 2")
     if not _is_int(seq) or seq < 1:
         raise Damage("seq is not an integer >= 1")
     if not isinstance(kind, str):
         raise Damage("type is not a string")
     if kind not in TYPES:
         raise Unsupported(f"unknown event type {kind!r}")
+    if version == 1 and kind in V2_TYPES:
+        raise Damage(f"a version-1 line of the version-2 type {kind}")
     at = _parse_at(obj["at"])
     if actor is not None and not isinstance(actor, str):
         raise Damage("actor is neither a string nor null")
@@ -232,10 +256,20 @@ def spec_check_line(line: bytes) -> SpecEvent:
     if not isinstance(prev, str) or obj["hash"] != stored.decode("ascii"):
         raise Damage("prev or hash has the wrong form")
     members = _data(kind, data)
-    # 4. Body: only message_added has one, it must, and only in its canonical bytes. The
-    # bytes are compared, not the parsed members, so a body in the sealed part fails too.
+    if version == 1 and "before" in data:
+        raise Damage("a version-1 line with data.before")
+    # 4. Body: only message_added and message_edited have one, they must, and only in its
+    # canonical bytes (or erased). The bytes are compared, not the parsed members, so a body
+    # in the sealed part fails too.
     content: str | None = None
-    if kind == "message_added":
+    redacted_by: int | None = None
+    erased = _ERASED.fullmatch(rest) if kind in BODIED else None
+    if erased is not None:
+        redacted_by = int(erased.group(1))
+        if redacted_by <= seq:
+            raise Damage(f"its content was erased naming seq {redacted_by}, which is not a later event")
+        content = ""  # section 7 step 4: the content is unknown, read as ""
+    elif kind in BODIED:
         body = obj.get("body")
         if not isinstance(body, dict):
             raise Damage("message without a body")
@@ -255,13 +289,15 @@ def spec_check_line(line: bytes) -> SpecEvent:
         # Section 7 step 3 (SHOULD): hash and body are reserved in the sealed part; a sealed
         # hash is always a duplicate name, caught by the JSON parse above.
         raise Damage(f"a {kind} line has a body member in its sealed part")
-    return SpecEvent(seq, kind, at, actor, members, prev, obj["hash"], content)
+    return SpecEvent(seq, kind, at, actor, members, prev, obj["hash"], content, redacted_by=redacted_by)
 
 
 def spec_read(data: bytes) -> list[SpecEvent]:
-    """Section 7 over a whole file: split on 0x0A only, ignore the torn tail, seq and chain."""
+    """Section 7 over a whole file: split on 0x0A only, ignore the torn tail, seq and chain,
+    and section 10: every erased body names a later message_redacted of its own message."""
     *lines, _torn_tail = data.split(b"\n")
     events: list[SpecEvent] = []
+    claims: dict[int, list[SpecEvent]] = {}  # seq N -> the erased lines that name it
     prev, offset = GENESIS, 0
     for number, line in enumerate(lines, 1):
         try:
@@ -272,9 +308,22 @@ def spec_read(data: bytes) -> list[SpecEvent]:
                 raise Damage("prev is not the previous line's hash")
         except Damage as exc:
             raise type(exc)(exc.reason, number, offset) from None
-        events.append(replace(event, offset=offset))
+        event = replace(event, offset=offset)
+        for claim in claims.pop(event.seq, []):
+            if event.type != "message_redacted" or event.data["id"] != claim.data["id"]:
+                _forged(claim, "which does not redact this message")
+        if event.redacted_by is not None:
+            claims.setdefault(event.redacted_by, []).append(event)
+        events.append(event)
         prev, offset = event.hash, offset + len(line) + 1
+    if claims:  # a claim naming a seq the log does not hold: the earliest such line is damaged
+        _forged(min((c for pending in claims.values() for c in pending), key=lambda c: c.seq), "not stored")
     return events
+
+
+def _forged(claim: SpecEvent, why: str) -> NoReturn:
+    reason = f"its content was erased naming seq {claim.redacted_by}, {why}"
+    raise Damage(reason, claim.seq, claim.offset)
 
 
 def spec_fold(events: list[SpecEvent]) -> SpecSession | None:
@@ -292,19 +341,44 @@ def spec_fold(events: list[SpecEvent]) -> SpecSession | None:
             raise Damage(
                 f"event seq {event.seq} is dated before the event it follows", event.seq, event.offset
             )
+        ids = [m["id"] for m in session.messages]
+
+        def visible(message_id: str, event: SpecEvent = event, ids: list[str] = ids) -> int:
+            if message_id not in ids:
+                raise Damage(f"no visible message {message_id!r}", event.seq, event.offset)
+            return ids.index(message_id)
+
         if event.type == "message_added":
-            session.messages.append(
-                {
-                    "id": event.data["id"],
-                    "seq": event.seq,
-                    "role": event.data["role"],
-                    "content": event.content,
-                    "at": event.at,
-                    "metadata": event.data["metadata"],
-                    "references": event.data["references"],
-                    "actor": event.actor,
-                }
+            message = {
+                "id": event.data["id"],
+                "seq": event.seq,
+                "role": event.data["role"],
+                "content": event.content,
+                "at": event.at,
+                "metadata": event.data["metadata"],
+                "references": event.data["references"],
+                "actor": event.actor,
+                "redacted": event.redacted_by is not None,
+                "edited_at": None,
+            }
+            if event.data["before"] is None:
+                session.messages.append(message)
+            else:
+                session.messages.insert(visible(event.data["before"]), message)
+        elif event.type == "message_removed":
+            del session.messages[visible(event.data["id"])]
+        elif event.type == "message_edited":
+            # Section 9 names what changes; "redacted" follows the new content: it is set only
+            # when this line's own body is erased (the doc does not say so in as many words).
+            session.messages[visible(event.data["id"])].update(
+                content=event.content,
+                metadata=event.data["metadata"],
+                edited_at=event.at,
+                redacted=event.redacted_by is not None,
             )
+        elif event.type == "message_redacted":
+            if event.data["id"] in ids:  # not visible: nothing visible changes
+                session.messages[ids.index(event.data["id"])].update(content="", redacted=True)
         elif event.type == "settings_changed":
             session.settings.update(event.data["set"])
             for key in event.data["unset"]:
@@ -362,6 +436,8 @@ def as_spec(session: Session) -> SpecSession:
             "metadata": plain(m.metadata),
             "references": plain(m.references),
             "actor": m.actor,
+            "redacted": m.redacted,
+            "edited_at": m.edited_at,
         }
         for m in session.messages
     ]
@@ -608,6 +684,269 @@ def test_newer_lines_are_unsupported_in_both_readers(root: Path, version: int, k
     with pytest.raises(UnsupportedFormatError) as theirs:
         journal_events(root, sid)
     assert (theirs.value.line, theirs.value.offset) == (2, len(created))
+
+
+# -- version 2: new event types, before=, bodies on edits, erased bodies (sections 5.5-5.7, 10) --
+
+
+def spec_erase(line: bytes, seq: int) -> bytes:
+    """Section 10 as a writer: ``line`` (without its 0x0A) with its body erased naming ``seq``,
+    padded with spaces to the same length."""
+    end = line.rfind(HASH_KEY) + len(HASH_KEY) + 64
+    erased = line[:end] + b'","body":{"redacted":' + str(seq).encode() + b"}"
+    assert len(erased) < len(line), "too short to erase"
+    return erased + b" " * (len(line) - len(erased) - 1) + b"}"
+
+
+def line_version(line: bytes) -> int:
+    return 1 if line.startswith(b'{"v":1,') else 2 if line.startswith(b'{"v":2,') else 0
+
+
+def test_a_log_using_every_version_2_feature_verifies_and_folds_to_what_journal_returns(
+    root: Path, tmp_path: Path
+) -> None:
+    sid = "every v2 feature \u2028"
+    with Journal(root, fsync="never") as j:
+        j.create(sid, actor="creator")
+        a = j.add_message(sid, "user", "a secret")
+        c = j.add_message(sid, "assistant", TRICKY, metadata=HASHY_METADATA, references=[{"hash": 1}])
+        b = j.add_message(sid, "user", "inserted", before=c.id, actor="bob")
+        j.add_messages(sid, [{"role": "user", "content": "d"}, {"role": "assistant", "content": "e"}])
+        j.pop_message(sid)
+        j.remove_message(sid, a.id, actor="mod")
+        j.edit_message(sid, c.id, "edited secret \u2028", metadata={"v": 2})
+        j.edit_message(sid, b.id, "edited, kept")  # metadata None: kept as it was
+        j.redact_message(sid, c.id, reason="erasure request #1", actor="privacy")
+        j.redact_message(sid, a.id, reason="no longer visible")  # removed earlier: nothing visible changes
+        j.update_settings(sid, {"k": 1})
+        j.add_message(sid, "system", "before the clear")
+        j.clear(sid)
+        j.add_messages(sid, [{"role": "user", "content": "again"}], replace=True)
+        j.add_message(sid, "assistant", "first", before=j.get(sid).messages[0].id)
+        expected = as_spec(j.get(sid))
+        replays = [as_spec(j.replay(sid, at=k)) for k in range(1, expected.version + 1)]
+        theirs = [(e.seq, e.type, e.at, e.actor) for e in j.events(sid)]
+    log = spec_log(root, sid)
+    raw = log.read_bytes()
+    events = spec_read(raw)
+    assert [(e.seq, e.type, e.at, e.actor) for e in events] == theirs
+    assert {e.type for e in events} == set(TYPES)
+    assert spec_fold(events) == expected
+    assert [spec_fold(events[:k]) for k in range(1, len(events) + 1)] == replays
+    # The writer rule at the top of the doc: v 2 only for a line version 1 cannot hold.
+    for line, event in zip(raw.split(b"\n"), events, strict=False):
+        needs_v2 = event.type in V2_TYPES or event.data.get("before") is not None
+        assert line_version(line) == (2 if needs_v2 else 1), event
+    # Section 10: the add and the edit of c, and the add of a, are erased naming their redaction.
+    redactions = {e.data["id"]: e.seq for e in events if e.type == "message_redacted"}
+    erased = [(e.type, e.data["id"], e.redacted_by) for e in events if e.redacted_by is not None]
+    assert erased == [
+        ("message_added", a.id, redactions[a.id]),
+        ("message_added", c.id, redactions[c.id]),
+        ("message_edited", c.id, redactions[c.id]),
+    ]
+    assert b"secret" not in raw
+    assert TRICKY.encode() not in raw
+    session = spec_fold(events)
+    assert session is not None
+    # Replayed before its redaction, an erased message already reads as redacted (section 9).
+    before_redaction = spec_fold(events[: redactions[c.id] - 1])
+    assert before_redaction is not None
+    shown = {m["id"]: m for m in before_redaction.messages}
+    assert (shown[c.id]["content"], shown[c.id]["redacted"]) == ("", True)
+    assert shown[c.id]["edited_at"] is not None
+    assert (shown[b.id]["content"], shown[b.id]["redacted"]) == ("edited, kept", False)
+    assert [m["id"] for m in before_redaction.messages] == [
+        b.id,
+        c.id,
+        m_id(shown, "d"),
+    ]
+    # The doc's Python checker (section 12) accepts the log too.
+    script = tmp_path / "check_log.py"
+    script.write_text(doc_script("# check_log.py"), "utf-8")
+    result = subprocess.run([sys.executable, script, log], capture_output=True, text=True, check=False)
+    assert (result.returncode, result.stdout) == (0, f"{len(events)} lines verified\n"), result.stderr
+
+
+def m_id(shown: dict[str, dict[str, Any]], content: str) -> str:
+    (found,) = [mid for mid, m in shown.items() if m["content"] == content]
+    return found
+
+
+def spec_v2_log(sid: str) -> tuple[list[bytes], list[str]]:
+    """A version-2 log written from the spec alone; lines 2 and 5 are erased by seq 7."""
+    t = "2025-01-01T00:00:0{}Z".format
+    salt = bytes(range(16))
+    lines: list[bytes] = []
+    hashes = [GENESIS]
+
+    def add(kind: str, data: dict[str, Any], version: int, **kw: Any) -> None:
+        line, digest = spec_line(
+            len(lines) + 1, kind, t(len(lines)), "w", data, hashes[-1], version=version, **kw
+        )
+        lines.append(line)
+        hashes.append(digest)
+
+    message = {"role": "user", "metadata": {}, "references": []}
+    add("created", {"session_id": sid}, 1)
+    add("message_added", {"id": "m1", **message}, 1, body=(salt, "to be erased"))
+    add("message_added", {"id": "m2", **message}, 1, body=(salt, "two"))
+    add("message_added", {"id": "m3", **message, "before": "m2"}, 2, body=(salt, "three"))
+    add("message_edited", {"id": "m1", "metadata": {"e": 1}}, 2, body=(salt, "erased edit \u2028"))
+    add("message_removed", {"id": "m2"}, 2)
+    add("message_redacted", {"id": "m1", "reason": "asked"}, 2)
+    add("settings_changed", {"set": {"s": 1}}, 1)  # a version-1 line after version-2 lines
+    for index in (1, 4):
+        lines[index] = spec_erase(lines[index][:-1], 7) + b"\n"
+    return lines, hashes[1:]
+
+
+def test_a_version_2_log_written_from_the_spec_is_read_and_extended_by_journal(root: Path) -> None:
+    sid = "v2 written elsewhere"
+    lines, _ = spec_v2_log(sid)
+    log = write_spec_log(root, sid, lines)
+    events = spec_read(log.read_bytes())
+    session = spec_fold(events)
+    assert session is not None
+    assert [(m["id"], m["content"], m["redacted"]) for m in session.messages] == [
+        ("m1", "", True),
+        ("m3", "three", False),
+    ]
+    assert session.messages[0]["edited_at"] == events[4].at
+    assert session.messages[0]["metadata"] == {"e": 1}
+    with Journal(root) as j:
+        assert as_spec(j.get(sid)) == session
+        assert [as_spec(j.replay(sid, at=k)) for k in range(1, 9)] == [
+            spec_fold(events[:k]) for k in range(1, 9)
+        ]
+        j.add_message(sid, "assistant", "reply", before="m3")
+        j.edit_message(sid, "m3", "three, edited")
+        j.remove_message(sid, "m3")
+        j.redact_message(sid, "m2", reason="not visible")
+        expected = as_spec(j.get(sid))
+    raw = log.read_bytes()
+    after = spec_read(raw)
+    assert [e.seq for e in after] == list(range(1, 13))
+    assert after[-1].prev == after[-2].hash
+    assert spec_fold(after) == expected
+    assert [line_version(line) for line in raw.split(b"\n")[8:-1]] == [2, 2, 2, 2]
+    assert after[2].redacted_by == 12  # m2's line, erased by journal naming its redaction
+
+
+V1_CANNOT_HOLD: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "message_removed": ("message_removed", {"id": "m1"}, False),
+    "message_edited": ("message_edited", {"id": "m1", "metadata": {}}, True),
+    "message_redacted": ("message_redacted", {"id": "m1", "reason": "r"}, False),
+    "before": ("message_added", {"id": "m2", "role": "user", "before": "m1"}, True),
+}
+
+
+@pytest.mark.parametrize("case", V1_CANNOT_HOLD, ids=list(V1_CANNOT_HOLD))
+def test_a_version_1_line_of_a_version_2_feature_is_damage_in_both_readers(root: Path, case: str) -> None:
+    kind, data, bodied = V1_CANNOT_HOLD[case]
+    sid = "v1 cannot hold"
+    created, h1 = spec_line(1, "created", "2025-01-01T00:00:00Z", None, {"session_id": sid}, GENESIS)
+    added, h2 = spec_line(
+        2,
+        "message_added",
+        "2025-01-01T00:00:01Z",
+        None,
+        {"id": "m1", "role": "user"},
+        h1,
+        body=(b"s" * 16, "x"),
+    )
+    body = (b"t" * 16, "y") if bodied else None
+    good, _ = spec_line(3, kind, "2025-01-01T00:00:02Z", None, data, h2, body=body, version=2)
+    write_spec_log(root, sid, [created, added, good])
+    assert len(spec_read(created + added + good)) == len(journal_events(root, sid)) == 3
+    bad, _ = spec_line(3, kind, "2025-01-01T00:00:02Z", None, data, h2, body=body, version=1)
+    write_spec_log(root, sid, [created, added, bad])
+    with pytest.raises(Damage, match="version-1") as ours:
+        spec_read(created + added + bad)
+    assert not isinstance(ours.value, Unsupported)  # damage, not a newer writer (section 7 step 3)
+    with pytest.raises(CorruptLogError, match="version-1 line cannot hold") as theirs:
+        journal_events(root, sid)
+    assert not isinstance(theirs.value, UnsupportedFormatError)
+    where = (3, len(created) + len(added))
+    assert (ours.value.line, ours.value.offset) == (theirs.value.line, theirs.value.offset) == where
+
+
+@pytest.mark.parametrize(
+    "before",
+    ["", None],
+    ids=["empty", "null"],
+)
+def test_a_version_1_line_with_any_data_before_is_damage_in_both_readers(
+    root: Path, before: str | None
+) -> None:
+    # Section 7 step 3: "A "v":1 line ... with data.before, is damage", whatever its value; and
+    # section 5.2 types before as a string, so null is the wrong JSON type in any version. A
+    # visible message with the id "" (any string is an id, section 5.2) lets the fold pass.
+    sid = "v1 before"
+    created, h1 = spec_line(1, "created", "2025-01-01T00:00:00Z", None, {"session_id": sid}, GENESIS)
+    first, h2 = spec_line(
+        2,
+        "message_added",
+        "2025-01-01T00:00:01Z",
+        None,
+        {"id": "", "role": "user"},
+        h1,
+        body=(b"s" * 16, "x"),
+    )
+    data = {"id": "m1", "role": "user", "before": before}
+    bad, _ = spec_line(3, "message_added", "2025-01-01T00:00:02Z", None, data, h2, body=(b"s" * 16, "y"))
+    write_spec_log(root, sid, [created, first, bad])
+    with pytest.raises(Damage, match=r"data\.before") as ours:
+        spec_read(created + first + bad)
+    assert (ours.value.line, ours.value.offset) == (3, len(created) + len(first))
+    with pytest.raises(CorruptLogError) as theirs:
+        journal_events(root, sid)
+    assert (theirs.value.line, theirs.value.offset) == (3, len(created) + len(first))
+
+
+FORGED = {
+    # name: (line whose body is erased, the seq it names, reason)
+    "names-the-redaction": (2, 4, None),  # the genuine erasure: both readers accept it
+    "names-a-cleared-event": (2, 5, "does not redact this message"),
+    "names-another-messages-redaction": (3, 4, "does not redact this message"),
+    "names-no-stored-seq": (2, 9, "not stored"),
+    "names-itself": (2, 2, "not a later event"),
+    "names-an-earlier-seq": (3, 1, "not a later event"),
+    "names-seq-0": (2, 0, "not a later event"),
+}
+
+
+@pytest.mark.parametrize("case", FORGED, ids=list(FORGED))
+def test_a_forged_erased_body_is_rejected_by_both_readers_at_its_line(root: Path, case: str) -> None:
+    number, names, reason = FORGED[case]
+    sid = "forged"
+    created, h1 = spec_line(1, "created", "2025-01-01T00:00:00Z", None, {"session_id": sid}, GENESIS)
+    message = {"role": "user", "metadata": {}, "references": []}
+    m1, h2 = spec_line(
+        2, "message_added", "2025-01-01T00:00:01Z", None, {"id": "m1", **message}, h1, body=(b"a" * 16, "one")
+    )
+    m2, h3 = spec_line(
+        3, "message_added", "2025-01-01T00:00:02Z", None, {"id": "m2", **message}, h2, body=(b"b" * 16, "two")
+    )
+    redacted, h4 = spec_line(
+        4, "message_redacted", "2025-01-01T00:00:03Z", None, {"id": "m1", "reason": "r"}, h3, version=2
+    )
+    cleared, _ = spec_line(5, "cleared", "2025-01-01T00:00:04Z", None, {}, h4)
+    lines = [created, m1, m2, redacted, cleared]
+    lines[number - 1] = spec_erase(lines[number - 1][:-1], names) + b"\n"
+    log = write_spec_log(root, sid, lines)
+    data = log.read_bytes()
+    if reason is None:
+        with Journal(root) as j:
+            assert as_spec(j.replay(sid)) == spec_fold(spec_read(data))
+        return
+    where = (number, sum(map(len, lines[: number - 1])))
+    with pytest.raises(Damage, match=reason) as ours:
+        spec_read(data)
+    forged = f"its content was erased naming seq {names}, .*{reason}"
+    with Journal(root) as j, pytest.raises(CorruptLogError, match=forged) as theirs:
+        j.replay(sid)
+    assert (ours.value.line, ours.value.offset) == (theirs.value.line, theirs.value.offset) == where
 
 
 # -- (b) folder names ---------------------------------------------------------------------------
@@ -969,13 +1308,50 @@ def test_every_example_line_in_the_doc_verifies() -> None:
         "cleared",
     ]
     quoted = [line for block in blocks for line in block.encode("utf-8").splitlines()]
-    assert {spec_check_line(line).type for line in quoted} == set(TYPES)
-    assert all(line in complete.split(b"\n") for line in quoted)
+    # Sections 5.5 and 5.6 quote no example line, so message_removed and message_edited have none.
+    assert {spec_check_line(line).type for line in quoted} == {*V1_TYPES, "message_redacted"}
+    # The example of section 5.7 is the next line of the complete log (seq 6, chained to seq 5).
+    extended = complete + doc_redaction_line() + b"\n"
+    assert all(line in extended.split(b"\n") for line in quoted)
     session = spec_fold(events)
     assert session is not None
     assert (session.id, session.version, session.messages) == ("support-chat-42", 5, [])
     assert session.settings == {"model": "small", "temperature": 0.2}
     assert session.updated_at == datetime(2025, 3, 1, 9, 32, 10, 500000, tzinfo=timezone.utc)
+    later = spec_fold(spec_read(extended))
+    assert later is not None
+    assert (later.version, later.messages, later.settings) == (6, [], session.settings)
+
+
+def doc_redaction_line() -> bytes:
+    (line,) = [
+        line.encode("utf-8")
+        for block in doc_blocks("jsonl")
+        for line in block.splitlines()
+        if '"type":"message_redacted"' in line
+    ]
+    return line
+
+
+def test_the_doc_example_with_its_redaction_erased_is_read_by_both_readers(root: Path) -> None:
+    # Section 10 on the doc's own log: seq 6 redacts the message of seq 2, whose body erased
+    # naming 6 keeps the line's length and hash; both readers read it as redacted.
+    complete = max(doc_blocks("jsonl"), key=len).encode("utf-8")
+    lines = complete.split(b"\n")[:-1]
+    erased = spec_erase(lines[1], 6)
+    assert len(erased) == len(lines[1])
+    data = b"\n".join([lines[0], erased, *lines[2:], doc_redaction_line()]) + b"\n"
+    events = spec_read(data)
+    assert (events[1].content, events[1].redacted_by) == ("", 6)
+    sid = "support-chat-42"
+    write_spec_log(root, sid, [data])
+    with Journal(root) as j:
+        assert as_spec(j.get(sid)) == spec_fold(events)
+        for k in range(2, 7):  # erased in every replay, even before its redaction
+            replayed = as_spec(j.replay(sid, at=k))
+            assert replayed == spec_fold(events[:k])
+            if k < 5:  # seq 5 clears the conversation
+                assert (replayed.messages[0]["content"], replayed.messages[0]["redacted"]) == ("", True)
 
 
 def test_the_doc_example_is_a_log_journal_reads(root: Path) -> None:

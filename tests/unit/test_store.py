@@ -474,12 +474,12 @@ def test_a_failing_automatic_snapshot_never_fails_the_write(
 ) -> None:
     # Oracle: a snapshot is a cache written after the append was durable; its failure is
     # logged and the write still returns the stored message.
-    import journal.history
+    import journal.filestore
 
     def broken(*args: object, **kwargs: object) -> bytes:
         raise OverflowError("cannot encode")
 
-    monkeypatch.setattr(journal.history, "encode_snapshot", broken)
+    monkeypatch.setattr(journal.filestore, "encode_snapshot", broken)
     with Journal(root, snapshot_every=1) as j:
         j.create("s1")
         assert j.add_message("s1", "user", "kept").seq == 2
