@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
-from journal.errors import CorruptLogError, StorageError
+from journal.errors import CorruptLogError, SessionExistsError, StorageError
 from journal.events import Created
 from journal.filecheck import check_files
 from journal.filetx import FileTransaction, Handle, check_head, scan_with, stamp_of
@@ -31,6 +31,7 @@ from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
     first_seq,
+    history_lines,
     load_base,
     load_snapshot,
     read_history,
@@ -45,7 +46,9 @@ from journal.paths import (
     fsync_dir,
     open_existing,
     open_file,
+    read_regular,
     stat_existing,
+    write_atomic,
 )
 from journal.repair import repair_files
 from journal.snapshot import encode_snapshot
@@ -268,6 +271,35 @@ class FileStorage:
         handle = Handle(target.folder.name, SessionLock(lock, self.lock_timeout), target.folder / LOG_NAME)
         handle.refs = 1
         return FileTransaction(self, handle, loose=True)
+
+    # -- moving whole sessions between backends ---------------------------------------------
+
+    def export_raw(self, session_id: str) -> tuple[bytes | None, list[bytes]]:
+        """See ``Storage.export_raw`` (under the session's writer lock)."""
+        folder = self.layout.session_dir(session_id)
+        with self.writer(session_id) as tx:
+            fd = tx._fd(create=False)
+            if fd is None:
+                return None, []
+            list(tx.history()[2])  # as any writer: a torn tail is cut, a damaged line raises
+            base_path = folder / ARCHIVE_DIR / BASE_NAME
+            base = read_regular(base_path) if base_path.exists() else None
+            return base, history_lines(folder, fd)
+
+    def import_raw(self, session_id: str, base: bytes | None, lines: list[bytes]) -> None:
+        """See ``Storage.import_raw``: the lines become the active log, the base the archive's."""
+        folder = self.layout.session_dir(session_id)
+        with self.writer(session_id) as tx:
+            if tx._fd(create=False) is not None and tx.size > 0:
+                raise SessionExistsError(session_id, 0, -1)
+            try:
+                if base is not None:
+                    write_atomic(folder / ARCHIVE_DIR / BASE_NAME, base)
+                write_atomic(folder / LOG_NAME, b"".join(line + b"\n" for line in lines))
+            except OSError as exc:
+                raise StorageError.wrap("import", str(folder), exc) from None
+            finally:
+                tx.forget()
 
     # -- writing under the lock -------------------------------------------------------------
 

@@ -244,3 +244,54 @@ def fold_segments(state: Session | None, head: Head | None, segments: list[Segme
     assert state is not None
     assert after is not None
     return state, after
+
+
+def history_lines(folder: Path, fd: int) -> list[bytes]:
+    """Every stored line after the retention base, byte for byte, oldest first: the archive
+    segments (leftovers of an interrupted compaction skipped) and then the active log, open as
+    ``fd``, each checked against the chain.
+
+    Raises:
+        CorruptLogError: a line is damaged, missing or out of order.
+    """
+    base = load_base(folder)
+    after = None if base is None else Head(base[1].seq, base[1].hash, -1, -1, 0)
+    active = [(n, offset, data) for n, offset, data in LineScan(fd)]
+    start = decode_seq(active[0][2], folder / LOG_NAME) if active else None
+    out: list[bytes] = []
+    for segment in list_segments(folder / ARCHIVE_DIR):
+        floor = 0 if after is None else after.seq
+        if segment.last <= floor or (start is not None and segment.first >= start):
+            continue
+        try:
+            for line_no, offset, data in read_segment_lines(segment):
+                record = check_line(
+                    data,
+                    after,
+                    path=str(segment.path),
+                    line=line_no,
+                    offset=offset,
+                    end=offset + len(data) + 1,
+                )
+                if record.event.seq <= floor:
+                    continue
+                if start is not None and record.event.seq >= start:
+                    break
+                after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
+                out.append(data)
+        except SEGMENT_ERRORS as exc:
+            raise CorruptLogError(str(segment.path), 0, -1, f"archive segment unreadable: {exc}") from None
+    for line_no, offset, data in active:
+        record = check_line(
+            data, after, path=str(folder / LOG_NAME), line=line_no, offset=offset, end=offset + len(data) + 1
+        )
+        after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
+        out.append(data)
+    return out
+
+
+def decode_seq(line: bytes, path: Path) -> int:
+    try:
+        return decode(line).event.seq
+    except LineError as exc:
+        raise CorruptLogError(str(path), 1, 0, exc.reason) from None

@@ -196,6 +196,18 @@ class Storage(Protocol):
         """Quarantine everything after the intact prefix; None if there is no such session."""
         ...
 
+    def export_raw(self, session_id: str) -> tuple[bytes | None, list[bytes]]:
+        """The retention base (encoded, or None) and every stored line, byte for byte, oldest
+        first, each checked against the chain (CorruptLogError otherwise)."""
+        ...
+
+    def import_raw(self, session_id: str, base: bytes | None, lines: list[bytes]) -> None:
+        """Store a session exported by ``export_raw`` (of any backend) as it was.
+
+        Raises SessionExistsError if the session exists (nothing is written then).
+        """
+        ...
+
     def close(self) -> None:
         """Flush pending syncs and release resources."""
         ...

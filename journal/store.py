@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from journal.codec import encode, freeze_json
 from journal.commit import Build, Committer, Slot
@@ -61,6 +62,8 @@ from journal.writes import (
 )
 
 __all__ = ["Compaction", "Journal", "NewMessage"]
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 log = logging.getLogger("journal")
 
@@ -136,8 +139,17 @@ class Journal:
         self.snapshot_bytes = snapshot_bytes
         self.archive_after = archive_after
         self.retention = retention
-        self._storage: Storage = FileStorage(root, fsync=fsync, lock_timeout=lock_timeout)
-        self.root = str(os.fspath(root))
+        location = os.fspath(root)
+        self._storage: Storage
+        if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
+            from journal.pgstore import PgStorage
+
+            storage = PgStorage(location, lock_timeout=lock_timeout)
+            self._storage = storage
+            self.root = storage.shown
+        else:
+            self._storage = FileStorage(root, fsync=fsync, lock_timeout=lock_timeout)
+            self.root = str(location)
         self.fsync = fsync
         self.max_cached_sessions = max_cached_sessions
         self._committer = Committer(
@@ -151,6 +163,33 @@ class Journal:
         self._guard = threading.Lock()
         self._closed = False
         _journals.add(self)
+
+    @classmethod
+    def from_url(cls, url: str | os.PathLike[str], **options: Any) -> Journal:
+        """A Journal on the backend ``url`` names, so apps switch backends by configuration.
+
+        ``postgresql://user@host/db`` (or ``postgres://``): the PostgreSQL backend (extra
+        ``postgres``; the tables are created on first use). ``file:///path`` or a plain path:
+        the files backend. ``options`` are the constructor's (``fsync`` only matters for files:
+        a PostgreSQL write is durable when its transaction commits).
+
+        Raises:
+            ValueError: a URL scheme no backend serves.
+        """
+        text = os.fspath(url)
+        if isinstance(text, str) and "://" in text and not text.startswith(POSTGRES_SCHEMES):
+            parts = urlsplit(text)
+            if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+                raise ValueError(
+                    f"no backend serves {parts.scheme}:// URLs (use postgresql://, file:// or a path)"
+                )
+            text = unquote(parts.path)
+        return cls(text, **options)
+
+    @property
+    def backend(self) -> str:
+        """``"files"`` or ``"postgres"``."""
+        return "files" if isinstance(self._storage, FileStorage) else "postgres"
 
     def __repr__(self) -> str:
         return f"Journal({self.root!r}, fsync={self.fsync!r})"

@@ -56,6 +56,27 @@ def spawned() -> Iterator[list[BaseProcess]]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL on a fresh schema (skips without a server; fails on CI)."""
+    from tests.pg import fresh_schema, need_server
+
+    with fresh_schema(need_server()) as url:
+        yield url
+
+
+@pytest.fixture(params=["files", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a Journal lives, once per backend: a folder, then a PostgreSQL schema."""
+    if request.param == "files":
+        yield str(tmp_path / "journal")
+        return
+    from tests.pg import fresh_schema, need_server
+
+    with fresh_schema(need_server()) as url:
+        yield url
+
+
+@pytest.fixture
 def journal(root: Path) -> Iterator[Journal]:
     """A Journal with the default (durable) settings, closed after the test."""
     with Journal(root) as j:
