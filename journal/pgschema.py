@@ -5,7 +5,8 @@ Tables (in the connection's schema, ``public`` unless the URL's ``options`` set 
 
 * ``journal_sessions``: one row per session: ``incarnation`` (new for every create after a
   delete, so a re-created session never matches an old cache), ``generation`` (bumped when
-  compaction, redaction or repair change stored rows) and ``last_seq``.
+  compaction, redaction or repair change stored rows), ``last_seq``, and ``active_from``
+  (the first seq not archived).
 * ``journal_events``: one row per event, keyed by ``(session_id, seq)``: two writers racing for
   one seq cannot both win. ``line`` holds the event's JSONL line byte for byte (without its
   newline), so hashes, chain, redaction and export are the files backend's. Partitioned by
@@ -33,7 +34,8 @@ _STEPS: dict[int, list[str]] = {
             id text PRIMARY KEY,
             incarnation uuid NOT NULL,
             generation bigint NOT NULL DEFAULT 0,
-            last_seq bigint NOT NULL DEFAULT 0
+            last_seq bigint NOT NULL DEFAULT 0,
+            active_from bigint NOT NULL DEFAULT 1
         )""",
         """CREATE TABLE IF NOT EXISTS journal_events (
             session_id text NOT NULL,

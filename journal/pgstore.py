@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import uuid
 import weakref
 from collections.abc import Iterator, Mapping
@@ -111,11 +112,18 @@ class PgStorage:
         self.pool_size = pool_size
         self._pool: Any = None
         self._pid = os.getpid()
-        _open_storages.add(self)
+        self._guard = threading.Lock()
+        _storages.add(self)
 
     # -- connections -----------------------------------------------------------------------
 
     def _connect_pool(self) -> Any:
+        if self._pool is not None and self._pid == os.getpid():
+            return self._pool
+        with self._guard:
+            return self._open_pool()
+
+    def _open_pool(self) -> Any:
         if self._pool is not None and self._pid == os.getpid():
             return self._pool
         psycopg, psycopg_pool = _psycopg()
@@ -386,7 +394,12 @@ class PgTransaction:
         return newest_snapshot(self.conn, self.sid)
 
     def history(self) -> History:
-        return self.storage.history(self.sid)
+        # On this connection: another one from the pool could wait on writers holding the rest.
+        base = load_base(self.conn, self.where, self.sid)
+        records = read_rows(
+            self.conn, self.where, self.sid, None if base is None else base[1], check_after=False
+        )
+        return (None if base is None else base[0], None if base is None else base[1], iter(records))
 
     def save_snapshot(self, session: Session, head: Head) -> None:
         write_snapshot(self.conn, self.sid, head.seq, encode_snapshot(session, head))
@@ -395,7 +408,8 @@ class PgTransaction:
 
     def _row(self) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self.conn.execute(
-            "SELECT incarnation, generation, last_seq FROM journal_sessions WHERE id = %s", [self.sid]
+            "SELECT incarnation, generation, last_seq, active_from FROM journal_sessions WHERE id = %s",
+            [self.sid],
         ).fetchone()
         return row
 
@@ -427,9 +441,11 @@ class PgTransaction:
                     )
             except psycopg.Error as again:
                 raise StorageError("append", self.where, str(again).strip() or type(again).__name__) from None
+        row = self._row()
+        assert row is not None
         last = lines[-1]
-        head = Head(last[1], last[2], last[1], last[1], last[1])
-        return head, self._stamp()
+        head = _head(last[1], last[2], int(row[3]))
+        return head, Stamp((row[0].int, row[1], row[2]), row[2])
 
     def _last_seq(self) -> int:
         row = self._row()
@@ -487,6 +503,10 @@ class PgTransaction:
                 " WHERE session_id = %s AND seq < %s AND NOT archived",
                 [self.sid, head.seq],
             ).rowcount
+            self.conn.execute(
+                "UPDATE journal_sessions SET active_from = %s WHERE id = %s", [head.seq, self.sid]
+            )
+            head = _head(head.seq, head.hash, head.seq)
             write_snapshot(self.conn, self.sid, head.seq, encode_snapshot(state, head))
             self._bump()
         return PruneResult(moved, head), self._stamp()
@@ -623,15 +643,22 @@ class PgTransaction:
 # -- shared by reads with and without the lock ---------------------------------------------
 
 
-def _record(line: bytes, after: Head | None, where: str, seq: int) -> Record:
+def _record(line: bytes, after: Head | None, where: str, seq: int, active_from: int = 1) -> Record:
     record = check_line(line, after, path=where, line=seq, offset=0, end=seq)
-    # Positions in this backend are seqs: a row is found by its key, not by an offset.
-    return Record(record.event, Head(record.head.seq, record.head.hash, seq, seq, seq), 0)
+    # Positions in this backend are seqs: a row is found by its key, not by an offset. A
+    # head's ``line`` counts the rows not archived, as the files backend counts active lines.
+    return Record(record.event, _head(seq, record.head.hash, active_from), 0)
 
 
-def read_rows(conn: Any, where: str, session_id: str, after: Head | None) -> list[Record]:
+def _head(seq: int, digest: str, active_from: int) -> Head:
+    return Head(seq, digest, seq, seq, seq - active_from + 1)
+
+
+def read_rows(
+    conn: Any, where: str, session_id: str, after: Head | None, *, check_after: bool = True
+) -> list[Record]:
     """Checked records after ``after``; StaleHeadError if ``after`` is no longer stored there."""
-    if after is not None:
+    if after is not None and check_after:
         row = conn.execute(
             "SELECT hash FROM journal_events WHERE session_id = %s AND seq = %s", [session_id, after.seq]
         ).fetchone()
@@ -647,10 +674,12 @@ def read_rows(conn: Any, where: str, session_id: str, after: Head | None) -> lis
         "SELECT seq, line FROM journal_events WHERE session_id = %s AND seq > %s ORDER BY seq",
         [session_id, 0 if after is None else after.seq],
     ).fetchall()
+    found = conn.execute("SELECT active_from FROM journal_sessions WHERE id = %s", [session_id]).fetchone()
+    active_from = 1 if found is None else int(found[0])
     records = []
     head = after
     for seq, line in rows:
-        record = _record(bytes(line), head, where, seq)
+        record = _record(bytes(line), head, where, seq, active_from)
         head = record.head
         records.append(record)
     return records
@@ -705,8 +734,18 @@ def export_rows(storage: PgStorage, session_id: str) -> tuple[bytes | None, list
     return (None if base is None else bytes(base[0])), [bytes(r[0]) for r in rows]
 
 
-_open_storages: weakref.WeakSet[PgStorage] = weakref.WeakSet()
 _inherited: list[Any] = []  # pools inherited across fork: kept alive, never closed by a child
+_storages: weakref.WeakSet[PgStorage] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    # A guard held by another thread at fork time would stay held forever in the child.
+    for storage in list(_storages):
+        storage._guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class ChangeFeed:
