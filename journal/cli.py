@@ -4,19 +4,23 @@ Each command is a thin wrapper over the library; ``clirender`` does the printing
 and plain text were chosen on purpose: nothing to install beyond the library, a fast start,
 and output that pipes cleanly (``--json`` for machines, progress only on a terminal).
 
-Exit codes: 0 ok, 1 a problem was found (``verify``, a ``repair`` dry run with work to do),
-2 usage error (bad arguments, unknown session, malformed time, missing root).
+A root is a folder, a ``file://`` URL or a ``postgresql://`` URL (``Journal.from_url``).
+
+Exit codes: 0 ok, 1 a problem was found (``verify``, a ``repair`` dry run with work to do, a
+``copy`` that skipped a session or whose copy differs, a storage error), 2 usage error (bad
+arguments, unknown session, malformed time, missing root, unknown URL scheme).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -26,25 +30,41 @@ from journal import __version__, events
 from journal.clirender import (
     Progress,
     UsageError,
+    copied_doc,
+    copied_line,
+    copy_status,
     event_doc,
     event_line,
     local,
     one_line,
     parse_point,
     print_session,
+    safe_message,
     session_doc,
     to_json,
 )
-from journal.errors import InvalidSessionIdError, InvalidValueError, JournalError, SessionNotFoundError
+from journal.copying import Copied, copy_sessions
+from journal.errors import (
+    CorruptLogError,
+    InvalidSessionIdError,
+    InvalidValueError,
+    JournalError,
+    SessionNotFoundError,
+    StorageError,
+)
 from journal.events import MessageAdded
 from journal.history import snapshot_seqs
 from journal.paths import Layout
-from journal.store import Journal
+from journal.store import POSTGRES_SCHEMES, Journal
 from journal.verify import Anchor
 
 __all__ = ["main"]
 
 DEFAULT_ROOT = "journal-data"
+FILES_INTERVAL = 0.2
+# Notifications wake a PostgreSQL tail; its timed read only makes up for a lost one, and
+# over every session it costs a query each, so it runs less often than file polling.
+PG_INTERVAL = 1.0
 EVENT_TYPES = events.EVENT_TYPES
 
 
@@ -54,7 +74,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("journal").strip()
         prefix = f"journal: {where}: " if where else "journal: "
-        self.exit(2, f"{prefix}{message} (see {self.prog} --help)\n")
+        self.exit(2, f"{prefix}{safe_message(message)} (see {self.prog} --help)\n")
 
 
 def _global(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -64,7 +84,11 @@ def _global(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument(
         "--root",
         default=default,
-        help=f"the journal's folder (default: $JOURNAL_ROOT, else ./{DEFAULT_ROOT})",
+        metavar="ROOT",
+        help=(
+            "the journal: a folder, file:// URL or postgresql:// URL"
+            f" (default: $JOURNAL_URL, else $JOURNAL_ROOT, else ./{DEFAULT_ROOT})"
+        ),
     )
     parser.add_argument(
         "--json", action="store_true", default=False if top else argparse.SUPPRESS, help="machine output"
@@ -113,7 +137,14 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("id", nargs="?")
     tail.add_argument("--all", action="store_true", help="every session, also ones created later")
     tail.add_argument("--count", type=_positive, help="exit after N events")
-    tail.add_argument("--interval", type=float, default=0.2, help="seconds between checks (default 0.2)")
+    tail.add_argument(
+        "--interval",
+        type=float,
+        help=(
+            "seconds between checks (default 0.2); on PostgreSQL, which wakes the tail on"
+            f" every append, the longest wait between catch-up reads (default {PG_INTERVAL:g})"
+        ),
+    )
     verify = command("verify", "check every line, the hash chain and snapshots; exit 1 on any problem")
     verify.add_argument("id", nargs="?")
     verify.add_argument("--anchors", metavar="FILE", help="exported heads (JSON array or JSON Lines)")
@@ -131,6 +162,18 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["md", "json", "jsonl"], required=True)
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
     command("stats", "sessions, events, bytes, snapshot coverage")
+    copy = command("copy", "copy sessions with their whole history into another journal, and verify each")
+    copy.add_argument(
+        "--from", dest="source", metavar="SRC", help="the journal to copy from (default: the root)"
+    )
+    copy.add_argument(
+        "--to",
+        dest="target",
+        metavar="DST",
+        required=True,
+        help="the journal to copy into (created if missing)",
+    )
+    copy.add_argument("sessions", nargs="*", metavar="SESSION", help="only these sessions (default: all)")
     demo = command("demo", "run a scripted tour in a temporary folder (or --root)")
     del demo
     return parser
@@ -269,34 +312,81 @@ def _version_at(j: Journal, sid: str, text: str) -> int:
 def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     if args.all == (args.id is not None):
         raise UsageError("tail needs a session id or --all (not both)")
-    if not math.isfinite(args.interval) or not 0 < args.interval <= 3600:
+    postgres = j.backend == "postgres"
+    interval = args.interval
+    if interval is None:
+        interval = PG_INTERVAL if postgres else FILES_INTERVAL
+    if not math.isfinite(interval) or not 0 < interval <= 3600:
         raise UsageError("--interval must be a number of seconds between 0 and 3600")
-    seen = {sid: _version(j, sid) for sid in (j.sessions() if args.all else [args.id])}
-    if not args.all and seen[args.id] == 0:
-        raise SessionNotFoundError(args.id)
-    printed = 0
+    # Listening starts before the first read: an append between the two is then both read
+    # and notified, never neither.
+    feed = _listen(j) if postgres else None
     try:
+        seen = {sid: _version(j, sid) for sid in (j.sessions() if args.all else [args.id])}
+        if not args.all and seen[args.id] == 0:
+            raise SessionNotFoundError(args.id)
+        printed = 0
+        due = time.monotonic() + interval  # the next read of everything followed
+        woken: set[str] = set()
         while True:
-            for sid in list(j.sessions()) if args.all else [args.id]:
-                version = _version(j, sid)
-                last = seen.get(sid, 0)
-                if version < last:
-                    last = 0  # deleted and created again: a new history
-                if version > last:
-                    for event in j.events(sid, after=last):
-                        line = (
-                            to_json({"session_id": sid} | event_doc(event))
-                            if args.json
-                            else event_line(event, sid)
-                        )
-                        print(line, file=out, flush=True)
-                        seen[sid] = event.seq
-                        printed += 1
-                        if args.count and printed >= args.count:
-                            return 0
-            time.sleep(args.interval)
+            if time.monotonic() >= due or feed is None:
+                if postgres and feed is None:
+                    feed = _listen(j, required=False)  # lost earlier: listen again, then read
+                due = time.monotonic() + interval
+                sids = list(j.sessions()) if args.all else [args.id]
+            else:
+                # Woken (or timed out early, which costs one cheap read): the sessions named.
+                sids = sorted(woken) if args.all else [args.id]
+            for sid in sids:
+                for line in _new_lines(j, sid, seen, args.json):
+                    print(line, file=out, flush=True)
+                    printed += 1
+                    if args.count and printed >= args.count:
+                        return 0
+            if feed is None:
+                if not postgres:
+                    time.sleep(interval)
+                continue
+            try:
+                woken = feed.wait(max(0.0, due - time.monotonic()))
+            except StorageError as exc:
+                # The listening connection dropped: read on a timer until it is back.
+                print(f"journal: {safe_message(str(exc))} (listening again)", file=sys.stderr)
+                feed.close()
+                feed = None
+                time.sleep(interval)
     except KeyboardInterrupt:
         return 0  # the usual way to stop following
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _listen(j: Journal, *, required: bool = True) -> Any:
+    """A ``ChangeFeed`` on the journal's database (None when it fails and is not ``required``)."""
+    from journal.pgstore import ChangeFeed, PgStorage
+
+    storage = j._storage  # the feed needs the backend itself; Journal does not expose it
+    assert isinstance(storage, PgStorage)
+    try:
+        return ChangeFeed(storage)
+    except StorageError:
+        if required:
+            raise
+        return None
+
+
+def _new_lines(j: Journal, sid: str, seen: dict[str, int], as_json: bool) -> Iterator[str]:
+    """The events of ``sid`` after the last one printed, rendered; ``seen`` moves along."""
+    version = _version(j, sid)
+    last = seen.get(sid, 0)
+    if version < last:
+        last = 0  # deleted and created again: a new history
+    if version <= last:
+        return
+    for event in j.events(sid, after=last):
+        seen[sid] = event.seq
+        yield to_json({"session_id": sid} | event_doc(event)) if as_json else event_line(event, sid)
 
 
 def _version(j: Journal, sid: str) -> int:
@@ -411,6 +501,9 @@ def _markdown(s: Any) -> str:
 
 
 def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    # Bytes and snapshot files are facts of the files backend; a database does not say what
+    # one journal's rows take (other tables, TOAST, indexes), so they stay unreported there.
+    files = j.backend == "files"
     layout = Layout(j.root)
     ids = list(j.sessions())
     progress = Progress("stats")
@@ -426,27 +519,90 @@ def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
             continue
         sessions += 1
         events += version
-        seqs = [s for s in snapshot_seqs(layout.session_dir(sid)) if s <= version]
+        seqs = [s for s in snapshot_seqs(layout.session_dir(sid)) if s <= version] if files else []
         if seqs:
             with_snapshot += 1
             covered += max(seqs)
         progress(done, len(ids), sid)
-    total_bytes = sum(f.stat().st_size for f in Path(j.root).rglob("*") if f.is_file())
+    total_bytes = sum(f.stat().st_size for f in Path(j.root).rglob("*") if f.is_file()) if files else None
     doc = {
         "sessions": sessions,
         "events": events,
         "bytes": total_bytes,
-        "sessions_with_snapshot": with_snapshot,
-        "events_covered_by_snapshots": covered,
+        "sessions_with_snapshot": with_snapshot if files else None,
+        "events_covered_by_snapshots": covered if files else None,
         "damaged_sessions": damaged,
     }
     if args.json:
         print(to_json(doc), file=out)
         return 1 if damaged else 0
+    print(f"sessions  {sessions}\nevents    {events}", file=out)
+    if not files:
+        print("bytes and snapshot coverage: not reported for PostgreSQL", file=out)
+        return 1 if damaged else 0
     share = f"{100 * covered / events:.0f}%" if events else "-"
-    print(f"sessions  {sessions}\nevents    {events}\nbytes     {total_bytes}", file=out)
+    print(f"bytes     {total_bytes}", file=out)
     print(f"snapshots {with_snapshot} sessions, covering {covered} events ({share})", file=out)
     return 1 if damaged else 0
+
+
+def cmd_copy(args: argparse.Namespace, out: TextIO) -> int:
+    """``copy``: opens two journals, so it is called with the arguments rather than one journal."""
+    with (
+        open_journal(args.source or _root(args), option="--from") as source,
+        open_journal(args.target, option="--to", create=True) as target,
+    ):
+        if _same_journal(source, target, args.source or _root(args), args.target):
+            raise UsageError(f"--from and --to are the same journal ({source.root})")
+        # Every named session is checked before anything is written: a typo copies nothing.
+        ids = list(dict.fromkeys(args.sessions))
+        for sid in ids:
+            if not source.exists(sid):
+                raise SessionNotFoundError(sid)
+        if not ids:
+            ids = list(source.sessions())
+        progress = Progress("copy")
+        results: list[Copied] = []
+        for done, sid in enumerate(ids, 1):
+            result = _copy_one(source, target, sid)
+            results.append(result)
+            progress.clear()
+            if not args.json:
+                print(copied_line(result), file=out, flush=True)
+            progress(done, len(ids), sid)
+        statuses = [copy_status(r) for r in results]
+        counts = {status: statuses.count(status) for status in ("copied", "skipped", "failed")}
+        events = sum(r.events for r in results if r.skipped is None)
+        ok = counts["copied"] == len(results)
+        if args.json:
+            doc = {"from": source.root, "to": target.root, "ok": ok, "events": events}
+            print(to_json(doc | counts | {"sessions": [copied_doc(r) for r in results]}), file=out)
+        else:
+            extra = "".join(f", {counts[k]} {k}" for k in ("skipped", "failed") if counts[k])
+            print(
+                f"copied {counts['copied']} of {len(results)} sessions ({events} events)"
+                f" from {source.root} to {target.root}{extra}",
+                file=out,
+            )
+    return 0 if ok else 1
+
+
+def _copy_one(source: Journal, target: Journal, sid: str) -> Copied:
+    """One session's copy; a damaged or vanished source session is reported, not fatal."""
+    try:
+        return copy_sessions(source, target, [sid])[0]
+    except SessionNotFoundError:
+        return Copied(sid, 0, None, "deleted from the source while copying", ())
+    except CorruptLogError as exc:  # one damaged session must not stop the others
+        return Copied(sid, 0, None, f"damaged in the source (verify, repair): {exc}", ())
+
+
+def _same_journal(a: Journal, b: Journal, a_location: str, b_location: str) -> bool:
+    if a.backend != b.backend:
+        return False
+    if a.backend == "postgres":
+        return a_location == b_location
+    return Path(a.root).resolve() == Path(b.root).resolve()
 
 
 COMMANDS: dict[str, Command] = {
@@ -465,6 +621,38 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _root(args: argparse.Namespace) -> str:
+    return args.root or os.environ.get("JOURNAL_URL") or os.environ.get("JOURNAL_ROOT") or DEFAULT_ROOT
+
+
+def open_journal(location: str, *, option: str = "--root", create: bool = False) -> Journal:
+    """The journal at a folder, ``file://`` or ``postgresql://`` URL.
+
+    A folder must exist unless ``create`` (reading commands never create one). A database is
+    only reached by the first command that reads, so an unreachable server is a storage
+    error (exit 1), reported without the URL's password.
+
+    Raises:
+        UsageError: an unknown URL scheme, a missing folder, or no PostgreSQL driver.
+    """
+    if location.startswith(POSTGRES_SCHEMES) and importlib.util.find_spec("psycopg") is None:
+        raise UsageError(f'{option}: PostgreSQL needs psycopg: pip install "journal[postgres]"')
+    try:
+        journal = Journal.from_url(location)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+    if journal.backend == "files":
+        folder = Path(journal.root)
+        if not (folder.is_dir() or (create and not folder.exists())):
+            journal.close()
+            raise UsageError(
+                f"no journal at {journal.root} (give {option}, or set JOURNAL_URL or JOURNAL_ROOT)"
+                if option == "--root"
+                else f"{option}: no journal folder at {journal.root}"
+            )
+    return journal
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 problem found, 2 usage error)."""
     parser = _parser()
@@ -472,21 +660,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    root = args.root or os.environ.get("JOURNAL_ROOT") or DEFAULT_ROOT
     try:
         if args.command == "demo":
             from journal.demo import run_demo
 
+            if args.root is not None and "://" in args.root:
+                raise UsageError("demo runs in a folder: give --root DIR, not a URL")
             return run_demo(args.root)
-        if not Path(root).is_dir():
-            raise UsageError(f"no journal at {root} (give --root or set JOURNAL_ROOT)")
-        with Journal(root) as journal:
+        if args.command == "copy":
+            return cmd_copy(args, sys.stdout)
+        with open_journal(_root(args)) as journal:
             return COMMANDS[args.command](journal, args, sys.stdout)
     except (UsageError, SessionNotFoundError, InvalidSessionIdError, InvalidValueError) as exc:
-        print(f"journal: {exc}", file=sys.stderr)
+        print(f"journal: {safe_message(str(exc))}", file=sys.stderr)
         return 2
     except JournalError as exc:
-        print(f"journal: {exc}", file=sys.stderr)
+        print(f"journal: {safe_message(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

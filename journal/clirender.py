@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import msgspec
 
 from journal.codec import thaw_proxy
+from journal.copying import Copied
 from journal.events import (
     Cleared,
     Created,
@@ -31,12 +32,16 @@ from journal.state import Message, Session
 __all__ = [
     "Progress",
     "UsageError",
+    "copied_doc",
+    "copied_line",
+    "copy_status",
     "event_doc",
     "event_line",
     "local",
     "message_doc",
     "parse_point",
     "parse_time",
+    "safe_message",
     "session_doc",
     "to_json",
 ]
@@ -178,6 +183,49 @@ def one_line(text: str, width: int = 200) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def copy_status(c: Copied) -> str:
+    """``copied``, ``skipped`` or ``failed`` (copied, but the copy does not match the source)."""
+    if c.skipped is not None:
+        return "skipped"
+    return "failed" if c.problems else "copied"
+
+
+def copied_doc(c: Copied) -> dict[str, Any]:
+    return {
+        "session_id": c.session_id,
+        "status": copy_status(c),
+        "events": c.events,
+        "head": None if c.head is None else msgspec.to_builtins(c.head),
+        "skipped": c.skipped,
+        "problems": [msgspec.to_builtins(p) for p in c.problems],
+    }
+
+
+def copied_line(c: Copied) -> str:
+    """One session's outcome for people, then one indented line per problem of the copy."""
+    sid = one_line(c.session_id, 10**6)
+    if c.skipped is not None:
+        return f"{sid}: skipped: {c.skipped}"
+    line = f"{sid}: copied {c.events} events"
+    if c.head is not None:
+        line += f", verified at seq {c.head.seq} hash {c.head.hash}"
+    if not c.problems:
+        return line
+    problems = "".join(f"\n  {p}" for p in c.problems)
+    return f"{sid}: copied {c.events} events, but the copy differs from the source:{problems}"
+
+
+# scheme://user:password@host: the password is replaced wherever a URL shows up in a message
+# (a libpq error, an argparse complaint quoting an argument), since messages end up in logs.
+_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^@\s]*@")
+
+
+def safe_message(text: str) -> str:
+    """An error message on one line (driver messages span several) and without passwords."""
+    flat = re.sub(r"\s*[\r\n]+\s*", " ", text.strip())
+    return _PASSWORD.sub(r"\1:***@", flat)
+
+
 def print_session(s: Session, out: TextIO) -> None:
     print(f"session {s.id}  version {s.version}", file=out)
     print(f"created {local(s.created_at)}  updated {local(s.updated_at)}", file=out)
@@ -201,6 +249,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty()
         self._last = 0.0
+        self._drawn = 0
 
     def __call__(self, done: int, total: int, item: str) -> None:
         if not self.enabled:
@@ -212,7 +261,17 @@ class Progress:
         width = 30
         filled = width * done // max(total, 1)
         bar = "#" * filled + "." * (width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {one_line(item, 30):<30}")
+        text = f"\r{self.label} [{bar}] {done}/{total} {one_line(item, 30):<30}"
+        self.stream.write(text)
+        self._drawn = len(text)
         if done >= total:
             self.stream.write("\n")
+            self._drawn = 0
         self.stream.flush()
+
+    def clear(self) -> None:
+        """Blank an unfinished bar, so a line printed next on the same terminal starts clean."""
+        if self.enabled and self._drawn:
+            self.stream.write("\r" + " " * self._drawn + "\r")
+            self.stream.flush()
+            self._drawn = 0

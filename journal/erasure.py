@@ -36,7 +36,7 @@ from journal.repair import QUARANTINE_DIR
 from journal.snapshot import encode_snapshot
 from journal.state import Session
 
-__all__ = ["erase_message", "erased_state", "holds_content"]
+__all__ = ["erase_message", "erased_state", "holds_content", "scrub_line"]
 
 
 def holds_content(line: bytes, message_id: str, by: int) -> bool:
@@ -136,13 +136,14 @@ def _scrub_quarantine(quarantine: Path, message_id: str, by: int) -> None:
                 continue
             if name == "repair.json" or msgspec.json.encode(message_id) not in data:
                 continue
-            kept = [_scrubbed(line, message_id, by) for line in data.split(b"\n")]
+            kept = [scrub_line(line, message_id, by) for line in data.split(b"\n")]
             out = b"\n".join(line for line in kept if line is not None)
             if out != data:
                 write_atomic(path, gzip.compress(out, mtime=0) if packed else out)
 
 
-def _scrubbed(line: bytes, message_id: str, by: int) -> bytes | None:
+def scrub_line(line: bytes, message_id: str, by: int) -> bytes | None:
+    """A quarantined line with the message's content erased; None to drop it (see above)."""
     own = b'"data":{"id":' + msgspec.json.encode(message_id)
     try:
         parsed = msgspec.json.decode(line)

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from journal.codec import decode, erase_body
-from journal.erasure import erased_state, holds_content
+from journal.erasure import erased_state, holds_content, scrub_line
 from journal.errors import CorruptLogError, LockTimeoutError, SessionExistsError, StorageError
 from journal.pgschema import migrate
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
@@ -56,6 +56,7 @@ __all__ = ["ChangeFeed", "PgStorage", "export_rows", "is_postgres_url"]
 log = logging.getLogger("journal")
 
 _CHUNK = 2000  # rows per query when streaming a history
+_SEP = "\x1f"  # between the schema and the session id in a notification
 _TYPE_KEY = b',"type":"'
 
 
@@ -308,6 +309,7 @@ class PgStorage:
                 " last_seq = excluded.last_seq, generation = journal_sessions.generation + 1",
                 [session_id, uuid.uuid4(), last],
             )
+            tx.conn.execute("SELECT pg_notify('journal', current_schema() || %s || %s)", [_SEP, session_id])
 
     # -- integrity -------------------------------------------------------------------------
 
@@ -355,10 +357,16 @@ class PgTransaction:
         self.conn = self._cm.__enter__()
         timeout = self.storage.lock_timeout
         try:
-            self.conn.execute(
-                "SELECT set_config('lock_timeout', %s, false)", [f"{int(max(timeout, 0) * 1000)}ms"]
-            )
-            self.conn.execute("SELECT pg_advisory_lock(%s)", [_lock_key(self.sid)])
+            if timeout == 0:  # PostgreSQL reads a lock_timeout of 0 as "wait forever"
+                if not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [_lock_key(self.sid)]).fetchone()[
+                    0
+                ]:
+                    raise psycopg.errors.LockNotAvailable()
+            else:
+                # Negative waits forever (0 to the server); a positive wait is at least 1 ms.
+                wait = 0 if timeout < 0 else max(1, int(timeout * 1000))
+                self.conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{wait}ms"])
+                self.conn.execute("SELECT pg_advisory_lock(%s)", [_lock_key(self.sid)])
         except psycopg.errors.LockNotAvailable:
             self._release()
             raise LockTimeoutError(self.where, timeout) from None
@@ -481,7 +489,7 @@ class PgTransaction:
             self.conn.execute(
                 "UPDATE journal_sessions SET last_seq = %s WHERE id = %s", [lines[-1][1], self.sid]
             )
-            self.conn.execute("SELECT pg_notify('journal', %s)", [self.sid])
+            self.conn.execute("SELECT pg_notify('journal', current_schema() || %s || %s)", [_SEP, self.sid])
 
     def _bump(self) -> None:
         self.conn.execute("UPDATE journal_sessions SET generation = generation + 1 WHERE id = %s", [self.sid])
@@ -489,7 +497,7 @@ class PgTransaction:
     def delete(self) -> bool:
         with self.conn.transaction():
             row = self._row()
-            for table in ("journal_events", "journal_snapshots", "journal_bases"):
+            for table in ("journal_events", "journal_snapshots", "journal_bases", "journal_quarantine"):
                 self.conn.execute(f"DELETE FROM {table} WHERE session_id = %s", [self.sid])  # noqa: S608
             self.conn.execute("DELETE FROM journal_sessions WHERE id = %s", [self.sid])
         return row is not None and row[2] > 0
@@ -564,10 +572,23 @@ class PgTransaction:
                         "UPDATE journal_events SET line = %s WHERE session_id = %s AND seq = %s",
                         [erase_body(bytes(line), by), self.sid, seq],
                     )
-            self.conn.execute(
-                "DELETE FROM journal_quarantine WHERE session_id = %s AND position(%s in line) > 0",
-                [self.sid, message_id.encode("utf-8")],
-            )
+            for moved_at, seq, line in self.conn.execute(
+                "SELECT moved_at, seq, line FROM journal_quarantine WHERE session_id = %s", [self.sid]
+            ).fetchall():
+                scrubbed = scrub_line(bytes(line), message_id, by)
+                if scrubbed == bytes(line):
+                    continue
+                if scrubbed is None:
+                    self.conn.execute(
+                        "DELETE FROM journal_quarantine WHERE session_id = %s AND moved_at = %s AND seq = %s",
+                        [self.sid, moved_at, seq],
+                    )
+                else:
+                    self.conn.execute(
+                        "UPDATE journal_quarantine SET line = %s"
+                        " WHERE session_id = %s AND moved_at = %s AND seq = %s",
+                        [scrubbed, self.sid, moved_at, seq],
+                    )
             self._bump()
         return self._stamp()
 
@@ -657,29 +678,31 @@ def _head(seq: int, digest: str, active_from: int) -> Head:
 def read_rows(
     conn: Any, where: str, session_id: str, after: Head | None, *, check_after: bool = True
 ) -> list[Record]:
-    """Checked records after ``after``; StaleHeadError if ``after`` is no longer stored there."""
-    if after is not None and check_after:
-        row = conn.execute(
-            "SELECT hash FROM journal_events WHERE session_id = %s AND seq = %s", [session_id, after.seq]
-        ).fetchone()
-        if row is None:
-            base = conn.execute(
-                "SELECT seq, data FROM journal_bases WHERE session_id = %s", [session_id]
-            ).fetchone()
-            if base is None or base[0] != after.seq:
-                raise StaleHeadError()
-        elif row[0] != after.hash:
-            raise StaleHeadError()
+    """Checked records after ``after``; StaleHeadError if ``after`` is no longer stored there.
+
+    One statement reads ``after``'s own row with the rows after it: the check and the read
+    see one snapshot of the table, so a delete between them cannot pass for "nothing new".
+    """
+    floor = 0 if after is None else after.seq
     rows = conn.execute(
-        "SELECT seq, line FROM journal_events WHERE session_id = %s AND seq > %s ORDER BY seq",
-        [session_id, 0 if after is None else after.seq],
+        "SELECT e.seq, e.line, e.hash, s.active_from FROM journal_events e"
+        " JOIN journal_sessions s ON s.id = e.session_id"
+        " WHERE e.session_id = %s AND e.seq >= %s ORDER BY e.seq",
+        [session_id, floor],
     ).fetchall()
-    found = conn.execute("SELECT active_from FROM journal_sessions WHERE id = %s", [session_id]).fetchone()
-    active_from = 1 if found is None else int(found[0])
+    if rows and rows[0][0] == floor:
+        first = rows.pop(0)
+        if check_after and first[2] != after.hash:  # type: ignore[union-attr]
+            raise StaleHeadError()
+    elif after is not None and check_after:
+        # Not stored as a row: only a retention base can end there.
+        base = conn.execute("SELECT seq FROM journal_bases WHERE session_id = %s", [session_id]).fetchone()
+        if base is None or base[0] != after.seq:
+            raise StaleHeadError()
     records = []
     head = after
-    for seq, line in rows:
-        record = _record(bytes(line), head, where, seq, active_from)
+    for seq, line, _, active_from in rows:
+        record = _record(bytes(line), head, where, seq, int(active_from))
         head = record.head
         records.append(record)
     return records
@@ -761,6 +784,8 @@ class ChangeFeed:
         self.storage = storage
         try:
             self.conn = psycopg.connect(storage.url, autocommit=True, connect_timeout=10)
+            # One channel per database: notifications of journals in other schemas are dropped.
+            self.prefix = self.conn.execute("SELECT current_schema()").fetchone()[0] + _SEP
             self.conn.execute("LISTEN journal")
         except psycopg.OperationalError as exc:
             raise StorageError("listen", storage.shown, str(exc).strip()) from None
@@ -769,11 +794,12 @@ class ChangeFeed:
         """The sessions appended to, waiting up to ``timeout`` seconds for the first."""
         psycopg, _ = _psycopg()
         try:
-            seen = {note.payload for note in self.conn.notifies(timeout=timeout, stop_after=1)}
-            seen |= {note.payload for note in self.conn.notifies(timeout=0)}
+            notes = list(self.conn.notifies(timeout=timeout, stop_after=1))
+            notes += self.conn.notifies(timeout=0)
         except psycopg.OperationalError as exc:
             raise StorageError("listen", self.storage.shown, str(exc).strip()) from None
-        return seen
+        prefix = self.prefix
+        return {n.payload[len(prefix) :] for n in notes if n.payload.startswith(prefix)}
 
     def close(self) -> None:
         self.conn.close()

@@ -179,10 +179,12 @@ class Journal:
         text = os.fspath(url)
         if isinstance(text, str) and "://" in text and not text.startswith(POSTGRES_SCHEMES):
             parts = urlsplit(text)
-            if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            if parts.scheme != "file":
                 raise ValueError(
                     f"no backend serves {parts.scheme}:// URLs (use postgresql://, file:// or a path)"
                 )
+            if parts.netloc not in ("", "localhost"):
+                raise ValueError(f"a file:// URL cannot name another host ({parts.netloc}): use a local path")
             text = unquote(parts.path)
         return cls(text, **options)
 

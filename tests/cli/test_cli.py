@@ -28,6 +28,7 @@ import threading
 import time
 import tty
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -54,25 +55,25 @@ IDS = (ALPHA, BETA, GAMMA, OLD, RECENT)
 
 OLD_T0 = datetime(2026, 1, 1, 10, 0, tzinfo=timezone.utc)
 COMMANDS: tuple[str, ...] = ("ls", "show", "log", "replay", "diff", "tail", "verify", "head", "repair")
-COMMANDS += ("compact", "export", "stats", "demo")
+COMMANDS += ("compact", "export", "stats", "demo", "copy")
 
 
 # --- running the command --------------------------------------------------------------------
 
 
 def child_env(tz: str = "UTC", extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_ROOT"}
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_ROOT", "JOURNAL_URL")}
     env["TZ"] = tz
     env.update(extra or {})
     return env
 
 
-def argv(root: Path | None, args: Sequence[str]) -> list[str]:
+def argv(root: Path | str | None, args: Sequence[str]) -> list[str]:
     return [str(JOURNAL), *(["--root", str(root)] if root is not None else []), *args]
 
 
 def run(
-    root: Path | None,
+    root: Path | str | None,
     *args: str,
     tz: str = "UTC",
     env: Mapping[str, str] | None = None,
@@ -93,7 +94,7 @@ def run(
     )
 
 
-def ok(root: Path | None, *args: str, tz: str = "UTC") -> str:
+def ok(root: Path | str | None, *args: str, tz: str = "UTC") -> str:
     """Run, require exit 0 and an empty stderr, return stdout."""
     proc = run(root, *args, tz=tz)
     assert proc.returncode == 0, (args, proc.returncode, proc.stdout, proc.stderr)
@@ -101,11 +102,11 @@ def ok(root: Path | None, *args: str, tz: str = "UTC") -> str:
     return proc.stdout
 
 
-def json_of(root: Path, *args: str) -> Any:
+def json_of(root: Path | str, *args: str) -> Any:
     return json.loads(ok(root, *args, "--json"))
 
 
-def jsonl_of(root: Path, *args: str) -> list[Any]:
+def jsonl_of(root: Path | str, *args: str) -> list[Any]:
     return [json.loads(line) for line in ok(root, *args, "--json").splitlines()]
 
 
@@ -135,12 +136,12 @@ def with_times(doc: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: when(v) if k in keys else v for k, v in doc.items()}
 
 
-def session_of(root: Path, session_id: str, at: int | datetime | None = None) -> Session:
+def session_of(root: Path | str, session_id: str, at: int | datetime | None = None) -> Session:
     with Journal(root) as j:
         return j.get(session_id) if at is None else j.replay(session_id, at=at)
 
 
-def events_of(root: Path, session_id: str) -> list[Event]:
+def events_of(root: Path | str, session_id: str) -> list[Event]:
     with Journal(root) as j:
         return list(j.events(session_id))
 
@@ -1156,11 +1157,17 @@ class Tail:
             return None
 
 
-@pytest.fixture
-def tails() -> Iterator[list[Tail]]:
-    """Tails the test started: killed if still running, their pipes closed."""
+@contextmanager
+def tail_processes() -> Iterator[list[Tail]]:
+    """A list for the tails a test starts: killed at the end if still running, pipes closed."""
     started: list[Tail] = []
-    yield started
+    try:
+        yield started
+    finally:
+        stop_tails(started)
+
+
+def stop_tails(started: list[Tail]) -> None:
     for tail in started:
         if tail.proc.poll() is None:
             tail.proc.kill()
@@ -1171,9 +1178,16 @@ def tails() -> Iterator[list[Tail]]:
                 stream.close()
 
 
-def start_tail(root: Path, tails: list[Tail], *args: str) -> Tail:
+@pytest.fixture
+def tails() -> Iterator[list[Tail]]:
+    """Tails the test started (see ``tail_processes``)."""
+    with tail_processes() as started:
+        yield started
+
+
+def start_tail(root: Path | str, tails: list[Tail], *args: str, interval: str = "0.05") -> Tail:
     proc = subprocess.Popen(
-        argv(root, ["tail", *args, "--interval", "0.05"]),
+        argv(root, ["tail", *args, "--interval", interval]),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -1327,3 +1341,139 @@ def test_log_show_and_export_render_edits_removals_and_redactions(tmp_path: Path
     replayed = ok(root, "replay", "s", "--at", "3")
     assert "[content erased]" in replayed
     assert "private" not in replayed
+
+
+# --- copy and URL roots -----------------------------------------------------------------------
+
+
+def heads_of(root: Path | str) -> dict[str, Anchor]:
+    with Journal.from_url(root) as j:
+        return {sid: j.head(sid) for sid in j.sessions()}
+
+
+def test_copy_into_a_new_folder_copies_every_session_and_verifies_it(sample: Path, tmp_path: Path) -> None:
+    target = tmp_path / "backup" / "journal"
+    out = ok(None, "copy", "--from", str(sample), "--to", str(target)).splitlines()
+    heads = heads_of(sample)
+    # One line per session in the order the source lists them, then the summary.
+    assert len(out) == len(IDS) + 1, out
+    assert sorted(heads) == sorted(IDS)
+    for line, sid in zip(out, heads, strict=False):
+        head = heads[sid]
+        events = len(events_of(sample, sid))
+        assert line == f"{sid}: copied {events} events, verified at seq {head.seq} hash {head.hash}", out
+    total = sum(len(events_of(sample, sid)) for sid in IDS)
+    assert out[-1] == f"copied {len(IDS)} of {len(IDS)} sessions ({total} events) from {sample} to {target}"
+    # The copy is the same history: the same heads (hash chains), events and states.
+    assert heads_of(target) == heads
+    for sid in IDS:
+        assert events_of(target, sid) == events_of(sample, sid)
+    with Journal(target) as j:
+        assert j.verify().ok
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+
+
+def test_copy_named_sessions_from_the_root_with_json(sample: Path, tmp_path: Path) -> None:
+    target = tmp_path / "copy"
+    # --from defaults to the root; a session named twice is copied once.
+    doc = json.loads(ok(sample, "copy", "--to", f"file://{target}", "--json", BETA, GAMMA, BETA))
+    heads = heads_of(sample)
+    assert doc["ok"] is True
+    assert (doc["from"], doc["to"]) == (str(sample), str(target))
+    assert (doc["copied"], doc["skipped"], doc["failed"]) == (2, 0, 0)
+    assert [s["session_id"] for s in doc["sessions"]] == [BETA, GAMMA]
+    for entry in doc["sessions"]:
+        sid = entry["session_id"]
+        assert entry["status"] == "copied"
+        assert entry["events"] == len(events_of(sample, sid))
+        assert msgspec.convert(entry["head"], Anchor) == heads[sid]
+        assert entry["problems"] == []
+    assert doc["events"] == sum(e["events"] for e in doc["sessions"])
+    assert sorted(heads_of(target)) == sorted([BETA, GAMMA])
+
+
+def test_copy_skips_a_session_the_target_has_and_exits_1(sample: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    with Journal(target) as j:
+        j.create(BETA)
+        j.add_message(BETA, "user", "the target's own")
+    before = files(target)
+    proc = run(sample, "copy", "--to", str(target), ALPHA, BETA)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"{ALPHA}: copied ")
+    assert lines[1] == f"{BETA}: skipped: exists in the target"
+    assert lines[2].startswith("copied 1 of 2 sessions"), lines
+    assert lines[2].endswith(", 1 skipped"), lines
+    # Never merged or overwritten.
+    assert {k: v for k, v in files(target).items() if k.startswith(BETA)} == {
+        k: v for k, v in before.items() if k.startswith(BETA)
+    }
+    doc = json.loads(run(sample, "copy", "--to", str(target), "--json", BETA).stdout)
+    assert (doc["ok"], doc["sessions"][0]["status"], doc["sessions"][0]["head"]) == (False, "skipped", None)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("copy",),  # --to is required
+        ("copy", "--to"),
+        ("copy", "--to", "{tmp}/t", "nope"),  # an unknown session: nothing is copied
+        ("copy", "--to", "{tmp}/t", "bad\x01id"),
+        ("copy", "--to", "{sample}"),  # the same journal
+        ("copy", "--to", "file://{sample}/"),
+        ("copy", "--to", "{tmp}/a-file"),  # not a folder
+        ("copy", "--from", "{tmp}/missing", "--to", "{tmp}/t"),
+        ("copy", "--to", "ftp://example.com/j"),
+        ("copy", "--from", "mysql://root@localhost/j", "--to", "{tmp}/t"),
+        ("--root", "ftp://example.com/j", "ls"),
+        ("--root", "file://otherhost/j", "ls"),
+        ("--root", "file://{tmp}/missing", "ls"),
+        ("demo", "--root", "postgresql://postgres@127.0.0.1:1/x"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_copy_and_url_usage_errors(sample: Path, tmp_path: Path, args: tuple[str, ...]) -> None:
+    (tmp_path / "a-file").write_text("not a journal")
+    filled = [a.format(tmp=tmp_path, sample=sample) for a in args]
+    proc = run(sample, *filled, timeout=15)
+    assert_one_line_error(proc)
+    assert not (tmp_path / "t").exists()
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_file_url_is_a_root(sample: Path) -> None:
+    by_url = json_of(f"file://{sample}", "ls")
+    assert by_url == json_of(sample, "ls")
+    assert json_of(f"file://localhost{sample}", "head", ALPHA) == json_of(sample, "head", ALPHA)
+
+
+def test_root_comes_from_journal_url_before_journal_root(sample: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    with Journal(other) as j:
+        j.create("only-here")
+    both = {"JOURNAL_URL": f"file://{other}", "JOURNAL_ROOT": str(sample)}
+    by_url = run(None, "ls", "--json", env=both, cwd=tmp_path)
+    assert [row["id"] for row in json.loads(by_url.stdout)] == ["only-here"], by_url.stderr
+    by_flag = run(sample, "ls", "--json", env=both, cwd=tmp_path)
+    assert sorted(row["id"] for row in json.loads(by_flag.stdout)) == sorted(IDS)
+    # The copy's source defaults to the root the same way.
+    target = tmp_path / "copied"
+    proc = run(None, "copy", "--to", str(target), env=both, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert list(heads_of(target)) == ["only-here"]
+    missing = run(None, "ls", env={"JOURNAL_URL": str(tmp_path / "nope")}, cwd=tmp_path)
+    assert_one_line_error(missing)
+    assert "JOURNAL_URL" in missing.stderr
+
+
+def test_copy_progress_shows_on_a_terminal_only(sample: Path, tmp_path: Path) -> None:
+    code, out, err = run_with_tty_stderr(sample, "copy", "--to", str(tmp_path / "tty"))
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert re.search(r"copy \[#+\] 5/5", err), repr(err)
+    assert len(out.splitlines()) == len(IDS) + 1  # the bar never leaks into stdout
+    piped = run(sample, "copy", "--to", str(tmp_path / "piped"))
+    assert (piped.returncode, piped.stderr) == (0, "")
+    assert piped.stdout == out.replace(str(tmp_path / "tty"), str(tmp_path / "piped"))

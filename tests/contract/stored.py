@@ -1,0 +1,149 @@
+"""What a backend holds, read and damaged around the library: the contract suite's oracle.
+
+The contract tests drive every backend through the public API only; whether something was
+written, erased or kept is then checked on the storage itself, the way an operator (or an
+attacker) would see it: the files under the root (gzip archives searched decompressed), or the
+rows of the PostgreSQL tables read with psycopg. Nothing here goes through ``journal``'s own
+readers, so a reader bug cannot hide a storage bug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from journal.paths import Layout
+from journal.pgstore import is_postgres_url
+
+__all__ = ["Stored"]
+
+_SNAPSHOT_NAME = re.compile(r"^snapshot-(\d{20})\.snap$")
+
+# Every table the PostgreSQL backend stores a session's data in, with the columns that
+# identify a row and the one holding its bytes (see journal/pgschema.py). The events are read
+# through their partitions so that an archived row names the archive.
+_PG_TABLES: dict[str, tuple[str, str]] = {
+    "journal_events_active": ("session_id, seq", "line"),
+    "journal_events_archive": ("session_id, seq", "line"),
+    "journal_snapshots": ("session_id, seq", "data"),
+    "journal_bases": ("session_id, seq", "data"),
+    "journal_quarantine": ("session_id, seq, moved_at", "line"),
+}
+
+
+class Stored:
+    """Raw access to the storage behind a ``store_url`` (a folder path or a PostgreSQL URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.postgres = is_postgres_url(url)
+
+    # -- PostgreSQL ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[Any]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            yield conn
+
+    def _rows(self) -> Iterator[tuple[str, bytes]]:
+        with self._conn() as conn:
+            if conn.execute("SELECT to_regclass('journal_sessions')").fetchone()[0] is None:
+                return  # nothing was ever written: the tables are made on first use
+            for table, (key, column) in _PG_TABLES.items():
+                for row in conn.execute(f"SELECT {key}, {column} FROM {table}").fetchall():  # noqa: S608
+                    yield f"{table}:{'/'.join(map(str, row[:-1]))}", bytes(row[-1])
+            # Not ``generation``: a counter that tells other processes' caches to reload, bumped
+            # by some calls that store nothing new (a repeated redaction); not data.
+            for row in conn.execute("SELECT id, incarnation, last_seq FROM journal_sessions"):
+                yield f"journal_sessions:{row[0]}", repr(row[1:]).encode()
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _files(self) -> Iterator[tuple[str, bytes]]:
+        root = Path(self.url)
+        if not root.exists():
+            return
+        for path in sorted(root.rglob("*")):
+            # Lock files are empty and made on demand; they hold no data.
+            if path.is_file() and "locks" not in path.relative_to(root).parts:
+                yield str(path.relative_to(root)), path.read_bytes()
+
+    # -- the oracle ------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, bytes]:
+        """Everything stored, by file path or ``table:key``: equal dumps mean nothing was written."""
+        return dict(self._rows() if self.postgres else self._files())
+
+    def holders(self, needle: str) -> set[str]:
+        """Every file or row whose bytes hold ``needle`` (gzip data also searched decompressed)."""
+        wanted = needle.encode()
+        found = set()
+        for name, data in self.dump().items():
+            texts = [data]
+            if data[:2] == b"\x1f\x8b":
+                with contextlib.suppress(zlib.error):
+                    texts.append(zlib.decompressobj(wbits=31).decompress(data))
+            if any(wanted in text for text in texts):
+                found.add(name)
+        return found
+
+    def snapshot_seqs(self, session_id: str) -> list[int]:
+        """The seqs of the session's stored snapshots, ascending."""
+        if self.postgres:
+            with self._conn() as conn:
+                rows = conn.execute(
+                    "SELECT seq FROM journal_snapshots WHERE session_id = %s ORDER BY seq", [session_id]
+                ).fetchall()
+            return [int(row[0]) for row in rows]
+        folder = Layout(self.url).session_dir(session_id)
+        names = [
+            m for n in (folder.iterdir() if folder.exists() else []) if (m := _SNAPSHOT_NAME.match(n.name))
+        ]
+        return sorted(int(m[1]) for m in names)
+
+    def drop_snapshots(self, session_id: str) -> None:
+        """Delete the session's snapshots, as an operator may (they are only a cache)."""
+        if self.postgres:
+            with self._conn() as conn:
+                conn.execute("DELETE FROM journal_snapshots WHERE session_id = %s", [session_id])
+            return
+        folder = Layout(self.url).session_dir(session_id)
+        for path in folder.iterdir():
+            if _SNAPSHOT_NAME.match(path.name):
+                path.unlink()
+
+    def active_events(self, session_id: str) -> int:
+        """How many events the active log holds (not archived, not folded into a base)."""
+        if self.postgres:
+            with self._conn() as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM journal_events_active WHERE session_id = %s", [session_id]
+                ).fetchone()
+            return int(row[0])
+        return Layout(self.url).log_path(session_id).read_bytes().count(b"\n")
+
+    def tamper(self, session_id: str, old: bytes, new: bytes) -> None:
+        """Replace ``old`` (found in exactly one stored event line of the session) with ``new``."""
+        if self.postgres:
+            with self._conn() as conn:
+                rows = conn.execute(
+                    "SELECT seq, line FROM journal_events WHERE session_id = %s AND position(%s in line) > 0",
+                    [session_id, old],
+                ).fetchall()
+                assert len(rows) == 1, f"{old!r} is in {len(rows)} rows, not one"
+                seq, line = rows[0]
+                conn.execute(
+                    "UPDATE journal_events SET line = %s WHERE session_id = %s AND seq = %s",
+                    [bytes(line).replace(old, new), session_id, seq],
+                )
+            return
+        log = Layout(self.url).log_path(session_id)
+        data = log.read_bytes()
+        assert data.count(old) == 1, f"{old!r} is in the log {data.count(old)} times, not once"
+        log.write_bytes(data.replace(old, new))
