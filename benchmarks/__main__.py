@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from benchmarks import cases
 from benchmarks.common import Row, median
+from benchmarks.postgres import postgres
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -72,6 +73,8 @@ def collect(tmp: Path, mode: Mode) -> list[Row]:
     rows += cases.loads(tmp, mode.loads, mode.load_repeats)
     rows += cases.memory(tmp, mode.memory)
     rows += cases.lock_floor(tmp, 10 * mode.repeats)
+    load_size = 10_000 if 10_000 in mode.loads else max(mode.loads)
+    rows += postgres(tmp, mode.durable, mode.threads, load_size, mode.load_repeats)
     return rows
 
 

@@ -65,6 +65,18 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
+def _conninfo(url: str) -> dict[str, Any]:
+    """The URL's connection parameters ({} if psycopg cannot parse it: connecting will say why)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return {}
+    try:
+        return dict(conninfo_to_dict(url))
+    except Exception:
+        return {}
+
+
 def _shown(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)
@@ -94,6 +106,8 @@ class PgStorage:
         self._pool: Any = None
         self._pid = os.getpid()
         self._guard = threading.Lock()
+        # A connect_timeout in the URL wins; without one, give up on a silent server at 10 s.
+        self._timeout: dict[str, int] = {} if "connect_timeout" in _conninfo(url) else {"connect_timeout": 10}
         _storages.add(self)
 
     # -- connections -----------------------------------------------------------------------
@@ -114,7 +128,7 @@ class PgStorage:
             _inherited.append(self._pool)
         self._pid = os.getpid()
         try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+            with psycopg.connect(self.url, autocommit=True, **self._timeout) as conn:
                 migrate(conn)
         except psycopg.Error as exc:
             raise StorageError("connect", self.shown, str(exc).strip() or type(exc).__name__) from None
@@ -122,7 +136,7 @@ class PgStorage:
             self.url,
             min_size=1,
             max_size=self.pool_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, **self._timeout},
             check=psycopg_pool.ConnectionPool.check_connection,
             open=False,
             name="journal",
@@ -138,8 +152,20 @@ class PgStorage:
         try:
             with pool.connection(timeout=30) as conn:
                 yield conn
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        except psycopg.OperationalError as exc:
             raise StorageError(operation, self.shown, str(exc).strip() or type(exc).__name__) from None
+        except psycopg_pool.PoolTimeout as exc:
+            raise StorageError(operation, self.shown, self._diagnose(str(exc))) from None
+
+    def _diagnose(self, waited: str) -> str:
+        """Why no pooled connection came: the server's own answer when it does not take one."""
+        psycopg, _ = psycopg_modules()
+        try:
+            with psycopg.connect(self.url, **self._timeout):
+                pass
+        except psycopg.Error as exc:
+            return str(exc).strip().splitlines()[0]
+        return f"{waited} (every connection is in use)"
 
     def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
@@ -339,7 +365,7 @@ class ChangeFeed:
         psycopg, _ = psycopg_modules()
         self.storage = storage
         try:
-            self.conn = psycopg.connect(storage.url, autocommit=True, connect_timeout=10)
+            self.conn = psycopg.connect(storage.url, autocommit=True, **storage._timeout)
             # One channel per database: notifications of journals in other schemas are dropped.
             self.prefix = self.conn.execute("SELECT current_schema()").fetchone()[0] + SEP
             self.conn.execute("LISTEN journal")

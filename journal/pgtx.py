@@ -58,7 +58,12 @@ class PgTransaction:
         self._acquire()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        psycopg, _ = psycopg_modules()
+        if isinstance(exc, psycopg.OperationalError):
+            # The connection failed under the lock (which the server released with it).
+            self._release(exc)
+            raise StorageError("write", self.where, str(exc).strip() or type(exc).__name__) from None
         self._release()
 
     def _acquire(self) -> None:
@@ -80,6 +85,9 @@ class PgTransaction:
         except psycopg.errors.LockNotAvailable:
             self._release()
             raise LockTimeoutError(self.where, timeout) from None
+        except psycopg.OperationalError as exc:
+            self._release(exc)
+            raise StorageError("lock", self.where, str(exc).strip() or type(exc).__name__) from None
         except BaseException as exc:
             self._release(exc)
             raise
@@ -139,8 +147,9 @@ class PgTransaction:
     def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
         psycopg, _ = psycopg_modules()
         start = 0 if after is None else after.seq
+        row: tuple[Any, ...] | None = None
         try:
-            self._insert(start, lines)
+            row = self._insert(start, lines)
         except psycopg.errors.UniqueViolation:
             raise StaleHeadError() from None
         except psycopg.OperationalError as exc:
@@ -150,20 +159,38 @@ class PgTransaction:
                 self._reconnect()
                 landed = self._landed(lines)
                 if landed == len(lines):
-                    pass
+                    row = self._row()
                 elif landed == 0 and self._last_seq() == start:
-                    self._insert(start, lines)
+                    row = self._insert(start, lines)
                 else:
                     raise StorageError(
                         "append", self.where, "connection lost; another writer appended since: retry"
                     )
             except psycopg.Error as again:
-                raise StorageError("append", self.where, str(again).strip() or type(again).__name__) from None
-        row = self._row()
-        assert row is not None
+                if self._stored(lines):
+                    row = None  # stored: the append succeeded; only the stamp is unknown
+                else:
+                    raise StorageError(
+                        "append", self.where, str(again).strip() or type(again).__name__
+                    ) from None
         last = lines[-1]
-        head = head_at(last[1], last[2], int(row[3]))
-        return head, Stamp((row[0].int, row[1], row[2]), row[2])
+        if row is None:
+            # A stamp that matches nothing: the next read checks the store again.
+            return head_at(last[1], last[2], 1), Stamp((-1,), -1)
+        return head_at(last[1], last[2], int(row[3])), Stamp((row[0].int, row[1], row[2]), row[2])
+
+    def _stored(self, lines: list[tuple[bytes, int, str, int]]) -> bool:
+        """Whether every line is stored, asked on a fresh connection (the last one failed)."""
+        psycopg, _ = psycopg_modules()
+        try:
+            with self.storage.connection("append") as conn:
+                rows = conn.execute(
+                    "SELECT seq, hash FROM journal_events WHERE session_id = %s AND seq = ANY(%s)",
+                    [self.sid, [entry[1] for entry in lines]],
+                ).fetchall()
+        except (StorageError, psycopg.Error):
+            return False
+        return {(seq, digest) for seq, digest in rows} == {(entry[1], entry[2]) for entry in lines}
 
     def _last_seq(self) -> int:
         row = self._row()
@@ -177,7 +204,7 @@ class PgTransaction:
         want = {entry[1]: entry[2] for entry in lines}
         return sum(1 for seq, digest in rows if want.get(seq) == digest)
 
-    def _insert(self, start: int, lines: list[tuple[bytes, int, str, int]]) -> None:
+    def _insert(self, start: int, lines: list[tuple[bytes, int, str, int]]) -> tuple[Any, ...]:
         with self.conn.transaction():
             row = self._row()
             if (0 if row is None else row[2]) != start:
@@ -196,10 +223,13 @@ class PgTransaction:
                     " VALUES (%s, %s, %s, %s, %s)",
                     [(self.sid, seq, digest, line_type(line), line[:-1]) for line, seq, digest, _ in lines],
                 )
-            self.conn.execute(
-                "UPDATE journal_sessions SET last_seq = %s WHERE id = %s", [lines[-1][1], self.sid]
-            )
+            row = self.conn.execute(
+                "UPDATE journal_sessions SET last_seq = %s WHERE id = %s"
+                " RETURNING incarnation, generation, last_seq, active_from",
+                [lines[-1][1], self.sid],
+            ).fetchone()
             self.conn.execute("SELECT pg_notify('journal', current_schema() || %s || %s)", [SEP, self.sid])
+        return tuple(row)
 
     def _bump(self) -> None:
         self.conn.execute("UPDATE journal_sessions SET generation = generation + 1 WHERE id = %s", [self.sid])

@@ -1,0 +1,281 @@
+"""The PostgreSQL backend against plain psycopg INSERTs and SELECTs on the same server.
+
+The floor is what the backend could not do with less: a table of the same shape as
+``journal_events`` (session, seq, hash, type, the line as bytea; key (session, seq)), written
+with the same journal lines, one autocommit INSERT per row, or one transaction per batch where
+journal's group commit batches. The floor takes no lock, reads nothing back and checks no hash:
+journal / floor is the price of the advisory lock, the catch-up read, the session row and the
+notification around each commit.
+
+The server is ``JOURNAL_BENCH_POSTGRES_URL`` (else ``JOURNAL_TEST_POSTGRES_URL``, else the local
+one); each run works in a fresh schema, dropped afterwards. Without a server (or psycopg) the
+rows are skipped with a note.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from benchmarks.common import CONTENT, METADATA, Row, fill, timed
+from journal import Journal
+from journal.copying import copy_sessions
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PROCESSES, THREADS = 4, 4  # the group commit case: threads share one Journal per process
+
+FLOOR_TABLE = (
+    "CREATE TABLE floor_events (session_id text NOT NULL, seq bigint NOT NULL, hash text NOT NULL,"
+    " type text NOT NULL, line bytea NOT NULL, PRIMARY KEY (session_id, seq))"
+)
+FLOOR_INSERT = "INSERT INTO floor_events (session_id, seq, hash, type, line) VALUES (%s, %s, %s, %s, %s)"
+
+
+def server() -> tuple[str | None, str]:
+    """(the server's URL, or None and why not)."""
+    url = (
+        os.environ.get("JOURNAL_BENCH_POSTGRES_URL")
+        or os.environ.get("JOURNAL_TEST_POSTGRES_URL")
+        or DEFAULT_URL
+    )
+    try:
+        import psycopg
+    except ImportError:
+        return None, 'psycopg is not installed (pip install "journal[postgres]")'
+    try:
+        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return None, f"no PostgreSQL server answers at {url}: {str(exc).strip().splitlines()[0]}"
+    return url, ""
+
+
+@contextmanager
+def fresh_schema(url: str) -> Iterator[str]:
+    """A URL whose connections work in a new schema (holding the floor table), dropped afterwards."""
+    import psycopg
+
+    name = f"jbench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+        conn.execute(f"SET search_path = {name}")
+        conn.execute(FLOOR_TABLE)
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options={quote(f'-csearch_path={name}')}"
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def sample_line(url: str) -> tuple[str, str, bytes]:
+    """(hash, type, line) of a real journal line for the workload's message."""
+    with Journal.from_url(url) as j:
+        j.create("sample")
+        j.add_message("sample", "user", CONTENT, metadata=METADATA)
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT hash, type, line FROM journal_events WHERE session_id = 'sample'"
+            " ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1], bytes(row[2])
+
+
+def append_latency(url: str, repeats: int) -> list[Row]:
+    """One writer, one append per call, against one autocommit INSERT per row."""
+    import psycopg
+
+    with Journal.from_url(url) as j:
+        j.create("s")
+        j.add_message("s", "user", CONTENT, metadata=METADATA)  # the pool is open, the cache warm
+        ours = timed(lambda: j.add_message("s", "user", CONTENT, metadata=METADATA), repeats)
+    digest, kind, line = sample_line(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        seqs = iter(range(1, 10**9))
+        floor = timed(lambda: conn.execute(FLOOR_INSERT, ["s", next(seqs), digest, kind, line]), repeats)
+    return [Row("PostgreSQL append, 1 writer", ours, "psycopg INSERT, autocommit (floor)", floor)]
+
+
+def journal_worker(url: str, count: int, barrier: Barrier, results: Queue[float]) -> None:
+    """Process entry point: THREADS threads append ``count`` each to session "g"."""
+    with Journal.from_url(url, snapshot_every=0, snapshot_bytes=0) as j:
+        j.get("g")
+
+        def work() -> None:
+            for _ in range(count):
+                j.add_message("g", "user", CONTENT, metadata=METADATA)
+
+        results.put(_threads(work, barrier))
+
+
+def floor_worker(
+    url: str,
+    proc: int,
+    count: int,
+    batched: bool,
+    line: tuple[str, str, bytes],
+    barrier: Barrier,
+    results: Queue[float],
+) -> None:
+    """Process entry point: the floor's THREADS writers, each on its own connection and seqs.
+
+    ``batched``: one transaction per round of the process's THREADS rows (what group commit
+    makes of THREADS concurrent appends at best); otherwise one autocommit INSERT per row.
+    """
+    import psycopg
+
+    if batched:
+        conn = psycopg.connect(url, autocommit=True)
+
+        def work() -> None:
+            base = proc * 10**9
+            for n in range(count):
+                with conn.transaction(), conn.cursor() as cur:
+                    cur.executemany(
+                        FLOOR_INSERT, [("batched", base + n * THREADS + t, *line) for t in range(THREADS)]
+                    )
+
+        try:
+            results.put(_threads(work, barrier, threads=1))
+        finally:
+            conn.close()
+        return
+    conns = [psycopg.connect(url, autocommit=True) for _ in range(THREADS)]
+    index = iter(range(THREADS))
+    lock = threading.Lock()
+
+    def each() -> None:
+        with lock:
+            t = next(index)
+        base = (proc * THREADS + t) * 10**9
+        for n in range(count):
+            conns[t].execute(FLOOR_INSERT, ["per-row", base + n, *line])
+
+    try:
+        results.put(_threads(each, barrier))
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def _threads(work: Any, barrier: Barrier, threads: int = THREADS) -> float:
+    """Seconds for ``threads`` threads to run ``work``, timed from the processes' barrier."""
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return time.perf_counter() - start
+
+
+def _processes(target: Any, args: list[tuple[Any, ...]]) -> float:
+    """Events/s over every process, from the slowest one's time."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(args))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, barrier, results)) for a in args]
+    for proc in procs:
+        proc.start()
+    seconds = [results.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return float(max(seconds))
+
+
+def group_commit(url: str, each: int) -> list[Row]:
+    """PROCESSES x THREADS writers on one session, in events/s."""
+    with Journal.from_url(url) as j:
+        j.create("g")
+    events = PROCESSES * THREADS * each
+    ours = [events / _processes(journal_worker, [(url, each)] * PROCESSES)]
+    line = sample_line(url)
+    rows = [(url, p, each, False, line) for p in range(PROCESSES)]
+    per_row = [events / _processes(floor_worker, rows)]
+    batched = [events / _processes(floor_worker, [(url, p, each, True, line) for p in range(PROCESSES)])]
+    name = f"PostgreSQL {PROCESSES} procs x {THREADS} threads, 1 session"
+    return [
+        Row(name, ours, "psycopg INSERT per row, autocommit (floor)", per_row, "ops/s", at_most=False),
+        Row(name, ours, f"psycopg {THREADS} rows per transaction (floor)", batched, "ops/s", at_most=False),
+    ]
+
+
+def cold_load(url: str, tmp: Path, size: int, repeats: int) -> list[Row]:
+    """Every message of a ``size``-event session, first read of a connected Journal."""
+    import psycopg
+
+    fill(tmp / "pg-load", size, "big")
+    with Journal(tmp / "pg-load") as source, Journal.from_url(url) as target:
+        copied = copy_sessions(source, target, ["big"])
+        target.create("warm")
+    assert copied[0].problems == ()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO floor_events SELECT 'big', seq, hash, type, line FROM journal_events"
+            " WHERE session_id = 'big'"
+        )
+
+    def ours() -> None:
+        with Journal.from_url(url) as j:
+            j.get("warm")  # connected: only the load is timed
+            start = time.perf_counter()
+            for message in j.get("big").messages:
+                _ = message.content
+            samples.append(time.perf_counter() - start)
+
+    samples: list[float] = []
+    for _ in range(repeats):
+        ours()
+    decode = msgspec.json.Decoder().decode
+    with psycopg.connect(url, autocommit=True) as conn:
+        floor = timed(
+            lambda: [
+                decode(line)
+                for (line,) in conn.execute(
+                    "SELECT line FROM floor_events WHERE session_id = 'big' ORDER BY seq"
+                )
+            ],
+            repeats,
+        )
+    return [
+        Row(
+            f"PostgreSQL full load {size} (cold, no snapshot)",
+            samples,
+            "psycopg SELECT + decode (floor)",
+            floor,
+        )
+    ]
+
+
+def postgres(tmp: Path, repeats: int, each: int, load_size: int, load_repeats: int) -> list[Row]:
+    """Every PostgreSQL row, or none (with a note) when no server answers."""
+    url, why = server()
+    if url is None:
+        print(f"note: PostgreSQL rows skipped: {why}")
+        return []
+    with fresh_schema(url) as schema:
+        rows = append_latency(schema, repeats)
+    with fresh_schema(url) as schema:
+        rows += group_commit(schema, each)
+    with fresh_schema(url) as schema:
+        rows += cold_load(schema, tmp, load_size, load_repeats)
+    return rows
+
+
+__all__ = ["postgres"]
