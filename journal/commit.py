@@ -91,7 +91,7 @@ class Committer:
         head = result.head
         return View(view.state, head, stamp, head.seq, head.position), result.archived, dropped
 
-    def _auto_prune(self, sid: str, tx: Transaction, view: View) -> View | None:
+    def auto_prune(self, sid: str, tx: Transaction, view: View) -> View | None:
         # The batch's appends are already written and durable: a failed pruning must not turn
         # them into errors (a caller retrying would append twice). It is logged, and the view
         # dropped so the next access reloads whatever the interrupted pruning left (always valid).
@@ -100,6 +100,10 @@ class Committer:
         except JournalError as exc:
             log.warning("%s: automatic pruning failed: %s", self.storage.location(sid), exc)
             return None
+
+    def prune_due(self, view: View) -> bool:
+        """Whether the active log holds more events than ``archive_after``."""
+        return self.archive_after is not None and view.head.line > self.archive_after
 
     def snapshot_due(self, view: View) -> bool:
         head = view.head
@@ -218,8 +222,8 @@ class Committer:
                     head, stamp = tx.append(None if view is None else view.head, lines)
                     snap = (0, 0) if view is None else (view.snap_seq, view.snap_position)
                     view = slot.view = View(state, head, stamp, *snap)
-                    if self.archive_after is not None and head.line > self.archive_after:
-                        slot.view = self._auto_prune(sid, tx, view)
+                    if self.prune_due(view):
+                        slot.view = self.auto_prune(sid, tx, view)
                     elif self.snapshot_due(view):
                         due = view
         except BaseException as exc:

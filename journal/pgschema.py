@@ -50,9 +50,9 @@ _STEPS: dict[int, list[str]] = {
             PARTITION OF journal_events FOR VALUES IN (false)""",
         """CREATE TABLE IF NOT EXISTS journal_events_archive
             PARTITION OF journal_events FOR VALUES IN (true)""",
-        # The partition key must be part of the primary key; this index makes (session, seq)
-        # unique across both partitions' rows of a session as a writer sees them: a writer
-        # appends only to the active partition, after the last seq of both.
+        # The partition key must be part of the primary key, so (session, seq) alone is unique
+        # per partition: here, in the active one, where every append lands. Rows reach the
+        # archive only from the active partition, below the seqs still appended to.
         """CREATE UNIQUE INDEX IF NOT EXISTS journal_events_active_seq
             ON journal_events_active (session_id, seq)""",
         """CREATE TABLE IF NOT EXISTS journal_snapshots (

@@ -123,7 +123,12 @@ class Upkeep:
                     slot.view = View(state, head, None)
                     by = event.seq
                 stamp = tx.erase(mid, by, head)
-                slot.view = View(state, head, stamp)
+                view = slot.view = View(state, head, stamp)
+                if self._committer.prune_due(view):
+                    # Like any write by a Journal with ``archive_after``: past the mark, prune
+                    # (which leaves a snapshot of the erased state).
+                    slot.view = self._committer.auto_prune(sid, tx, view)
+                    return state
                 tx.save_snapshot(state, head)
                 slot.view = View(state, head, stamp, head.seq, head.position)
                 return state

@@ -1238,3 +1238,24 @@ def test_redaction_deletes_leftovers_and_the_session_goes_on(root: Path) -> None
         assert journal.add_message(SID, "user", "on").seq == spread.head.seq + 2
         assert journal.verify().ok
         assert journal.get(SID) == journal.replay(SID)
+
+
+def test_a_redaction_by_a_journal_with_archive_after_prunes_like_any_of_its_writes(root: Path) -> None:
+    # Oracle: archive_after's promise (no write by such a Journal leaves more than N active
+    # lines), found by the state machine: the lines before were written by a Journal without it.
+    with Journal(root) as plain:
+        plain.create(SID)
+        secret = plain.add_message(SID, "user", "prune me secretly")
+        for i in range(9):
+            plain.add_message(SID, "user", f"kept {i}")
+    with Journal(root, archive_after=2) as pruning:
+        state = pruning.redact_message(SID, secret.id, reason="asked")
+        assert len(log_path(root, SID).read_bytes().splitlines()) <= 2
+        assert [m.content for m in state.messages][:2] == ["", "kept 0"]
+        with Journal(root) as fresh:
+            assert fresh.get(SID) == state
+            assert fresh.verify().ok
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+            assert b"prune me secretly" not in data, path
