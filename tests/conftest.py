@@ -6,10 +6,12 @@ Profiles: ``ci`` (default; sized so the whole suite stays well under 10 minutes 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -50,6 +52,29 @@ def spawned() -> Iterator[list[BaseProcess]]:
     processes: list[BaseProcess] = []
     yield processes
     for process in processes:
+        if process.is_alive():
+            process.kill()
+        process.join(JOIN_TIMEOUT)
+
+
+Spawn = Callable[..., BaseProcess]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Start a worker in a fresh interpreter (``spawn`` context: nothing inherited from the
+    test's open journals); any still alive at teardown (a failed test) is killed."""
+    context = multiprocessing.get_context("spawn")
+    started: list[BaseProcess] = []
+
+    def start(target: Callable[..., None], *args: Any) -> BaseProcess:
+        process = context.Process(target=target, args=args, daemon=True)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
         if process.is_alive():
             process.kill()
         process.join(JOIN_TIMEOUT)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from journal import Journal, SessionExistsError
+from tests.conftest import Spawn
 from tests.helpers_proc import (
     BARRIER_TIMEOUT,
     append_worker,
@@ -30,26 +30,6 @@ from tests.helpers_proc import (
 CTX = multiprocessing.get_context("spawn")
 # Only turns a hang into a failure; never a speed assertion.
 JOIN_TIMEOUT = 120.0
-
-Spawn = Callable[..., BaseProcess]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Start a spawned worker process; any still alive at teardown (a failed test) is killed."""
-    started: list[BaseProcess] = []
-
-    def start(target: Callable[..., None], *args: Any) -> BaseProcess:
-        process = CTX.Process(target=target, args=args, daemon=True)
-        process.start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.is_alive():
-            process.kill()
-        process.join(JOIN_TIMEOUT)
 
 
 def receive(results: multiprocessing.Queue[Any], processes: list[BaseProcess]) -> Any:

@@ -13,7 +13,6 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -21,32 +20,13 @@ import pytest
 
 from journal import ConflictError, Created, Journal, MessageAdded
 from journal.testing import check_linearizable, run_workers
+from tests.conftest import Spawn
 from tests.contract.workers import append_worker, linearizable_journal, read_your_writes_worker
 from tests.helpers_proc import BARRIER_TIMEOUT, parse_content
 
 CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 120.0  # only turns a hang into a failure, never a speed assertion
 SID = "s"
-
-Spawn = Callable[..., BaseProcess]
-
-
-@pytest.fixture
-def spawn() -> Iterator[Spawn]:
-    """Start a spawned worker; any still alive at teardown (a failed test) is killed."""
-    started: list[BaseProcess] = []
-
-    def start(target: Callable[..., None], *args: Any) -> BaseProcess:
-        process = CTX.Process(target=target, args=args, daemon=True)
-        process.start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.is_alive():
-            process.kill()
-        process.join(JOIN_TIMEOUT)
 
 
 def join_ok(processes: list[BaseProcess]) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Barrier
@@ -1173,24 +1173,6 @@ def redact_worker(
             time.sleep(0.001)
         journal.redact_message(session_id, message_id, reason="asked", actor=f"pid {os.getpid()}")
         redacted.set()
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., BaseProcess]]:
-    """Start a spawned worker; any still alive at teardown (a failed test) is killed."""
-    started: list[BaseProcess] = []
-
-    def run(target: Callable[..., None], *args: Any) -> BaseProcess:
-        process = CTX.Process(target=target, args=args, daemon=True)
-        process.start()
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        if process.is_alive():
-            process.kill()
-        process.join(JOIN_TIMEOUT)
 
 
 def test_processes_appending_while_another_process_redacts(
