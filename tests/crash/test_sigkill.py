@@ -31,6 +31,18 @@ READY_TIMEOUT = 60.0  # for every worker to start and reach the barrier
 def test_sigkill_at_random_moments_loses_no_acknowledged_append(
     root: Path, tmp_path: Path, fsync: str, spawned: list[BaseProcess]
 ) -> None:
+    sigkill_rounds(str(root), tmp_path, fsync, spawned)
+
+
+def test_sigkill_of_postgres_writers_loses_no_acknowledged_append(
+    pg_url: str, tmp_path: Path, spawned: list[BaseProcess]
+) -> None:
+    # The same promise on PostgreSQL: a writer killed mid-transaction (holding the session's
+    # advisory lock) leaves nothing half-written, and the server frees its lock for the next.
+    sigkill_rounds(pg_url, tmp_path, "always", spawned)
+
+
+def sigkill_rounds(root: str, tmp_path: Path, fsync: str, spawned: list[BaseProcess]) -> None:
     # Oracle: each worker thread appends "<writer>.<thread>:<i>" for i = 0, 1, 2, ... and writes
     # "<seq> <content>" to its ack file after each append returned. After every round of
     # SIGKILLs, a fresh Journal must read the log without error and:
@@ -52,9 +64,7 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_append(
         acks = [tmp_path / f"ack-{r}-{k}" for k in range(writers)]
         start = CTX.Barrier(writers + 1)
         procs = [
-            CTX.Process(
-                target=crash_worker, args=(str(root), "s", fsync, f"r{r}w{k}", threads, str(ack), start)
-            )
+            CTX.Process(target=crash_worker, args=(root, "s", fsync, f"r{r}w{k}", threads, str(ack), start))
             for k, ack in enumerate(acks)
         ]
         for process in procs:
