@@ -21,8 +21,8 @@ import pytest
 from journal import ConflictError, Created, Journal, MessageAdded
 from journal.testing import check_linearizable, run_workers
 from tests.conftest import Spawn
-from tests.contract.workers import append_worker, linearizable_journal, read_your_writes_worker
-from tests.helpers_proc import BARRIER_TIMEOUT, parse_content
+from tests.contract.workers import linearizable_journal
+from tests.helpers_proc import BARRIER_TIMEOUT, append_worker, parse_content, read_your_writes_worker
 
 CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 120.0  # only turns a hang into a failure, never a speed assertion
@@ -115,7 +115,8 @@ def test_processes_appending_to_one_session_lose_and_duplicate_nothing(store_url
         parent.create(SID)
         start = CTX.Barrier(processes + 1)
         workers = [
-            spawn(append_worker, store_url, SID, f"p{k}", threads, count, start) for k in range(processes)
+            spawn(append_worker, store_url, SID, "always", f"p{k}", threads, count, start)
+            for k in range(processes)
         ]
         start.wait(BARRIER_TIMEOUT)
         join_ok(workers)
