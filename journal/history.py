@@ -186,14 +186,9 @@ def read_history(
 def _records(
     folder: Path, after: Head | None, start: int, read_active: Callable[[Head | None], Iterator[Record]]
 ) -> Iterator[Record]:
-    for segment in list_segments(folder / ARCHIVE_DIR):
-        floor = 0 if after is None else after.seq
-        if segment.last <= floor or segment.first >= start:
-            continue  # left over from an interrupted compaction: covered elsewhere
-        skip = max(0, floor - segment.first + 1)  # lines an overlapping leftover shares
-        for record in _segment_records(segment, after, stop=start, skip=skip):
-            after = record.head
-            yield record
+    for record, _ in _archived(folder, after, start):
+        after = record.head
+        yield record
     if after is None and start != 1:
         raise CorruptLogError(str(folder), 0, 0, f"events 1..{start - 1} are missing (no archive holds them)")
     if after is not None:
@@ -213,13 +208,34 @@ def _records(
         raise CorruptLogError(str(folder / LOG_NAME), 1, 0, "the active log vanished while it was read")
 
 
+def _archived(folder: Path, after: Head | None, start: int | None) -> Iterator[tuple[Record, bytes]]:
+    """Each archived record after ``after`` and before seq ``start`` (the active log's first; None:
+    no active log), with its line's bytes, skipping leftovers of an interrupted compaction."""
+    for segment in list_segments(folder / ARCHIVE_DIR):
+        floor = 0 if after is None else after.seq
+        if segment.last <= floor or (start is not None and segment.first >= start):
+            continue  # left over from an interrupted compaction: covered elsewhere
+        skip = max(0, floor - segment.first + 1)  # lines an overlapping leftover shares
+        stop = segment.last + 1 if start is None else start
+        for entry in _segment_entries(segment, after, stop=stop, skip=skip):
+            after = entry[0].head
+            yield entry
+
+
 def _segment_records(segment: Segment, after: Head | None, *, stop: int, skip: int = 0) -> Iterator[Record]:
+    for record, _ in _segment_entries(segment, after, stop=stop, skip=skip):
+        yield record
+
+
+def _segment_entries(
+    segment: Segment, after: Head | None, *, stop: int, skip: int = 0
+) -> Iterator[tuple[Record, bytes]]:
     path = str(segment.path)
     line_no = 0
     try:
         for line_no, offset, data in read_segment_lines(segment):
             if line_no <= skip:
-                continue  # events already read from the segment before (see _records)
+                continue  # events already read from the segment before (see _archived)
             record = check_line(
                 data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1
             )
@@ -227,7 +243,7 @@ def _segment_records(segment: Segment, after: Head | None, *, stop: int, skip: i
                 return
             # An archived head cannot be resumed from; only its seq and hash carry on.
             after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
-            yield Record(record.event, after, offset)
+            yield Record(record.event, after, offset), data
     except SEGMENT_ERRORS as exc:
         raise CorruptLogError(path, line_no + 1, -1, f"archive segment unreadable: {exc}") from None
 
@@ -248,50 +264,21 @@ def fold_segments(state: Session | None, head: Head | None, segments: list[Segme
 
 def history_lines(folder: Path, fd: int) -> list[bytes]:
     """Every stored line after the retention base, byte for byte, oldest first: the archive
-    segments (leftovers of an interrupted compaction skipped) and then the active log, open as
-    ``fd``, each checked against the chain.
+    segments (as ``read_history`` walks them) and then the active log, open as ``fd``, each
+    checked against the chain.
 
     Raises:
         CorruptLogError: a line is damaged, missing or out of order.
     """
     base = load_base(folder)
-    after = None if base is None else Head(base[1].seq, base[1].hash, -1, -1, 0)
-    active = [(n, offset, data) for n, offset, data in LineScan(fd)]
-    start = decode_seq(active[0][2], folder / LOG_NAME) if active else None
+    after = None if base is None else base[1]
     out: list[bytes] = []
-    for segment in list_segments(folder / ARCHIVE_DIR):
-        floor = 0 if after is None else after.seq
-        if segment.last <= floor or (start is not None and segment.first >= start):
-            continue
-        try:
-            for line_no, offset, data in read_segment_lines(segment):
-                record = check_line(
-                    data,
-                    after,
-                    path=str(segment.path),
-                    line=line_no,
-                    offset=offset,
-                    end=offset + len(data) + 1,
-                )
-                if record.event.seq <= floor:
-                    continue
-                if start is not None and record.event.seq >= start:
-                    break
-                after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
-                out.append(data)
-        except SEGMENT_ERRORS as exc:
-            raise CorruptLogError(str(segment.path), 0, -1, f"archive segment unreadable: {exc}") from None
-    for line_no, offset, data in active:
-        record = check_line(
-            data, after, path=str(folder / LOG_NAME), line=line_no, offset=offset, end=offset + len(data) + 1
-        )
-        after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
+    for record, data in _archived(folder, after, first_seq(folder / LOG_NAME)):
+        after = record.head
+        out.append(data)
+    path = str(folder / LOG_NAME)
+    for line_no, offset, data in LineScan(fd):
+        record = check_line(data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
+        after = record.head
         out.append(data)
     return out
-
-
-def decode_seq(line: bytes, path: Path) -> int:
-    try:
-        return decode(line).event.seq
-    except LineError as exc:
-        raise CorruptLogError(str(path), 1, 0, exc.reason) from None
