@@ -181,14 +181,12 @@ def fold(
     storage: Storage,
     sid: str,
 ) -> View | None:
-    where = ""  # for error messages: computed once, and only if there is a line (not per write)
+    # Made at the first line (its location is for error messages): not on every write's check.
     erasures: ErasureCheck | None = None
     for record in records:
-        if not where:
-            where = storage.location(sid)
-            erasures = ErasureCheck(where)
-        state = apply_record(state, record, where)
-        assert erasures is not None
+        if erasures is None:
+            erasures = ErasureCheck(storage.location(sid))
+        state = apply_record(state, record, erasures.path)
         erasures.see(record)
         head = record.head
     if erasures is not None:
