@@ -53,6 +53,7 @@ from journal.errors import (
     SessionExistsError,
     SessionNotFoundError,
 )
+from journal.events import thaw
 
 __all__ = [
     "InMemoryJournal",
@@ -64,13 +65,8 @@ __all__ = [
 ]
 
 
-def plain(value: Any) -> Any:
-    """A plain JSON copy of ``value``: any mapping becomes a dict, any list or tuple a list."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
+plain = thaw
+"""A plain JSON copy of a value: any mapping becomes a dict, any list or tuple a list."""
 
 
 def canon(value: Any) -> Any:

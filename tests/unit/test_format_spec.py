@@ -18,7 +18,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +37,7 @@ from journal import (
     SessionNotFoundError,
     UnsupportedFormatError,
 )
+from journal.testing import plain
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
 
@@ -414,15 +415,6 @@ def spec_log(root: Path, session_id: str) -> Path:
 
 
 # -- bridges to journal's public API ----------------------------------------------------------
-
-
-def plain(value: Any) -> Any:
-    """Journal's read-only values as plain JSON values (dicts and lists)."""
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
 
 
 def as_spec(session: Session) -> SpecSession:
