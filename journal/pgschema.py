@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "migrate"]
+__all__ = ["SCHEMA_VERSION", "NewerSchemaError", "migrate"]
 
 SCHEMA_VERSION = 1
 
@@ -77,11 +77,16 @@ _STEPS: dict[int, list[str]] = {
 }
 
 
+class NewerSchemaError(Exception):
+    """The database holds a newer journal schema than this library knows."""
+
+
 def migrate(conn: Any) -> int:
     """Bring the schema on ``conn`` (autocommit) up to ``SCHEMA_VERSION``; returns it.
 
     Raises:
-        RuntimeError: the database holds a newer schema than this library knows.
+        NewerSchemaError: the database holds a newer schema than this library knows (nothing
+            is changed: an older library must not write into it).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
@@ -89,8 +94,9 @@ def migrate(conn: Any) -> int:
         row = conn.execute("SELECT max(version) FROM journal_schema").fetchone()
         current = row[0] or 0
         if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database holds journal schema {current}; this library knows {SCHEMA_VERSION}"
+            raise NewerSchemaError(
+                f"the database holds journal schema {current}; this library knows {SCHEMA_VERSION}:"
+                " upgrade journal"
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             for statement in _STEPS[version]:

@@ -44,7 +44,7 @@ from journal.pgrows import (
     record_of,
     write_snapshot,
 )
-from journal.pgschema import migrate
+from journal.pgschema import NewerSchemaError, migrate
 from journal.pgtx import PgTransaction
 from journal.snapshot import decode_snapshot, encode_snapshot
 from journal.state import Session
@@ -132,6 +132,8 @@ class PgStorage:
                 migrate(conn)
         except psycopg.Error as exc:
             raise StorageError("connect", self.shown, str(exc).strip() or type(exc).__name__) from None
+        except NewerSchemaError as exc:
+            raise StorageError("migrate", self.shown, str(exc)) from None
         self._pool = psycopg_pool.ConnectionPool(
             self.url,
             min_size=1,

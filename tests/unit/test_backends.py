@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -111,3 +112,53 @@ def test_export_walks_an_overlapping_leftover_segment_as_reads_do(tmp_path: Path
     with Journal(root) as journal:
         assert [e.seq for e in journal.events("s")] == list(range(1, 9))
         assert journal._storage.export_raw("s") == clean
+
+
+def test_the_schema_is_made_once_even_by_processes_starting_together(pg_url: str) -> None:
+    # Oracle: journal_schema records each version once; every table exists; concurrent first
+    # uses (each its own connection, like separate processes) neither fail nor repeat a step.
+    import psycopg
+
+    from journal.pgschema import SCHEMA_VERSION, migrate
+
+    def first_use() -> int:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            return migrate(conn)
+
+    threads = [threading.Thread(target=lambda: results.append(first_use())) for _ in range(4)]
+    results: list[int] = []
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [SCHEMA_VERSION] * 4
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM journal_schema").fetchall() == [(SCHEMA_VERSION,)]
+        tables = {
+            r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        }
+    assert {
+        "journal_sessions",
+        "journal_events",
+        "journal_snapshots",
+        "journal_bases",
+        "journal_quarantine",
+    } <= tables
+    with Journal(pg_url) as journal:  # and a Journal's own first use finds it made
+        journal.create("s")
+        assert journal.get("s").version == 1
+
+
+def test_a_newer_schema_is_refused_and_left_alone(pg_url: str) -> None:
+    import psycopg
+
+    from journal import StorageError
+    from journal.pgschema import SCHEMA_VERSION, migrate
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute("INSERT INTO journal_schema (version) VALUES (%s)", [SCHEMA_VERSION + 1])
+    with Journal(pg_url) as journal, pytest.raises(StorageError, match="upgrade journal"):
+        journal.create("s")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM journal_sessions").fetchone() == (0,)
