@@ -46,6 +46,7 @@ from journal.events import (
     SettingsChanged,
     freeze,
 )
+from journal.validate import plain_str
 
 __all__ = [
     "FORMAT_VERSION",
@@ -289,7 +290,7 @@ def _freeze(value: Any, depth: int) -> Any:
             if type(key) is not str:
                 if not isinstance(key, str):
                     raise _Refused(f"key {key!r} is not a str")
-                key = str(key)
+                key = plain_str(key)
             try:
                 out[key] = _freeze(item, depth + 1)
             except _Refused as refused:
@@ -306,7 +307,7 @@ def _freeze(value: Any, depth: int) -> Any:
                 raise
         return tuple(items)
     if isinstance(value, str):
-        return str(value)
+        return plain_str(value)
     raise _Refused(f"{type(value).__name__} is not a JSON value")
 
 

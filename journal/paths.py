@@ -68,7 +68,7 @@ def check_session_id(session_id: object) -> str:
         session_id.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidSessionIdError(session_id, "is not valid Unicode (lone surrogate)") from None
-    return session_id
+    return str.__str__(session_id)  # a str subclass (an enum) stands for its value, not its name
 
 
 def id_hash(session_id: str) -> str:

@@ -13,6 +13,7 @@ __all__ = [
     "check_actor",
     "check_text",
     "check_version",
+    "plain_str",
     "mapping",
     "precondition",
     "sequence",
@@ -62,7 +63,16 @@ def check_text(value: object, field: str, *, allow_empty: bool = True) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidValueError(field, "is not valid Unicode (lone surrogate)") from None
-    return str(value)
+    return plain_str(value)
+
+
+def plain_str(value: str) -> str:
+    """The characters of a ``str`` (or of a subclass) as a plain ``str``.
+
+    ``str()`` would call a subclass's ``__str__``: for ``class Role(str, Enum)`` that gives
+    ``"Role.USER"``, not the value ``"user"`` that ``json.dumps`` and msgspec store.
+    """
+    return str.__str__(value)
 
 
 def check_actor(actor: object) -> str | None:

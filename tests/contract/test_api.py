@@ -8,9 +8,11 @@ agrees with what is stored); and, for "bad input writes nothing", everything the
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from typing import Any
 
 import pytest
@@ -299,6 +301,44 @@ def test_values_that_cannot_be_stored_raise_before_writing(
     assert info.value.field == field
     assert stored.dump() == before
     assert journal.get(SID).version == 1
+
+
+class Role(str, Enum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Level(int, Enum):
+    HIGH = 3
+
+
+def test_str_and_int_enums_are_stored_as_their_values_everywhere(journal: Journal, store_url: str) -> None:
+    # Oracle: json.dumps of the same values. ``str()`` of a str enum is "Role.USER"; storing that
+    # would change the caller's data. Every place a caller's text enters the log is covered.
+    sid = Role.ASSISTANT  # a session id too
+    journal.create(sid, actor=Role.USER)
+    journal.update_settings(sid, {Role.USER: Role.ASSISTANT, "level": Level.HIGH}, remove=[Role.ASSISTANT])
+    message = journal.add_message(
+        sid,
+        Role.USER,
+        Role.ASSISTANT,
+        metadata={Role.USER: [Role.ASSISTANT, Level.HIGH]},
+        references=[Role.USER],
+        actor=Role.ASSISTANT,
+    )
+    journal.edit_message(sid, message.id, Role.USER, metadata={"k": Role.USER}, actor=Role.USER)
+    expected = json.loads(json.dumps({Role.USER: [Role.ASSISTANT, Level.HIGH]}))
+    for state in (journal.get("assistant"), agrees_everywhere(journal, store_url, "assistant")):
+        assert state.id == "assistant" and type(state.id) is str
+        assert dict(state.settings) == {"user": "assistant", "level": 3}
+        [stored] = state.messages
+        assert (stored.role, stored.content, stored.actor) == ("user", "user", "assistant")
+        assert type(stored.role) is str and type(stored.content) is str
+        assert {k: list(v) for k, v in message.metadata.items()} == expected
+        assert dict(stored.metadata) == {"k": "user"}
+        assert message.references == ("user",)
+    assert [e.actor for e in journal.events("assistant")] == ["user", None, "assistant", "user"]
+    assert list(journal.sessions()) == ["assistant"]
 
 
 def every_write(sid: str, message_id: str) -> dict[str, Callable[[Journal, int | None], object]]:
