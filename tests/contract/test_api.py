@@ -329,11 +329,13 @@ def test_str_and_int_enums_are_stored_as_their_values_everywhere(journal: Journa
     journal.edit_message(sid, message.id, Role.USER, metadata={"k": Role.USER}, actor=Role.USER)
     expected = json.loads(json.dumps({Role.USER: [Role.ASSISTANT, Level.HIGH]}))
     for state in (journal.get("assistant"), agrees_everywhere(journal, store_url, "assistant")):
-        assert state.id == "assistant" and type(state.id) is str
+        assert state.id == "assistant"
+        assert type(state.id) is str
         assert dict(state.settings) == {"user": "assistant", "level": 3}
         [stored] = state.messages
         assert (stored.role, stored.content, stored.actor) == ("user", "user", "assistant")
-        assert type(stored.role) is str and type(stored.content) is str
+        assert type(stored.role) is str
+        assert type(stored.content) is str
         assert {k: list(v) for k, v in message.metadata.items()} == expected
         assert dict(stored.metadata) == {"k": "user"}
         assert message.references == ("user",)
