@@ -178,6 +178,7 @@ class FileStorage:
                     and holds_hash(fd, head)
                     and _REDACTED not in read_range(fd, head.position, tx.size - head.position)
                 ):
+                    tx.sync_log()
                     save_snapshot(folder, data, head, replace=False)
         except Exception as exc:  # a cache must never fail the write it follows
             log.warning("%s: could not write a snapshot at seq %d: %s", folder, head.seq, exc)

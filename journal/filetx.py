@@ -210,8 +210,20 @@ class FileTransaction:
     def history(self) -> History:
         return read_history(self.path.parent, self.path, self.read)
 
+    def sync_log(self) -> None:
+        """Make the log durable before a file that describes it (a snapshot, an archive).
+
+        Under ``fsync="always"`` every append already is. Otherwise a snapshot (fsynced as it
+        is written) could survive a power cut that loses the log lines it covers, and then
+        read as proof that events were lost.
+        """
+        fd = self.handle.fd
+        if fd is not None and self.storage.fsync != "always":
+            _sync(fd)
+
     def save_snapshot(self, session: Session, head: Head) -> None:
         try:
+            self.sync_log()
             save_snapshot(self.path.parent, session, head)
         except OSError as exc:
             raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
@@ -222,6 +234,7 @@ class FileTransaction:
         if fd is None or self.size != head.position:
             raise StaleHeadError()
         try:
+            self.sync_log()
             result = prune_active_log(self.path.parent, self.path, fd, state, head)
         except OSError as exc:
             raise StorageError.wrap("prune", str(self.path), exc) from None

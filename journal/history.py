@@ -22,11 +22,11 @@ from pathlib import Path
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.codec import LineError, decode
 from journal.errors import CorruptLogError, StorageError
-from journal.logfile import LineScan
+from journal.logfile import LineScan, last_line, line_ending_at
 from journal.paths import LOG_NAME, list_names, open_existing, read_regular, write_atomic
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.state import Session
-from journal.storage import Head, History, Record, StaleHeadError, apply_record, check_line, holds_hash
+from journal.storage import Head, History, Record, StaleHeadError, apply_record, check_line
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -57,9 +57,21 @@ def snapshot_seqs(folder: Path) -> list[int]:
 def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, Head] | None:
     """The newest snapshot that agrees with the active log open as ``log_fd``; None if none.
 
-    Every snapshot passed over is logged as a warning with the reason: it is only a cache.
+    A snapshot agrees when the log's line ending at its position decodes to its seq and
+    hash. Every snapshot passed over is logged as a warning with the reason: it is only a
+    cache. But a snapshot of an event the log no longer holds is evidence that events were
+    lost from the log's end (a restored backup, a truncation): reading on, and letting a
+    writer append a different event under that seq, would fork the history.
+
+    Raises:
+        CorruptLogError: a snapshot covers events past the log's last line (``repair``
+            moves it into quarantine after reporting).
     """
-    for seq in snapshot_seqs(folder):
+    seqs = snapshot_seqs(folder)
+    if not seqs:
+        return None
+    last_seq = _last_seq(log_fd, log_size)
+    for seq in seqs:
         path = snapshot_path(folder, seq)
         try:
             data = read_regular(path)
@@ -76,17 +88,49 @@ def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, He
         if head.seq != seq:
             log.warning("%s: snapshot ignored: holds seq %d", path, head.seq)
             continue
-        if head.position > log_size:
-            log.warning("%s: snapshot ignored: stale (the log is shorter than its position)", path)
-            continue
-        if head.hash_at < 0 or not holds_hash(log_fd, head):
-            log.warning("%s: snapshot ignored: stale (its chain hash disagrees with the log)", path)
-            continue
-        if head.position < 1 or os.pread(log_fd, 1, head.position - 1) != b"\n":
-            log.warning("%s: snapshot ignored: its position is not the end of a line", path)
+        if last_seq is not None and seq > last_seq:
+            raise CorruptLogError(
+                str(path),
+                0,
+                -1,
+                f"the snapshot covers events up to seq {seq} but the active log ends at seq "
+                f"{last_seq}: events were lost from the log (run repair)",
+            )
+        why = _disagrees(log_fd, log_size, head)
+        if why:
+            log.warning("%s: snapshot ignored: stale (%s)", path, why)
             continue
         return session, head
     return None
+
+
+def _last_seq(log_fd: int, log_size: int) -> int | None:
+    """The seq of the active log's last complete line (0: none); None if it does not decode
+    (a read of the log reports that damage with its location)."""
+    last = last_line(log_fd, log_size)
+    if last is None:
+        return 0
+    try:
+        return decode(last[1]).event.seq
+    except LineError:
+        return None
+
+
+def _disagrees(log_fd: int, log_size: int, head: Head) -> str:
+    """Why the log does not hold ``head``'s event where ``head`` says ("" if it does)."""
+    if head.position > log_size:
+        return "the log is shorter than its position"
+    line = line_ending_at(log_fd, head.position)
+    if line is None:
+        return "its position is not the end of a line"
+    offset, data = line
+    try:
+        decoded = decode(data)
+    except LineError:
+        return "the line at its position does not decode"
+    if (decoded.event.seq, decoded.hash, offset + decoded.hash_at) != (head.seq, head.hash, head.hash_at):
+        return "its chain hash disagrees with the log"
+    return ""
 
 
 def save_snapshot(folder: Path, session: Session | bytes, head: Head, *, replace: bool = True) -> bool:

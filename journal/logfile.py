@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-__all__ = ["LineScan", "read_range", "write_all"]
+__all__ = ["LineScan", "last_line", "line_ending_at", "read_range", "write_all"]
 
 _CHUNK = 1 << 20
+_TAIL_CHUNK = 1 << 14  # most lines are shorter: one read finds the start of the last
 
 
 class LineScan:
@@ -64,6 +65,47 @@ def read_range(fd: int, offset: int, size: int) -> bytes:
         parts.append(chunk)
         offset += len(chunk)
     return b"".join(parts)
+
+
+def line_ending_at(fd: int, end: int) -> tuple[int, bytes] | None:
+    """The complete line whose newline is the byte before ``end``: (its offset, its bytes
+    without the newline); None if that byte is not a newline.
+
+    Reads backwards in chunks, so a long history costs nothing: only the line itself is read.
+    """
+    if end < 1 or os.pread(fd, 1, end - 1) != b"\n":
+        return None
+    parts: list[bytes] = []
+    stop = end - 1  # the line's bytes end here (its newline excluded)
+    while stop > 0:
+        start = max(0, stop - _TAIL_CHUNK)
+        chunk = os.pread(fd, stop - start, start)
+        if len(chunk) != stop - start:
+            return None  # the file shrank under us: no line ends there any more
+        nl = chunk.rfind(b"\n")
+        if nl >= 0:
+            parts.append(chunk[nl + 1 :])
+            start += nl + 1
+            stop = start
+            break
+        parts.append(chunk)
+        stop = start
+    parts.reverse()
+    return stop, b"".join(parts)
+
+
+def last_line(fd: int, size: int) -> tuple[int, bytes] | None:
+    """The last complete line of the first ``size`` bytes (see ``line_ending_at``); None if
+    there is none. An unterminated tail after it (a torn write, or one in progress) is not
+    a line yet and is skipped."""
+    end = size
+    while end > 0:
+        start = max(0, end - _TAIL_CHUNK)
+        nl = os.pread(fd, end - start, start).rfind(b"\n")
+        if nl >= 0:
+            return line_ending_at(fd, start + nl + 1)
+        end = start
+    return None
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -101,20 +101,39 @@ def read_rows(
     return records
 
 
-def newest_snapshot(conn: Any, session_id: str) -> tuple[Session, Head] | None:
-    """The newest snapshot whose event is still stored with its hash (others are caches gone stale)."""
-    for seq, data in conn.execute(
-        "SELECT seq, data FROM journal_snapshots WHERE session_id = %s ORDER BY seq DESC", [session_id]
-    ).fetchall():
+def newest_snapshot(conn: Any, where: str, session_id: str) -> tuple[Session, Head] | None:
+    """The newest snapshot whose event is still stored with its hash (others are caches gone stale).
+
+    Raises:
+        CorruptLogError: a snapshot covers events past the last stored one: they were lost,
+            and appending under their seqs would fork the history it records.
+    """
+    rows = conn.execute(
+        "SELECT s.seq, s.data, (SELECT max(e.seq) FROM journal_events e WHERE e.session_id = %s)"
+        " FROM journal_snapshots s WHERE s.session_id = %s ORDER BY s.seq DESC",
+        [session_id, session_id],
+    ).fetchall()
+    for seq, data, last in rows:
         try:
             session, head = decode_snapshot(bytes(data))
         except SnapshotError as exc:
             log.warning("%s: snapshot at seq %d skipped: %s", session_id, seq, exc.reason)
             continue
+        if head.seq != seq:
+            log.warning("%s: snapshot at seq %d skipped: it holds seq %d", session_id, seq, head.seq)
+            continue
+        if head.seq > (last or 0):
+            raise CorruptLogError(
+                f"{where} (snapshot {seq})",
+                0,
+                -1,
+                f"the snapshot covers events up to seq {seq} but the stored events end at seq "
+                f"{last or 0}: events were lost (run repair)",
+            )
         row = conn.execute(
             "SELECT hash FROM journal_events WHERE session_id = %s AND seq = %s", [session_id, head.seq]
         ).fetchone()
-        if row is not None and row[0] == head.hash and head.seq == seq:
+        if row is not None and row[0] == head.hash:
             return session, Head(head.seq, head.hash, head.seq, head.seq, head.seq)
     return None
 

@@ -194,7 +194,7 @@ class PgStorage:
 
     def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
         with self.connection() as conn:
-            return newest_snapshot(conn, session_id)
+            return newest_snapshot(conn, self.location(session_id), session_id)
 
     def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
         with self.connection() as conn:

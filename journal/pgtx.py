@@ -117,7 +117,7 @@ class PgTransaction:
         return iter(read_rows(self.conn, self.where, self.sid, after))
 
     def snapshot(self) -> tuple[Session, Head] | None:
-        return newest_snapshot(self.conn, self.sid)
+        return newest_snapshot(self.conn, self.where, self.sid)
 
     def history(self) -> History:
         # On this connection: another one from the pool could wait on writers holding the rest.

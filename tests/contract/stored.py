@@ -147,3 +147,17 @@ class Stored:
         data = log.read_bytes()
         assert data.count(old) == 1, f"{old!r} is in the log {data.count(old)} times, not once"
         log.write_bytes(data.replace(old, new))
+
+    def cut_events(self, session_id: str, keep: int) -> None:
+        """Lose every stored event after seq ``keep``, as a restored backup or a truncation
+        would (the log file cut at a line end; the rows deleted and the session row moved back)."""
+        if self.postgres:
+            with self._conn() as conn:
+                conn.execute(
+                    "DELETE FROM journal_events WHERE session_id = %s AND seq > %s", [session_id, keep]
+                )
+                conn.execute("UPDATE journal_sessions SET last_seq = %s WHERE id = %s", [keep, session_id])
+            return
+        log = Layout(self.url).log_path(session_id)
+        lines = log.read_bytes().split(b"\n")[:-1]
+        log.write_bytes(b"".join(line + b"\n" for line in lines[:keep]))

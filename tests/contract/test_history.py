@@ -380,3 +380,37 @@ def test_a_cold_load_reads_the_snapshot_and_only_the_events_after_it(store_url: 
     stored.drop_snapshots(SID)
     with Journal.from_url(store_url) as fresh, pytest.raises(CorruptLogError):
         fresh.get(SID)
+
+
+@pytest.mark.parametrize("keep", [0, 5])
+def test_events_lost_under_a_snapshot_are_damage_that_no_writer_builds_on(
+    store_url: str, stored: Stored, keep: int
+) -> None:
+    # Oracle: the snapshot at seq 8 proves events up to 8 were stored. With the events after
+    # ``keep`` lost (a restored backup, a truncated file), serving the shorter history would
+    # hide the loss, and appending seq ``keep + 1`` would fork the history the snapshot (and
+    # any anchor taken since) records. Reads and writes raise, naming both seqs, and write
+    # nothing; verify reports the loss; repair quarantines the snapshot, and the session goes
+    # on from what is stored.
+    with Journal.from_url(store_url, snapshot_every=8, snapshot_bytes=0) as journal:
+        journal.create(SID)
+        for i in range(8):
+            journal.add_message(SID, "user", f"m{i}")
+        states = {k: journal.replay(SID, at=k) for k in range(1, 10)}
+    assert stored.snapshot_seqs(SID) == [8]
+    stored.cut_events(SID, keep)
+    before = stored.dump()
+    with Journal.from_url(store_url) as fresh:
+        for call in (lambda: fresh.get(SID), lambda: fresh.add_message(SID, "user", "fork")):
+            with pytest.raises(CorruptLogError) as info:
+                call()
+            assert "up to seq 8 but the" in info.value.reason
+            assert f"end at seq {keep}" in info.value.reason or f"ends at seq {keep}" in info.value.reason
+        assert stored.dump() == before
+        assert "truncated" in [p.kind for p in fresh.verify(SID).problems]
+        fresh.repair(SID)
+        assert stored.snapshot_seqs(SID) == []
+        if keep:
+            assert fresh.verify(SID).ok
+            assert fresh.get(SID) == states[keep]
+            assert fresh.add_message(SID, "user", "next").seq == keep + 1

@@ -384,11 +384,11 @@ def _directory(root: Path, p: Pristine) -> Path:
     return _snap(root)
 
 
-def _log_replaced_by_earlier_copy(root: Path, p: Pristine) -> Path:
-    # The log is append-only, so an earlier copy of it is a prefix: here its first 4 lines.
+def _log_replaced_by_earlier_copy(root: Path, p: Pristine, lines: int = 4) -> Path:
+    # The log is append-only, so an earlier copy of it is a prefix: here its first lines.
     log = log_path(root, SID)
     data = log.read_bytes()
-    log.write_bytes(data[: line_ends(data)[3]])
+    log.write_bytes(data[: line_ends(data)[lines - 1]] if lines else b"")
     return _snap(root)
 
 
@@ -436,8 +436,7 @@ CASES: dict[str, tuple[Damage, tuple[str, ...]]] = {
     "renamed-to-another-seq": (_renamed, ("holds seq 6",)),
     "another-session-copied-in": (_other_session_copied_in, ("stale",)),
     "unreadable": (_directory, ("unreadable",)),
-    "stale-log-is-an-earlier-copy": (_log_replaced_by_earlier_copy, ("stale", "shorter")),
-    "log-replaced-by-another": (_log_replaced_by_another, ("stale", "chain hash disagrees")),
+    "log-replaced-by-another": (_log_replaced_by_another, ("stale",)),
     "log-rewritten-consistently": (_log_rewritten_consistently, ("stale", "chain hash disagrees")),
 }
 
@@ -513,14 +512,63 @@ def test_unusable_newest_snapshot_falls_back_to_an_older_valid_one(
     assert any(str(newer) in r.getMessage() for r in caplog.records)
 
 
-def test_log_replaced_by_an_earlier_copy_gives_the_earlier_state(pristine: Pristine, tmp_path: Path) -> None:
-    # Oracle: the log cut back to its first 4 lines (a restored backup) must read as the state
-    # after seq 4, never the state after seq 6 that the snapshot remembers.
+@pytest.mark.parametrize("lines", [0, 4, 5])
+def test_log_cut_below_a_snapshot_is_damage_and_no_writer_appends_under_it(
+    pristine: Pristine, tmp_path: Path, lines: int
+) -> None:
+    # Oracle: the snapshot at seq 6 proves events 1..6 were written; a log cut back to fewer
+    # lines (a restored backup, a truncation) lost some of them. Serving the shorter log would
+    # hide the loss, and letting a writer append seq 5 or 6 would fork the history that the
+    # snapshot (and any anchor taken then) records. So reads and writes raise, naming the
+    # snapshot and both seqs, and the files stay as they are; verify reports it and repair
+    # quarantines the snapshot, after which the session continues from what the log holds.
     root = copy_root(pristine.root, tmp_path / "journal")
-    _log_replaced_by_earlier_copy(root, pristine)
+    _log_replaced_by_earlier_copy(root, pristine, lines)
+    before = log_path(root, SID).read_bytes()
     with Journal(root) as fresh:
-        assert fresh.get(SID) == pristine.states[4]
-        assert fresh.get(SID).version == 4
+        for call in (lambda: fresh.get(SID), lambda: fresh.add_message(SID, "user", "fork")):
+            with pytest.raises(CorruptLogError) as info:
+                call()
+            assert info.value.path == str(_snap(root))
+            assert f"up to seq 6 but the active log ends at seq {lines}" in info.value.reason
+        assert log_path(root, SID).read_bytes() == before
+        report = fresh.verify(SID)
+        assert [p.kind for p in report.problems] == ["truncated"]
+        fresh.repair(SID)
+        assert fresh.verify(SID).ok
+        if lines == 0:
+            return  # nothing of the session is left to read: repair said so (kept 0)
+        assert fresh.get(SID) == pristine.states[lines]
+        assert fresh.add_message(SID, "user", "next").seq == lines + 1
+
+
+def test_a_snapshot_whose_seq_was_forged_is_not_served(pristine: Pristine, tmp_path: Path) -> None:
+    # Oracle: a snapshot re-crafted (checksum redone) to claim seq 8 while its head points at
+    # the hash and end of the log's last line (seq 9). The hash is where it says, but the line
+    # there is not seq 8: served, it would show the state after 6 as version 8, and the next
+    # write would reuse seq 9. The reader must check the seq of the log's own line at that
+    # position and fall back to the log: the pristine state, and the next write is seq 10.
+    root = copy_root(pristine.root, tmp_path / "journal")
+    data = log_path(root, SID).read_bytes()
+    ends = line_ends(data)
+    last = decode(data[ends[7] : ends[8] - 1])
+    forged = session_dir(root, SID) / snapshot_name(8)
+    forged.write_bytes(
+        recraft(
+            _snap(root).read_bytes(),
+            seq=8,
+            state_version=8,
+            position=ends[8],
+            hash=last.hash,
+            hash_at=ends[7] + last.hash_at,
+        )
+    )
+    _snap(root).unlink()
+    with Journal(root) as fresh:
+        assert fresh.get(SID) == pristine.state
+        assert fresh.add_message(SID, "user", "next").seq == pristine.state.version + 1
+    with Journal(root) as fresh:
+        assert fresh.get(SID) == fresh.replay(SID)
 
 
 def test_consistently_rewritten_log_gives_the_rewritten_content(pristine: Pristine, tmp_path: Path) -> None:
