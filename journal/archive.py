@@ -16,9 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from journal.paths import list_names, open_file, write_atomic
+from journal.paths import ensure_dir, list_names, open_file, write_atomic
 
-__all__ = ["Segment", "list_segments", "read_segment_lines", "write_segment"]
+__all__ = [
+    "Segment",
+    "compress",
+    "ensure_archive",
+    "list_segments",
+    "read_segment_lines",
+    "segment_name",
+    "write_segment",
+]
 
 _NAME = re.compile(r"^(\d{20})-(\d{20})\.jsonl\.gz$")
 _CHUNK = 1 << 20
@@ -47,10 +55,22 @@ def list_segments(folder: Path) -> list[Segment]:
     return sorted(found)
 
 
+def compress(lines: bytes) -> bytes:
+    """A segment's bytes: the lines, gzipped reproducibly (no time stamp in the header)."""
+    return gzip.compress(lines, compresslevel=6, mtime=0)
+
+
+def ensure_archive(session_folder: Path) -> Path:
+    """The session's archive folder, created (0700) if missing."""
+    folder = session_folder / "archive"
+    ensure_dir(folder)
+    return folder
+
+
 def write_segment(folder: Path, first: int, last: int, lines: bytes) -> Segment:
     """Compress ``lines`` (complete lines of events first..last) into a new segment, atomically."""
     path = folder / segment_name(first, last)
-    write_atomic(path, gzip.compress(lines, compresslevel=6, mtime=0))
+    write_atomic(path, compress(lines))
     return Segment(first, last, path)
 
 

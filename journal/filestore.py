@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from journal import intent
 from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
 from journal.errors import CorruptLogError, SessionExistsError, StorageError
 from journal.events import Created
@@ -30,8 +32,10 @@ from journal.filetx import FileTransaction, Handle, check_head, scan_with, stamp
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
+    check_missing_log,
     first_seq,
     history_lines,
+    holds_history,
     load_base,
     load_snapshot,
     read_history,
@@ -72,6 +76,8 @@ log = logging.getLogger("journal")
 FSYNC_POLICIES = ("always", "interval", "never")
 _REDACTED = b'"type":"message_redacted"'
 _sync = getattr(os, "fdatasync", os.fsync)
+# Longer than any kernel clock tick that file times follow (Linux: 1-10 ms; see _outlast_tick).
+_TICK_NS = 20_000_000
 
 
 class _Target(NamedTuple):
@@ -109,8 +115,12 @@ class FileStorage:
         return str(self.layout.log_path(session_id))
 
     def stamp(self, session_id: str) -> Stamp | None:
-        st = stat_existing(self.layout.log_path(session_id))
-        return None if st is None else stamp_of(st)
+        path = self.layout.log_path(session_id)
+        st = stat_existing(path)
+        if st is None:
+            check_missing_log(path.parent)  # absent, unless the folder holds its history
+            return None
+        return stamp_of(st)
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         path = self.layout.log_path(session_id)
@@ -203,6 +213,15 @@ class FileStorage:
                     first = next(iter(LineScan(fd)), None)
                 finally:
                     os.close(fd)
+            if fd is None:
+                try:
+                    check_missing_log(folder)
+                    continue  # deleted (or a delete in progress), or a create that never wrote
+                except CorruptLogError as exc:
+                    if log_damage:
+                        log.error("%s: session skipped in listings: %s", folder, exc)
+                    yield folder, None, False
+                    continue
             if first is None and not (folder / ARCHIVE_DIR).is_dir():
                 continue  # a create that has not written its first event yet
             try:
@@ -313,6 +332,7 @@ class FileStorage:
 
     def delete(self, session_id: str) -> bool:
         folder = self.layout.session_dir(session_id)
+        log_path = folder / LOG_NAME
         with self.writer(session_id) as tx:
             tx.forget()
             if not folder.exists():
@@ -320,20 +340,33 @@ class FileStorage:
             # A folder whose log holds no complete event (a create that crashed) is removed
             # all the same, but the session did not exist.
             existed = _holds_events(folder)
-            # Unlink the log first: writers holding it open see it unlinked (st_nlink 0) and
-            # never append to a file that is about to go. Then rename the folder, so the rest
-            # vanishes at once; a crash mid-removal leaves only a hidden folder that no listing
-            # shows and the next delete clears.
-            tomb = self.layout.sessions / f".deleted-{uuid.uuid4().hex}"
+            last_write = _identity(log_path)
             try:
-                (folder / LOG_NAME).unlink(missing_ok=True)
-                os.rename(folder, tomb)
-                fsync_dir(self.layout.sessions)
+                # The intent says what the missing log means from here on: deleted, not lost.
+                # The unlink is the commit point; writers holding the log open see it
+                # unlinked (st_nlink 0) and never append to a file that is gone.
+                intent.write(folder, intent.Delete())
+                log_path.unlink(missing_ok=True)
+                fsync_dir(folder)
+                self.remove_folder(folder)
             except OSError as exc:
                 raise StorageError.wrap("delete", str(folder), exc) from None
+            if last_write is not None:
+                _outlast_tick(last_write[2])
+        return existed
+
+    def remove_folder(self, folder: Path) -> None:
+        """Finish a delete past its commit point: the folder goes, all at once, then its files.
+
+        Renamed first, so the rest vanishes in one step (a crash leaves a hidden folder that
+        no listing shows and the next delete clears); the parent is fsynced so the rename
+        survives power loss.
+        """
+        tomb = self.layout.sessions / f".deleted-{uuid.uuid4().hex}"
+        os.rename(folder, tomb)
+        fsync_dir(self.layout.sessions)
         for leftover in self.layout.sessions.glob(".deleted-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        return existed
 
     def _pin(self, session_id: str) -> Handle:
         with self._guard:
@@ -445,9 +478,26 @@ if hasattr(os, "register_at_fork"):
 
 def _holds_events(folder: Path) -> bool:
     try:
-        return first_seq(folder / LOG_NAME) is not None
+        if first_seq(folder / LOG_NAME) is not None:
+            return True
     except CorruptLogError:
         return True  # damaged, but there was something: deleting it deletes a session
+    # No event in the log (a create that never wrote, or a lost log): a session only if its
+    # history is still there.
+    return holds_history(folder) and not isinstance(intent.read(folder), intent.Delete)
+
+
+def _outlast_tick(mtime_ns: int) -> None:
+    """Wait until file times move past ``mtime_ns`` (the deleted log's last write).
+
+    Caches recognise an unchanged log by (device, inode, size, mtime). File times advance by
+    the kernel's clock tick (a few milliseconds), and a new log may reuse the deleted one's
+    inode: re-created and written to the same size within that tick, it would look unchanged
+    to another process's cache. Returning only once the clock is past the tick makes every
+    later write carry a later time. Deletes are rare; the wait is at most a few milliseconds.
+    """
+    while time.time_ns() <= mtime_ns + _TICK_NS:
+        time.sleep(0.001)
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:

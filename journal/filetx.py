@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from journal import intent
 from journal.compaction import apply_retention, prune_active_log
 from journal.erasure import erase_message
 from journal.errors import StorageError
-from journal.history import load_snapshot, read_history, save_snapshot
+from journal.history import check_missing_log, load_snapshot, read_history, save_snapshot
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
 from journal.paths import ensure_dir, fsync_dir, open_file
@@ -50,6 +51,8 @@ class _Owner(Protocol):
     def mark_dirty(self, path: Path) -> None: ...
 
     def _unpin(self, handle: Handle) -> None: ...
+
+    def remove_folder(self, folder: Path) -> None: ...
 
 
 class Handle:
@@ -132,11 +135,15 @@ class FileTransaction:
             handle.fd = None
         flags = os.O_RDWR | os.O_APPEND
         try:
+            # Whenever the log is (re)opened: a change another writer decided but did not
+            # finish (it crashed) is finished first, so nobody builds on a half-made one.
+            self.settle()
             try:
                 handle.fd = open_file(self.path, flags)
             except FileNotFoundError:
                 if not create:
                     return None
+                check_missing_log(self.path.parent)  # a lost log is damage, not a fresh start
                 ensure_dir(self.path.parent)
                 handle.fd = open_file(self.path, flags | os.O_CREAT)
                 if self.storage.fsync != "never":
@@ -146,6 +153,31 @@ class FileTransaction:
         self.size = os.fstat(handle.fd).st_size
         self.checked = True
         return handle.fd
+
+    def settle(self) -> None:
+        """Finish, or drop, the change the session folder's intent records (see ``intent``)."""
+        folder = self.path.parent
+        pending = intent.read(folder)
+        if pending is None:
+            return
+        if isinstance(pending, intent.Delete):
+            if os.path.lexists(self.path):
+                intent.clear(folder)  # stopped before its commit point: it never happened
+            else:
+                self.storage.remove_folder(folder)
+            return
+        log.warning(
+            "%s: finishing a change interrupted by a crash: %s", folder, type(pending).__name__.lower()
+        )
+        if isinstance(pending, intent.Moves):
+            intent.run_moves(folder, pending.moves)
+        else:
+            fd = open_file(self.path, os.O_RDONLY)
+            try:
+                erase_message(folder, self.path, fd, os.fstat(fd).st_size, pending.message_id, pending.by)
+            finally:
+                os.close(fd)
+        intent.clear(folder)
 
     def forget(self) -> None:
         """Drop the cached descriptor (before the log is removed or replaced)."""
@@ -246,8 +278,12 @@ class FileTransaction:
         fd = self._fd(create=False)
         if fd is None or self.size != head.position:
             raise StaleHeadError()
+        folder = self.path.parent
         try:
-            erase_message(self.path.parent, self.path, fd, self.size, message_id, by)
+            # Decided first: a crash part way is finished by the next writer to open the log.
+            intent.write(folder, intent.Erase(message_id, by))
+            erase_message(folder, self.path, fd, self.size, message_id, by)
+            intent.clear(folder)
             stamp = stamp_of(os.stat(self.path))
         except OSError as exc:
             raise StorageError.wrap("redact", str(self.path.parent), exc) from None

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from journal import intent
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.codec import LineError, decode
 from journal.errors import CorruptLogError, StorageError
@@ -31,7 +32,9 @@ from journal.storage import Head, History, Record, StaleHeadError, apply_record,
 __all__ = [
     "ARCHIVE_DIR",
     "BASE_NAME",
+    "check_missing_log",
     "first_seq",
+    "holds_history",
     "load_base",
     "load_snapshot",
     "save_snapshot",
@@ -196,6 +199,38 @@ def first_seq(log_path: Path) -> int | None:
         raise CorruptLogError(str(log_path), 1, 0, exc.reason) from None
 
 
+def holds_history(folder: Path) -> bool:
+    """Whether ``folder`` holds any of a session's history besides its active log: a snapshot,
+    an archive segment or a retention base."""
+    if any(_SNAPSHOT.match(name) for name in list_names(folder)):
+        return True
+    archive = folder / ARCHIVE_DIR
+    return bool(list_segments(archive)) or os.path.lexists(archive / BASE_NAME)
+
+
+def check_missing_log(folder: Path) -> None:
+    """Return if a session folder whose active log is missing holds no session; raise if it
+    holds a damaged one.
+
+    A delete leaves its intent before unlinking the log (its commit point), and a create that
+    never wrote leaves an empty folder: both mean "no such session". A folder that holds the
+    session's history without its log lost the log: that is damage, never a fresh start (a
+    new session there would build on the old one's archive and snapshots).
+
+    Raises:
+        CorruptLogError: the log is missing, but the folder holds history.
+    """
+    if isinstance(intent.read(folder), intent.Delete) or not holds_history(folder):
+        return
+    raise CorruptLogError(
+        str(folder / LOG_NAME),
+        0,
+        -1,
+        "the active log is missing, but the session folder holds its history (archive or "
+        "snapshots): run repair",
+    )
+
+
 def read_history(
     folder: Path,
     log_path: Path,
@@ -211,14 +246,14 @@ def read_history(
     state, head = (None, None) if base is None else base
     start = first_seq(log_path)
     if start is None:
-        if head is not None or list_segments(folder / ARCHIVE_DIR):
-            if log_path.exists():
-                # Pruning always leaves the last event in the active log (and delete unlinks
-                # the log first, so a missing one is a delete in progress).
-                raise CorruptLogError(
-                    str(log_path), 1, 0, "the active log holds no event, but the archive does: run repair"
-                )
+        if not os.path.lexists(log_path):
+            check_missing_log(folder)
             return None, None, iter(())
+        if head is not None or list_segments(folder / ARCHIVE_DIR):
+            # Pruning always leaves the last event in the active log.
+            raise CorruptLogError(
+                str(log_path), 1, 0, "the active log holds no event, but the archive does: run repair"
+            )
         # No complete line: nothing to read, but a writer's read still cuts a torn tail.
         return state, head, read_active(None)
     after = head

@@ -24,8 +24,8 @@ import errno
 import hashlib
 import os
 import re
+import secrets
 import stat
-import threading
 from pathlib import Path
 
 from journal.errors import InvalidSessionIdError, StorageError
@@ -41,6 +41,7 @@ __all__ = [
     "read_regular",
     "stat_existing",
     "write_atomic",
+    "write_temp",
 ]
 
 MAX_ID_LENGTH = 1024
@@ -194,18 +195,20 @@ def list_names(path: Path) -> list[str]:
         raise StorageError.wrap("list", path, exc) from None
 
 
-def write_atomic(path: Path, data: bytes, *, replace: bool = True, make_dirs: bool = True) -> bool:
-    """Put ``data`` at ``path`` all at once: temporary file, fsync, rename, fsync folder.
+def write_temp(folder: Path, stem: str, data: bytes) -> Path:
+    """A new hidden file ``.<stem>.<random>.tmp`` in ``folder`` holding ``data``, fsynced.
 
-    A crash at any point leaves either the old file or the new one, never a mix; the only
-    possible leftover is a hidden ``.tmp`` file, which readers ignore. With ``replace=False``
-    an existing ``path`` is left alone and False is returned. With ``make_dirs=False`` a
-    missing folder raises FileNotFoundError instead of being created.
+    Created with ``O_EXCL`` under an unpredictable name, so a file (or a hard link, or a
+    symlink) planted in advance is never written through. Readers ignore hidden files; a
+    leftover of a crash is swept later (see ``sweep_temp``).
     """
-    if make_dirs:
-        ensure_dir(path.parent)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    while True:
+        tmp = folder / f".{stem}.{secrets.token_hex(8)}.tmp"
+        try:
+            fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            break
+        except FileExistsError:
+            continue  # 64 random bits taken: try others
     try:
         view = memoryview(data)
         while view:
@@ -216,6 +219,20 @@ def write_atomic(path: Path, data: bytes, *, replace: bool = True, make_dirs: bo
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes, *, replace: bool = True, make_dirs: bool = True) -> bool:
+    """Put ``data`` at ``path`` all at once: temporary file, fsync, rename, fsync folder.
+
+    A crash at any point leaves either the old file or the new one, never a mix; the only
+    possible leftover is a hidden ``.tmp`` file, which readers ignore. With ``replace=False``
+    an existing ``path`` is left alone and False is returned. With ``make_dirs=False`` a
+    missing folder raises FileNotFoundError instead of being created.
+    """
+    if make_dirs:
+        ensure_dir(path.parent)
+    tmp = write_temp(path.parent, path.name, data)
     if replace:
         os.replace(tmp, path)
     else:

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from journal.codec import decode
-from journal.errors import SessionExistsError, StorageError
+from journal.errors import CorruptLogError, SessionExistsError, StorageError
 from journal.pgrows import (
     CHUNK,
     SEP,
@@ -184,8 +184,22 @@ class PgStorage:
             row = conn.execute(
                 "SELECT incarnation, generation, last_seq FROM journal_sessions WHERE id = %s", [session_id]
             ).fetchone()
-        if row is None or row[2] == 0:
-            return None
+            if row is None or row[2] == 0:
+                # No event: no session, unless snapshots or a base say events were stored.
+                held = conn.execute(
+                    "SELECT EXISTS (SELECT 1 FROM journal_snapshots WHERE session_id = %s)"
+                    " OR EXISTS (SELECT 1 FROM journal_bases WHERE session_id = %s)",
+                    [session_id, session_id],
+                ).fetchone()[0]
+                if held:
+                    raise CorruptLogError(
+                        self.location(session_id),
+                        0,
+                        -1,
+                        "no event is stored, but snapshots or a retention base of the session are: "
+                        "run repair",
+                    )
+                return None
         return Stamp((row[0].int, row[1], row[2]), row[2])
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
@@ -323,8 +337,15 @@ class PgStorage:
 
     def verify_targets(self, session_id: str | None) -> list[str]:
         if session_id is not None:
-            return [session_id] if self.stamp(session_id) is not None else []
+            return [session_id] if self._stored(session_id) else []
         return list(self.session_ids())
+
+    def _stored(self, session_id: str) -> bool:
+        """Whether anything of the session is stored, damaged or not."""
+        try:
+            return self.stamp(session_id) is not None
+        except CorruptLogError:
+            return True
 
     def verify(self, target: str, anchors: Mapping[str, Anchor]) -> SessionCheck:
         with self.writer(target) as tx:
@@ -335,7 +356,7 @@ class PgStorage:
         return SessionCheck(target, tuple(check.problems), check.events, head)
 
     def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
-        if self.stamp(session_id) is None:
+        if not self._stored(session_id):
             return None
         with self.writer(session_id) as tx:
             return tx.repair(dry_run)

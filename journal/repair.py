@@ -25,12 +25,20 @@ from pathlib import Path
 
 import msgspec
 
-from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines, write_segment
+from journal import intent
+from journal.archive import (
+    SEGMENT_ERRORS,
+    compress,
+    ensure_archive,
+    list_segments,
+    read_segment_lines,
+    segment_name,
+)
 from journal.errors import CorruptLogError
 from journal.filecheck import Checked, Intact
 from journal.history import ARCHIVE_DIR
 from journal.logfile import read_range
-from journal.paths import LOG_NAME, ensure_dir, fsync_dir, write_atomic
+from journal.paths import LOG_NAME, ensure_dir, fsync_dir, write_atomic, write_temp
 from journal.verify import Moved, RepairReport
 
 __all__ = ["QUARANTINE_DIR", "repair_files"]
@@ -156,23 +164,54 @@ def _plan_archive_cut(
 
 
 def _apply(folder: Path, fd: int | None, plan: _Plan, quarantine: Path) -> None:
-    if plan.cut_log_at is not None and fd is not None:
-        os.ftruncate(fd, plan.cut_log_at)
-        _sync(fd)
-    # Whole files move by rename, whatever they are (a folder or a FIFO planted in place of
-    # a snapshot moves as well). Until the new active log is in place, readers see a damaged
-    # or absent session, which they did before; a crash here leaves a state that running
-    # repair again finishes (see the module doc).
-    for path, _ in plan.whole:
-        os.rename(path, quarantine / _quarantine_name(folder, path))
+    # Snapshots first (each move is safe on its own: a snapshot is only a cache), so that no
+    # reader sees one covering events past a log already cut.
+    snapshots = [(path, name) for path, name in _whole(folder, plan) if path.parent == folder]
+    for path, name in snapshots:
+        os.rename(path, quarantine / name)
     fsync_dir(quarantine)
+    fsync_dir(folder)
+    if plan.cut_log_at is not None and fd is not None:
+        os.ftruncate(fd, plan.cut_log_at)  # the commit point of the log case: one step
+        _sync(fd)
+    if plan.new_log is None:
+        return
+    # The archive case replaces several files: prepared beside them, then switched by an
+    # intent (see ``intent``), so a crash at any point leaves either the old files or, once
+    # the intent is written, files the next writer switches to the repaired ones. The old
+    # active log is copied into the quarantine, never moved: another process may hold it
+    # open, and must see it unlinked (replaced), not follow it into the quarantine.
+    if fd is not None:
+        write_atomic(
+            quarantine / _quarantine_name(folder, folder / LOG_NAME), read_range(fd, 0, os.fstat(fd).st_size)
+        )
+    moves = [
+        intent.Move(_relative(folder, path), _relative(folder, quarantine / name))
+        for path, name in _whole(folder, plan)
+        if path.parent != folder
+    ]
     if plan.new_segment is not None:
         first, last, lines = plan.new_segment
-        write_segment(folder / ARCHIVE_DIR, first, last, lines)
-    if plan.new_log is not None:
-        write_atomic(folder / LOG_NAME, plan.new_log)
-    fsync_dir(folder)
-    fsync_dir(folder / ARCHIVE_DIR)
+        staged = write_temp(ensure_archive(folder), "staged", compress(lines))
+        moves.append(intent.Move(_relative(folder, staged), f"{ARCHIVE_DIR}/{segment_name(first, last)}"))
+    staged_log = write_temp(folder, "staged", plan.new_log)
+    moves.append(intent.Move(staged_log.name, LOG_NAME))
+    intent.write(folder, intent.Moves(tuple(moves)))
+    intent.run_moves(folder, tuple(moves))
+    intent.clear(folder)
+
+
+def _whole(folder: Path, plan: _Plan) -> list[tuple[Path, str]]:
+    """The files the plan moves whole, and their names in the quarantine (the log excepted)."""
+    return [
+        (path, _quarantine_name(folder, path))
+        for path, _ in plan.whole
+        if path.name != LOG_NAME or path.parent != folder
+    ]
+
+
+def _relative(folder: Path, path: Path) -> str:
+    return "/".join(path.relative_to(folder).parts)
 
 
 def _moved(source: Path, offset: int, size: int, name: str, reason: str) -> Moved:

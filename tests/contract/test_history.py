@@ -8,6 +8,7 @@ for "damage is detected, located and repaired"; and a fresh Journal for "what is
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -404,8 +405,9 @@ def test_events_lost_under_a_snapshot_are_damage_that_no_writer_builds_on(
         for call in (lambda: fresh.get(SID), lambda: fresh.add_message(SID, "user", "fork")):
             with pytest.raises(CorruptLogError) as info:
                 call()
-            assert "up to seq 8 but the" in info.value.reason
-            assert f"end at seq {keep}" in info.value.reason or f"ends at seq {keep}" in info.value.reason
+            assert "run repair" in info.value.reason
+            if keep:
+                assert re.search(f"up to seq 8 but the .* ends? at seq {keep}", info.value.reason)
         assert stored.dump() == before
         assert "truncated" in [p.kind for p in fresh.verify(SID).problems]
         fresh.repair(SID)

@@ -9,7 +9,8 @@ checks, with the pristine copy as the oracle:
 
 * reads (``get``, ``events``, ``replay``) either return exactly what the pristine journal
   returned at that version or, for the damaged session only, raise ``CorruptLogError``
-  (``SessionNotFoundError`` once no complete line is left); never a wrong state, never another
+  (``SessionNotFoundError`` once no complete line is left, unless a snapshot shows that
+  events were stored); never a wrong state, never another
   error, and bystander sessions read in full;
 * ``verify`` with the heads exported before the damage reports the damaged session, and only
   it, at the first line that differs from the pristine history (or ``truncated`` when the
@@ -66,6 +67,7 @@ from tests.conftest import SOAK, shared_path
 
 SCALE = 10 if SOAK else 1
 _SEED_ENV = os.environ.get("JOURNAL_TORTURE_SEED")
+_SNAPSHOT = re.compile(r"^snapshot-(\d{20})\.snap$")
 SEED = int(_SEED_ENV) if _SEED_ENV else (random.SystemRandom().randrange(2**32) if SOAK else 20250301)
 
 HASH_KEY = b',"hash":"'
@@ -426,7 +428,11 @@ def _run_case(pristine: Pristine, base: Path, damage: Damage) -> None:
     pristine_log = (pristine.folder(pristine.root, damage.sid) / LOG).read_bytes()
     log_holds_lines = any(e.file == str(folder / LOG) for e in elems)
     refusals: tuple[type[Exception], ...] = ()
+    snapshots = [int(m[1]) for name in os.listdir(folder) if (m := _SNAPSHOT.match(name))]
     if expect.where:
+        refusals = (CorruptLogError,)
+    elif expect.truncated and any(seq > expect.kept for seq in snapshots):
+        # A snapshot proves the lost events were stored: never a fresh start under them.
         refusals = (CorruptLogError,)
     elif expect.truncated and not expect.kept:
         refusals = (SessionNotFoundError,)  # no complete line left: the session does not exist
@@ -946,13 +952,18 @@ def stale(tmp_path: Path) -> Stale:
     return Stale(early, folder, planted, states, events)
 
 
-def test_snapshot_past_the_end_of_the_log_is_ignored_and_reported(stale: Stale) -> None:
+def test_snapshot_past_the_end_of_the_log_is_reported_and_repair_clears_it(stale: Stale) -> None:
     # Oracle: the log holds seqs 1..5; the planted snapshot claims seq 9 at a position past the
-    # log's end. Reads fall back (to snapshot 3 or the log) and give the log's state; verify
-    # names the snapshot as "truncated"; repair moves exactly that file and nothing else.
+    # log's end: evidence that events 6..9 were stored and lost. get() and events() raise
+    # naming the snapshot (replay folds the stored lines alone, without snapshots); verify names the
+    # snapshot as "truncated"; repair moves exactly that file and nothing else, after which
+    # the session reads as the log's state again.
     with Journal(stale.root) as journal:
-        assert journal.get("snap") == stale.states[5] == journal.replay("snap")
-        assert list(journal.events("snap")) == stale.events[:5]
+        for read in (lambda: journal.get("snap"), lambda: list(journal.events("snap"))):
+            with pytest.raises(CorruptLogError) as info:
+                read()
+            assert info.value.path == str(stale.snapshot)
+        assert journal.replay("snap") == stale.states[5]  # a fold of the stored lines alone
         report = journal.verify()
         assert [(p.kind, p.file, p.line) for p in report.problems] == [("truncated", str(stale.snapshot), 0)]
         planted = stale.snapshot.read_bytes()
@@ -967,21 +978,22 @@ def test_snapshot_past_the_end_of_the_log_is_ignored_and_reported(stale: Stale) 
         assert journal.get("snap") == stale.states[5]
 
 
-def test_log_regrown_past_a_stale_snapshot_wins_over_it(stale: Stale) -> None:
-    # The log is appended to until it is longer than the planted snapshot says, with other
-    # events: the snapshot's hash is not where it says, so every read ignores it.
+def test_no_writer_regrows_the_log_under_a_snapshot_past_its_end(stale: Stale) -> None:
+    # Appending seq 6 after a log that ends at 5, beside a snapshot of seq 9, would store a
+    # second, different seq 6..9: a fork of the history the snapshot records. Every write
+    # refuses, and leaves the log as it was; after repair the session takes appends again.
+    log = stale.snapshot.parent / LOG
+    before = log.read_bytes()
     with Journal(stale.root) as journal:
-        for i in range(6):
-            journal.add_message("snap", "user", f"other {i}")
-        state = journal.get("snap")
-        assert state.version == 11
-        assert state == journal.replay("snap")
-        assert state != stale.states[11]
-        assert state.messages[-1].content == "other 5"
+        for _ in range(2):
+            with pytest.raises(CorruptLogError):
+                journal.add_message("snap", "user", "other")
+        assert log.read_bytes() == before
+        journal.repair("snap")
+        assert journal.add_message("snap", "user", "other").seq == 6
     with Journal(stale.root) as fresh:
-        assert fresh.get("snap") == state
-        kinds = [(p.kind, p.file) for p in fresh.verify().problems]
-        assert kinds == [("snapshot_mismatch", str(stale.snapshot))]
+        assert fresh.get("snap") == fresh.replay("snap")
+        assert fresh.verify().ok
 
 
 # -- regressions: bugs this file found ------------------------------------------------------------

@@ -50,6 +50,7 @@ from hypothesis.stateful import (
 
 from journal import (
     Compaction,
+    CorruptLogError,
     HistoryPrunedError,
     InvalidValueError,
     Journal,
@@ -57,7 +58,7 @@ from journal import (
     SessionNotFoundError,
 )
 from journal.paths import Layout
-from journal.snapshot import decode_snapshot
+from journal.snapshot import SnapshotError, decode_snapshot
 from journal.testing import (
     InMemoryJournal,
     JournalMachine,
@@ -157,6 +158,18 @@ def temporary_files(root: str, sid: str) -> list[str]:
         if where.is_dir():
             found += [str(where / n) for n in os.listdir(where) if n.startswith(".")]
     return found
+
+
+def past_the_end(root: str, sid: str, version: int) -> bool:
+    """Whether a snapshot file of the session names, and holds, a seq after ``version``."""
+    for path in snapshot_files(root, sid):
+        try:
+            _, head = decode_snapshot(path.read_bytes())
+        except (SnapshotError, OSError):
+            continue
+        if head.seq == int(path.name[len("snapshot-") : -len(".snap")]) > version:
+            return True
+    return False
 
 
 def damage_newest_snapshot(
@@ -289,9 +302,17 @@ class FileJournalMachine(JournalMachine):
         if not snapshot_files(self.root, sid):
             self.journal(which).compact(sid)  # something to damage
         damage_newest_snapshot(self.root, sid, self.existing(), self.stash, how, data)
+        want = self.model.get(sid)
         with Journal(self.root, max_cached_sessions=0) as cold:
+            if past_the_end(self.root, sid, want.version):
+                # A planted file (another session's, or an older incarnation's) naming a seq
+                # past the log's end reads as events lost from the log: never served, never
+                # built on, and cleared by repair.
+                with pytest.raises(CorruptLogError, match="covers events up to seq"):
+                    cold.get(sid)
+                cold.repair(sid)
             got = cold.get(sid)
-            assert_same_session(got, self.model.get(sid))
+            assert_same_session(got, want)
             assert got == cold.replay(sid)
             for other in self.existing():
                 cold.repair(other)

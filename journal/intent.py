@@ -1,0 +1,129 @@
+"""Multi-file changes of a session folder: one commit point, finished by the next writer.
+
+A change that touches several files (``delete``, the archive case of ``repair``, erasing a
+redacted message) first writes ``intent.json`` into the session folder, atomically (temporary
+file, fsync, rename, folder fsync): from then on the change is decided, and whichever writer
+next opens the session's log under its lock (or ``repair``, or ``verify``) carries it out
+again from the start before doing anything else. Every step is idempotent, so a change
+interrupted at any point, even twice, ends the same way. The intent is removed last.
+
+* ``delete``: the commit point is the unlink of the active log, not the intent. The intent
+  only says what a missing log means: with the log still there the delete never happened
+  (the intent is dropped); without it the delete is finished (the folder goes).
+* ``moves``: renames inside the folder, prepared files first (see ``repair``): each step
+  is done if its source exists and skipped if only its destination does.
+* ``erase``: the redaction event is already in the log; the erasure is run again.
+
+An intent names files only inside its own folder: a path that would leave it (absolute,
+``..``, anything but plain names) makes the intent unreadable, which reads as damage.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import msgspec
+
+from journal.errors import CorruptLogError
+from journal.paths import fsync_dir, read_regular, write_atomic
+
+__all__ = ["INTENT_NAME", "Delete", "Erase", "Intent", "Move", "Moves", "clear", "read", "run_moves", "write"]
+
+INTENT_NAME = "intent.json"
+_NAME = re.compile(r"^[A-Za-z0-9._~+-]+$")
+
+
+class Move(msgspec.Struct, array_like=True, frozen=True):
+    """Rename ``source`` to ``target`` (both relative to the session folder)."""
+
+    source: str
+    target: str
+
+
+class Delete(msgspec.Struct, tag="delete", frozen=True):
+    """The session is being deleted (decided once its log is unlinked)."""
+
+
+class Moves(msgspec.Struct, tag="moves", frozen=True):
+    """Renames, in order (``repair``'s switch to the repaired files)."""
+
+    moves: tuple[Move, ...]
+
+
+class Erase(msgspec.Struct, tag="erase", frozen=True):
+    """Erase ``message_id``'s content from every line before seq ``by`` (its redaction)."""
+
+    message_id: str
+    by: int
+
+
+Intent = Delete | Moves | Erase
+_DECODER = msgspec.json.Decoder(Intent)
+
+
+def write(folder: Path, intent: Intent) -> None:
+    """Record ``intent`` durably: after this returns, the change is decided."""
+    write_atomic(folder / INTENT_NAME, msgspec.json.encode(intent) + b"\n", make_dirs=False)
+
+
+def read(folder: Path) -> Intent | None:
+    """The pending intent of ``folder``, or None.
+
+    Raises:
+        CorruptLogError: the intent file exists but cannot be read, or names a path outside
+            its folder.
+    """
+    path = folder / INTENT_NAME
+    try:
+        data = read_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise CorruptLogError(str(path), 0, -1, f"pending change unreadable: {exc}") from None
+    try:
+        intent = _DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise CorruptLogError(str(path), 0, -1, f"pending change unreadable: {exc}") from None
+    if isinstance(intent, Moves):
+        for move in intent.moves:
+            for name in (move.source, move.target):
+                if not all(_NAME.match(part) and part not in (".", "..") for part in name.split("/")):
+                    raise CorruptLogError(
+                        str(path), 0, -1, f"pending change names {name!r}: not in its folder"
+                    )
+    return intent
+
+
+def clear(folder: Path) -> None:
+    """Remove the intent once the change is complete (durably)."""
+    try:
+        os.unlink(folder / INTENT_NAME)
+    except FileNotFoundError:
+        return
+    fsync_dir(folder)
+
+
+def run_moves(folder: Path, moves: tuple[Move, ...]) -> None:
+    """Carry out ``moves`` in order; those already done (only the target exists) are skipped.
+
+    Raises:
+        CorruptLogError: neither the source nor the target of a move exists: something
+            outside journal removed a file the change needs.
+    """
+    touched: set[Path] = set()
+    for move in moves:
+        source, target = folder / move.source, folder / move.target
+        if os.path.lexists(source):
+            os.replace(source, target)
+            touched.update((source.parent, target.parent))
+        elif not os.path.lexists(target):
+            raise CorruptLogError(
+                str(folder / INTENT_NAME),
+                0,
+                -1,
+                f"pending change: neither {move.source} nor {move.target} exists",
+            )
+    for place in sorted(touched):
+        fsync_dir(place)
