@@ -31,7 +31,7 @@ from journal.codec import LineError, decode, erase_body
 from journal.events import MessageAdded, MessageEdited
 from journal.history import ARCHIVE_DIR, BASE_NAME, load_base, snapshot_path, snapshot_seqs
 from journal.logfile import read_range
-from journal.paths import list_names, write_atomic
+from journal.paths import fsync_dir, list_names, write_atomic
 from journal.repair import QUARANTINE_DIR
 from journal.snapshot import encode_snapshot
 from journal.state import Session
@@ -75,6 +75,10 @@ def erase_message(folder: Path, log_path: Path, fd: int, size: int, message_id: 
     for leftover in _leftovers(folder):
         leftover.unlink(missing_ok=True)
     archive = folder / ARCHIVE_DIR
+    # The deletions must be durable before any rewrite: otherwise a power cut can keep an
+    # erased file and bring back a snapshot that shows the content beside it.
+    fsync_dir(folder)
+    fsync_dir(archive)
     base = load_base(folder)
     if base is not None:
         state = erased_state(base[0], message_id)

@@ -24,7 +24,7 @@ from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment
 from journal.codec import LineError, decode
 from journal.errors import CorruptLogError, StorageError
 from journal.logfile import LineScan, last_line, line_ending_at
-from journal.paths import LOG_NAME, list_names, open_existing, read_regular, write_atomic
+from journal.paths import LOG_NAME, fsync_dir, list_names, open_existing, read_regular, write_atomic
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.state import Session
 from journal.storage import Head, History, Record, StaleHeadError, apply_record, check_line
@@ -153,10 +153,16 @@ def save_snapshot(folder: Path, session: Session | bytes, head: Head, *, replace
 
 
 def remove_snapshots_before(folder: Path, seq: int) -> None:
-    """Delete snapshots older than ``seq`` (they are superseded)."""
+    """Delete snapshots older than ``seq`` (they are superseded), durably."""
+    removed = False
     for older in snapshot_seqs(folder):
         if older < seq:
             snapshot_path(folder, older).unlink(missing_ok=True)
+            removed = True
+    if removed:
+        # Readers ignore a superseded snapshot that a power cut brought back, but once a
+        # retention base replaced the events it describes, verify reports it as a mismatch.
+        fsync_dir(folder)
 
 
 def load_base(folder: Path) -> tuple[Session, Head] | None:
