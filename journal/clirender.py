@@ -27,6 +27,7 @@ from journal.events import (
     MessageRemoved,
     SettingsChanged,
 )
+from journal.pgurl import shown_url
 from journal.state import Message, Session
 
 __all__ = [
@@ -215,15 +216,15 @@ def copied_line(c: Copied) -> str:
     return f"{sid}: copied {c.events} events, but the copy differs from the source:{problems}"
 
 
-# scheme://user:password@host: the password is replaced wherever a URL shows up in a message
-# (a libpq error, an argparse complaint quoting an argument), since messages end up in logs.
-_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*):[^@\s]*@")
+# Any URL in a message (an argparse complaint quoting an argument, say) is shown without its
+# passwords (user:pass@, password=, sslpassword=: see pgurl), since messages end up in logs.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 
 
 def safe_message(text: str) -> str:
     """An error message on one line (driver messages span several) and without passwords."""
     flat = re.sub(r"\s*[\r\n]+\s*", " ", text.strip())
-    return _PASSWORD.sub(r"\1:***@", flat)
+    return _URL.sub(lambda url: shown_url(url.group(0)), flat)
 
 
 def print_session(s: Session, out: TextIO) -> None:

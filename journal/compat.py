@@ -12,7 +12,11 @@ stored: write through the helpers); times are aware UTC datetimes; a clear keeps
 in the log; and writes are appends, safe across threads and processes.
 
 The helpers use one module-level ``Journal``: ``configure(root)`` sets it (by default the
-folder in ``$JOURNAL_ROOT``, else ``./journal-data``, opened on first use).
+folder in ``$JOURNAL_ROOT``, else ``./journal-data``, on first use). Who closes it: a
+``Journal`` passed to ``configure`` is yours. A folder or URL alone means the process's shared
+Journal on it (``journal.shared.shared_journal``, closed at interpreter exit), the one the
+framework adapters given that root use too. A folder with options (``fsync=...``) opens a
+Journal of the helpers' own, closed when ``configure`` replaces it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from journal.events import thaw
+from journal.shared import shared_journal
 from journal.state import Message, Session
 from journal.store import Journal
 
@@ -30,25 +35,35 @@ __all__ = ["add_message_to_session", "clear_session", "configure", "get_or_creat
 
 _lock = threading.Lock()
 _journal: Journal | None = None
+_owned = False  # whether _journal was opened here (with options): then it is closed here too
 
 
 def configure(root_or_journal: str | os.PathLike[str] | Journal, **options: Any) -> Journal:
-    """Use this folder (or this ``Journal``) for the helpers; returns the Journal."""
-    global _journal
-    journal = root_or_journal if isinstance(root_or_journal, Journal) else Journal(root_or_journal, **options)
+    """Use this ``Journal``, or the Journal on this folder or URL, for the helpers; returns it.
+
+    A Journal given stays yours to close; a folder or URL alone is the shared Journal on it;
+    with ``options`` a Journal of the helpers' own is opened (closed when replaced).
+    """
+    global _journal, _owned
+    if isinstance(root_or_journal, Journal):
+        journal, owned = root_or_journal, False
+    elif options:
+        journal, owned = Journal(root_or_journal, **options), True
+    else:
+        journal, owned = shared_journal(root_or_journal), False
     with _lock:
-        previous, _journal = _journal, journal
-    if previous is not None and previous is not journal:
+        previous, previous_owned = _journal, _owned
+        _journal, _owned = journal, owned
+    if previous is not None and previous_owned and previous is not journal:
         previous.close()
     return journal
 
 
 def _default() -> Journal:
-    global _journal
     with _lock:
-        if _journal is None:
-            _journal = Journal(os.environ.get("JOURNAL_ROOT") or "journal-data")
-        return _journal
+        if _journal is not None:
+            return _journal
+    return shared_journal(os.environ.get("JOURNAL_ROOT") or "journal-data")
 
 
 def get_or_create_session(session_id: str) -> dict[str, Any]:

@@ -418,7 +418,8 @@ class FileStorage:
 
     def close(self) -> None:
         self._stop.set()
-        if self._flusher is not None:
+        # A Journal's finalizer may run on any thread, the flusher's own included.
+        if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join()
         self.flush()
         with self._guard:

@@ -29,7 +29,6 @@ import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from journal.codec import decode
 from journal.errors import CorruptLogError, SessionExistsError, StorageError
@@ -46,6 +45,7 @@ from journal.pgrows import (
 )
 from journal.pgschema import NewerSchemaError, migrate
 from journal.pgtx import PgTransaction
+from journal.pgurl import scrub, shown_url
 from journal.snapshot import decode_snapshot, encode_snapshot
 from journal.state import Session
 from journal.storage import (
@@ -77,16 +77,6 @@ def _conninfo(url: str) -> dict[str, Any]:
         return {}
 
 
-def _shown(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 class PgStorage:
     """Sessions in PostgreSQL; see the module docstring.
 
@@ -100,7 +90,7 @@ class PgStorage:
 
     def __init__(self, url: str, *, lock_timeout: float = 60.0, pool_size: int = 4) -> None:
         self.url = url
-        self.shown = _shown(url)
+        self.shown = shown_url(url)  # every form of password masked: see pgurl
         self.lock_timeout = lock_timeout
         self.pool_size = pool_size
         self._pool: Any = None
@@ -131,9 +121,9 @@ class PgStorage:
             with psycopg.connect(self.url, autocommit=True, **self._timeout) as conn:
                 migrate(conn)
         except psycopg.Error as exc:
-            raise StorageError("connect", self.shown, str(exc).strip() or type(exc).__name__) from None
+            raise StorageError("connect", self.shown, self.said(exc)) from None
         except NewerSchemaError as exc:
-            raise StorageError("migrate", self.shown, str(exc)) from None
+            raise StorageError("migrate", self.shown, self.said(exc)) from None
         self._pool = psycopg_pool.ConnectionPool(
             self.url,
             min_size=1,
@@ -155,9 +145,9 @@ class PgStorage:
             with pool.connection(timeout=30) as conn:
                 yield conn
         except psycopg.OperationalError as exc:
-            raise StorageError(operation, self.shown, str(exc).strip() or type(exc).__name__) from None
+            raise StorageError(operation, self.shown, self.said(exc)) from None
         except psycopg_pool.PoolTimeout as exc:
-            raise StorageError(operation, self.shown, self._diagnose(str(exc))) from None
+            raise StorageError(operation, self.shown, self._diagnose(self.said(exc))) from None
 
     def _diagnose(self, waited: str) -> str:
         """Why no pooled connection came: the server's own answer when it does not take one."""
@@ -166,8 +156,12 @@ class PgStorage:
             with psycopg.connect(self.url, **self._timeout):
                 pass
         except psycopg.Error as exc:
-            return str(exc).strip().splitlines()[0]
+            return self.said(exc).splitlines()[0]
         return f"{waited} (every connection is in use)"
+
+    def said(self, exc: BaseException) -> str:
+        """What the driver said of ``exc``, for a message: without any secret of the URL."""
+        return scrub(str(exc).strip() or type(exc).__name__, self.url)
 
     def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
@@ -393,7 +387,7 @@ class ChangeFeed:
             self.prefix = self.conn.execute("SELECT current_schema()").fetchone()[0] + SEP
             self.conn.execute("LISTEN journal")
         except psycopg.OperationalError as exc:
-            raise StorageError("listen", storage.shown, str(exc).strip()) from None
+            raise StorageError("listen", storage.shown, storage.said(exc)) from None
 
     def wait(self, timeout: float) -> set[str]:
         """The sessions appended to, waiting up to ``timeout`` seconds for the first."""
@@ -402,7 +396,7 @@ class ChangeFeed:
             notes = list(self.conn.notifies(timeout=timeout, stop_after=1))
             notes += self.conn.notifies(timeout=0)
         except psycopg.OperationalError as exc:
-            raise StorageError("listen", self.storage.shown, str(exc).strip()) from None
+            raise StorageError("listen", self.storage.shown, self.storage.said(exc)) from None
         prefix = self.prefix
         return {n.payload[len(prefix) :] for n in notes if n.payload.startswith(prefix)}
 

@@ -63,7 +63,7 @@ class PgTransaction:
         if isinstance(exc, psycopg.OperationalError):
             # The connection failed under the lock (which the server released with it).
             self._release(exc)
-            raise StorageError("write", self.where, str(exc).strip() or type(exc).__name__) from None
+            raise StorageError("write", self.where, self.storage.said(exc)) from None
         self._release()
 
     def _acquire(self) -> None:
@@ -87,7 +87,7 @@ class PgTransaction:
             raise LockTimeoutError(self.where, timeout) from None
         except psycopg.OperationalError as exc:
             self._release(exc)
-            raise StorageError("lock", self.where, str(exc).strip() or type(exc).__name__) from None
+            raise StorageError("lock", self.where, self.storage.said(exc)) from None
         except BaseException as exc:
             self._release(exc)
             raise
@@ -154,7 +154,11 @@ class PgTransaction:
             raise StaleHeadError() from None
         except psycopg.OperationalError as exc:
             # The commit's fate is unknown: look for the rows under the lock, by seq and hash.
-            log.warning("%s: connection lost during an append (%s); checking what landed", self.where, exc)
+            log.warning(
+                "%s: connection lost during an append (%s); checking what landed",
+                self.where,
+                self.storage.said(exc),
+            )
             try:
                 self._reconnect()
                 landed = self._landed(lines)
@@ -170,9 +174,7 @@ class PgTransaction:
                 if self._stored(lines):
                     row = None  # stored: the append succeeded; only the stamp is unknown
                 else:
-                    raise StorageError(
-                        "append", self.where, str(again).strip() or type(again).__name__
-                    ) from None
+                    raise StorageError("append", self.where, self.storage.said(again)) from None
         last = lines[-1]
         if row is None:
             # A stamp that matches nothing: the next read checks the store again.

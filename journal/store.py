@@ -70,7 +70,8 @@ class Journal(MessageWrites, Upkeep):
     Every write appends one event to the session's log and returns only after the line is
     written (and, with ``fsync="always"``, fsynced). Writes take an optional ``actor`` (who made
     the change) and ``expected_version`` (raise ConflictError instead of writing if the session
-    moved on). Reads return immutable snapshots.
+    moved on). Reads return immutable snapshots. ``close()`` (or ``with``) releases its files
+    or connections; a Journal dropped without it is closed when garbage collected.
 
     Args:
         root: the folder holding the journal (created 0700 on first write).
@@ -143,6 +144,10 @@ class Journal(MessageWrites, Upkeep):
         self._guard = threading.Lock()
         self._closed = False
         _journals.add(self)
+        # Closes the storage once this Journal is garbage collected (or at interpreter exit)
+        # if nobody called close(): an adapter made per request must not leak descriptors or
+        # connections. It holds only the storage, never the Journal, or it would keep it alive.
+        self._release = weakref.finalize(self, self._storage.close)
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str], **options: Any) -> Journal:
@@ -183,10 +188,14 @@ class Journal(MessageWrites, Upkeep):
         self.close()
 
     def close(self) -> None:
-        """Flush background fsyncs and release files; later calls raise JournalClosedError."""
+        """Flush background fsyncs and release files; later calls raise JournalClosedError.
+
+        Calling it again does nothing. A Journal dropped without it is closed the same way
+        when it is garbage collected, or at interpreter exit.
+        """
         if not self._closed:
             self._closed = True
-            self._storage.close()
+            self._release()  # runs the storage's close at most once, even racing the collector
             with self._guard:
                 self._slots.clear()
 
@@ -360,7 +369,7 @@ class Journal(MessageWrites, Upkeep):
         if not self.exists(sid):
             raise SessionNotFoundError(sid)
         self._check_open()
-        return (record.event for record in streamed_history(self._storage, sid) if record.event.seq > after)
+        return self._events(sid, after)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
@@ -441,6 +450,13 @@ class Journal(MessageWrites, Upkeep):
                 return view
         finally:
             self._unpin(sid, slot)
+
+    def _events(self, sid: str, after: int) -> Iterator[Event]:
+        # A method, so the iterator holds the Journal: dropping the Journal mid-iteration
+        # must not let its finalizer close the storage the iterator still reads from.
+        for record in streamed_history(self._storage, sid):
+            if record.event.seq > after:
+                yield record.event
 
     def _replay(self, sid: str, stop: Callable[[Point], bool]) -> Session | None:
         state, base_head, records = self._storage.history(sid)

@@ -14,6 +14,11 @@ content, which ``Journal.redact_message`` erases; the metadata holds only the fo
 A redacted message reads back as an empty message of its type. ``clear`` empties the visible
 conversation; the journal keeps the history. ``add_messages`` is one journal write. The async
 variants run off the event loop.
+
+Who closes the journal: a ``Journal`` you pass in is yours (the history never closes it). Given
+a folder or URL, the history uses the process's shared Journal on it
+(``journal.shared.shared_journal``), so a history made per request opens nothing new; that
+one is closed at interpreter exit (or by ``journal.shared.close_shared()``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from langchain_core.messages import BaseMessage, ChatMessage, message_to_dict, m
 
 from journal.errors import SessionNotFoundError
 from journal.events import thaw
+from journal.shared import shared_journal
 from journal.state import Message
 from journal.store import Journal
 from journal.writes import NewMessage
@@ -43,12 +49,15 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
 
     Args:
         session_id: the journal session (created on the first message).
-        journal_or_root: a ``Journal`` to share, or a folder (a Journal is opened on it).
+        journal_or_root: a ``Journal`` (yours to close), or a folder or ``postgresql://`` URL
+            (the process's shared Journal on it is used: see the module docstring).
     """
 
     def __init__(self, session_id: str, journal_or_root: Journal | str | os.PathLike[str]) -> None:
         self.session_id = session_id
-        self.journal = journal_or_root if isinstance(journal_or_root, Journal) else Journal(journal_or_root)
+        self.journal = (
+            journal_or_root if isinstance(journal_or_root, Journal) else shared_journal(journal_or_root)
+        )
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]

@@ -36,6 +36,11 @@ What is promised:
   cancelled write still waits for the write to finish before re-raising the cancellation, so
   no write lands after the caller moved on.
 
+Who closes the journal: a ``Journal`` passed as ``journal=`` is yours (the store never closes
+it). Given only ``root`` (a folder or URL), the store uses the process's shared Journal on it
+(``journal.shared.shared_journal``), so stores made per request open nothing new; that one is
+closed at interpreter exit (or by ``journal.shared.close_shared()``).
+
 Not promised, unlike ``SimpleChatStore``: ``set_messages(key, [])`` also unlists the key (the
 journal records both it and ``delete_messages`` as a ``cleared`` event). Values in
 ``additional_kwargs`` come back as their JSON form, as after ``SimpleChatStore.persist``:
@@ -71,6 +76,7 @@ from journal import (
     SessionNotFoundError,
 )
 from journal.integrations import settled
+from journal.shared import shared_journal
 
 __all__ = ["JournalChatStore"]
 
@@ -85,18 +91,19 @@ _RACED = (ConflictError, MessageNotFoundError, SessionNotFoundError)
 
 
 def _open(data: dict[str, Any]) -> Journal:
-    """The ``Journal`` on the validated ``root``, when none was given."""
-    return Journal(data["root"])
+    """The process's shared ``Journal`` on the validated ``root``, when none was given."""
+    return shared_journal(data["root"])
 
 
 class JournalChatStore(BaseChatStore):
     """A LlamaIndex chat store on a journal: each key is a journal session.
 
-    Give ``root`` (a folder; a ``Journal`` with default options is opened on it) or
-    ``journal=`` (a ``Journal`` to share, e.g. with the app's own code). Constructing it does
-    no file work. ``model_dump``/``to_dict`` give ``root`` and ``actor`` (never the
-    ``Journal``), so ``JournalChatStore.from_dict`` and unpickling reopen the same folder,
-    with the journal's default options.
+    Give ``root`` (a folder or ``postgresql://`` URL: the process's shared ``Journal`` on it,
+    with default options, is used; see ``journal.shared``) or ``journal=`` (a ``Journal`` of
+    yours, e.g. shared with the app's own code: the store never closes it, you do).
+    Constructing it does no file work. ``model_dump``/``to_dict`` give ``root`` and ``actor``
+    (never the ``Journal``), so ``JournalChatStore.from_dict`` and unpickling use the shared
+    Journal on the same root.
 
     Keys must be valid journal session ids (non-empty, no NUL, at most the journal's length
     limit); another key raises ``InvalidSessionIdError``, a ``ValueError``.

@@ -31,6 +31,12 @@ What is promised:
 An item that would not read back equal (NaN, a tuple, bytes, a date: values JSON has no
 exact form for) is refused with ``InvalidValueError``; nothing of its batch is written.
 
+Who closes the journal: a ``Journal`` or ``AsyncJournal`` you pass in is yours (the session
+never closes it). Given a folder or URL, the session uses the process's shared Journal on it
+(``journal.shared.shared_journal``), so sessions made per request open nothing new; that one
+is closed at interpreter exit (or by ``journal.shared.close_shared()``). ``close()`` never
+closes a journal.
+
 Messages that other code wrote to the same session without the marker read back as plain
 text items, and so does a JSON item whose content was replaced by ``Journal.edit_message``
 with text that is not a JSON object.
@@ -49,8 +55,14 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
 from journal.aio import AsyncJournal
-from journal.errors import InvalidValueError, MessageNotFoundError, SessionNotFoundError
+from journal.errors import (
+    InvalidValueError,
+    JournalClosedError,
+    MessageNotFoundError,
+    SessionNotFoundError,
+)
 from journal.integrations import settled
+from journal.shared import shared_journal
 from journal.state import Message
 from journal.store import Journal
 from journal.writes import NewMessage
@@ -74,8 +86,8 @@ class JournalSession:
 
     Args:
         session_id: the journal session holding the items.
-        journal_or_root: a ``Journal`` or ``AsyncJournal`` to share, or a folder (a ``Journal``
-            is opened on it, and ``close()`` closes it).
+        journal_or_root: a ``Journal`` or ``AsyncJournal`` (yours to close), or a folder or
+            ``postgresql://`` URL (the process's shared Journal on it is used).
         session_settings: the SDK's settings; ``limit`` is the default for ``get_items``.
     """
 
@@ -90,13 +102,14 @@ class JournalSession:
     ) -> None:
         self.session_id = session_id
         self.session_settings = session_settings if session_settings is not None else SessionSettings()
-        self._owned = not isinstance(journal_or_root, (Journal, AsyncJournal))
+        self._closed = False
+        self._shared = not isinstance(journal_or_root, (Journal, AsyncJournal))
         if isinstance(journal_or_root, AsyncJournal):
             self.journal = journal_or_root.journal
         elif isinstance(journal_or_root, Journal):
             self.journal = journal_or_root
         else:
-            self.journal = Journal(journal_or_root)
+            self.journal = shared_journal(journal_or_root)
 
     def __repr__(self) -> str:
         return f"JournalSession({self.session_id!r}, {self.journal!r})"
@@ -144,15 +157,25 @@ class JournalSession:
         await settled(self._clear)
 
     def close(self) -> None:
-        """Close the journal if this session opened it from a folder; a shared one stays open."""
-        if self._owned:
-            self.journal.close()
+        """End this session if it was given a folder or URL; closes no journal.
+
+        Given a folder or URL, later calls raise ``JournalClosedError``, and the shared Journal
+        stays open for the other sessions using it. Given a Journal, this does nothing: that
+        journal is yours to close.
+        """
+        if self._shared:
+            self._closed = True
 
     # -- the journal calls, each run in a worker thread ------------------------------------
 
+    def _open(self) -> Journal:
+        if self._closed:
+            raise JournalClosedError(self.journal.root)
+        return self.journal
+
     def _read(self, limit: int | None) -> list[TResponseInputItem]:
         try:
-            messages = self.journal.get(self.session_id).messages
+            messages = self._open().get(self.session_id).messages
         except SessionNotFoundError:
             return []
         if limit is None:
@@ -164,22 +187,25 @@ class JournalSession:
     def _append(self, items: list[TResponseInputItem]) -> None:
         # Encoded before any file work, so an item that is not JSON writes nothing.
         messages = [_message(i, item) for i, item in enumerate(items)]
+        journal = self._open()
         try:
-            self.journal.add_messages(self.session_id, messages)
+            journal.add_messages(self.session_id, messages)
         except SessionNotFoundError:
             # The first write of a session; trying the append first saves a call on every other.
-            self.journal.get_or_create(self.session_id)
-            self.journal.add_messages(self.session_id, messages)
+            journal.get_or_create(self.session_id)
+            journal.add_messages(self.session_id, messages)
 
     def _pop(self) -> TResponseInputItem | None:
+        journal = self._open()
         try:
-            return _item(self.journal.pop_message(self.session_id))
+            return _item(journal.pop_message(self.session_id))
         except (SessionNotFoundError, MessageNotFoundError):
             return None
 
     def _clear(self) -> None:
+        journal = self._open()
         with contextlib.suppress(SessionNotFoundError):
-            self.journal.clear(self.session_id)
+            journal.clear(self.session_id)
 
 
 def _message(index: int, item: Mapping[str, Any]) -> NewMessage:

@@ -391,16 +391,20 @@ def test_sessions_are_isolated_by_id_and_shared_by_id(root: Path) -> None:
     asyncio.run(main())
 
 
-def test_close_closes_only_a_journal_the_session_opened(root: Path) -> None:
+def test_close_ends_a_session_given_a_folder_and_closes_no_journal(root: Path) -> None:
     owned = JournalSession("s", root)
+    other = JournalSession("s", root)  # the same shared Journal
     owned.close()
     with pytest.raises(JournalClosedError):
         asyncio.run(owned.get_items())
-    with Journal(root) as journal:
-        shared = JournalSession("s", journal)
+    asyncio.run(other.add_items(items_of("shared journal still open")))
+    assert asyncio.run(other.get_items()) == items_of("shared journal still open")
+    other.close()
+    with Journal(root) as journal:  # given a Journal, close() changes nothing
+        shared = JournalSession("t", journal)
         shared.close()
         asyncio.run(shared.add_items(items_of("still open")))
-        assert asyncio.run(JournalSession("s", AsyncJournal(journal)).get_items()) == items_of("still open")
+        assert asyncio.run(JournalSession("t", AsyncJournal(journal)).get_items()) == items_of("still open")
 
 
 class GatedJournal(Journal):

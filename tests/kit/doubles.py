@@ -2,11 +2,14 @@
 
 ``unlocked_journal`` is the deliberately broken journal the checker must catch: it skips the
 cross-process writer lock, and holds the window between catching up with the log and
-appending open a little longer, as a slow disk or a descheduled process would.
+appending open a little longer, as a slow disk or a descheduled process would. The exiting and
+killed factories are workers that die before reporting anything.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,3 +35,14 @@ def unlocked_journal(root: str) -> Journal:
 
     filetx.FileTransaction.read = slow_read  # type: ignore[method-assign]
     return Journal(root, fsync="never")
+
+
+def exiting_journal(code: int) -> Journal:
+    """A factory whose worker process ends at once with exit ``code``, reporting nothing."""
+    os._exit(code)
+
+
+def killed_journal() -> Journal:
+    """A factory whose worker process is killed by SIGKILL at once, reporting nothing."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("SIGKILL cannot be caught")

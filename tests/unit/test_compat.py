@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from journal import Journal, compat
+from journal import Journal, JournalClosedError, compat
+from journal.shared import close_shared, shared_journal
 
 CTX = multiprocessing.get_context("spawn")
 
@@ -74,3 +75,19 @@ def test_several_processes_lose_no_message(root: Path) -> None:
     with Journal(root) as journal:
         contents = [m.content for m in journal.get("shared").messages]
     assert sorted(contents) == sorted(f"p{k}:{i}" for k in range(3) for i in range(25))
+
+
+def test_a_folder_alone_is_the_shared_journal_and_only_the_helpers_own_is_closed(root: Path) -> None:
+    shared = compat.configure(root)
+    assert shared is shared_journal(root)  # the one the framework adapters use too
+    own = compat.configure(root, fsync="never")
+    assert own is not shared
+    compat.configure(root)  # replaces the helpers' own Journal: it is closed
+    with pytest.raises(JournalClosedError):
+        own.get_or_create("s")
+    assert compat.get_or_create_session("s")["messages"] == []
+    with Journal(root) as mine:
+        compat.configure(mine)
+        compat.configure(root)
+        assert mine.exists("s")  # a Journal given stays open: it is the caller's
+    close_shared()
