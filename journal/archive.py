@@ -103,3 +103,14 @@ def read_segment_lines(segment: Segment) -> Iterator[tuple[int, int, bytes]]:
 
 
 SEGMENT_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def inflate(raw: bytes) -> tuple[bytes, bool]:
+    """As much of a gzip file as decompresses, and whether that was all of it (for damaged
+    copies, read loosely)."""
+    stream = zlib.decompressobj(wbits=31)
+    try:
+        data = stream.decompress(raw)
+    except zlib.error:
+        return b"", False
+    return data, stream.eof and not stream.unused_data

@@ -21,38 +21,40 @@ and running the redaction again finishes it without a second event.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
-from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines, write_segment
+from journal.archive import list_segments, read_segment_lines, write_segment
 from journal.codec import LineError, decode, erase_body
-from journal.events import MessageAdded, MessageEdited
-from journal.history import ARCHIVE_DIR, BASE_NAME, load_base, snapshot_path, snapshot_seqs
+from journal.events import MessageAdded, MessageEdited, MessageRedacted
+from journal.history import (
+    ARCHIVE_DIR,
+    BASE_NAME,
+    load_base,
+    quarantined_files,
+    snapshot_path,
+    snapshot_seqs,
+)
 from journal.logfile import read_range
 from journal.paths import fsync_dir, list_names, write_atomic
-from journal.repair import QUARANTINE_DIR
 from journal.snapshot import encode_snapshot
 from journal.state import Session
 
-__all__ = ["erase_message", "erased_state", "holds_content", "scrub_line"]
-
-
-def holds_content(line: bytes, message_id: str, by: int) -> bool:
-    """Whether ``line`` (a checked line) still carries content of ``message_id`` from before ``by``."""
-    if msgspec.json.encode(message_id) not in line:
-        return False  # the cheap test first: almost every line is about another message
-    try:
-        event = decode(line).event
-    except LineError:
-        return False
-    return (
-        isinstance(event, (MessageAdded, MessageEdited))
-        and event.message_id == message_id
-        and event.redacted_by is None
-        and event.seq < by
-    )
+__all__ = [
+    "MIN_NEEDLE",
+    "content_of",
+    "erase_message",
+    "erased_state",
+    "holds_content",
+    "line_needles",
+    "quarantine_mentions",
+    "redaction_stored",
+    "scrub_line",
+    "scrub_quarantine",
+]
 
 
 def erased_state(state: Session, message_id: str) -> Session | None:
@@ -68,32 +70,95 @@ def erase_message(folder: Path, log_path: Path, fd: int, size: int, message_id: 
     """Erase ``message_id``'s content everywhere in ``folder``.
 
     ``fd`` is the active log, ``size`` bytes long (read up to its end under the lock); ``by``
-    is the seq of the redaction event.
+    is the seq of the redaction event. The quarantine goes first: its damaged copies can only
+    be recognised by the content itself, which the history still holds until it is erased.
     """
+    archive = folder / ARCHIVE_DIR
+    segments = [
+        (segment, [line for _, _, line in read_segment_lines(segment)]) for segment in list_segments(archive)
+    ]
+    log_lines = read_range(fd, 0, size).split(b"\n")[:-1]
+    base = load_base(folder)
+    texts = {
+        text
+        for _, lines in [*segments, (None, log_lines)]
+        for line in lines
+        if (text := content_of(line, message_id, by)) is not None
+    }
+    if base is not None and (index := base[0].messages.index_of(message_id)) >= 0:
+        texts.add(base[0].messages[index].content)
+    scrub_quarantine(folder, message_id, by, texts)
     for seq in snapshot_seqs(folder):
         snapshot_path(folder, seq).unlink(missing_ok=True)
     for leftover in _leftovers(folder):
         leftover.unlink(missing_ok=True)
-    archive = folder / ARCHIVE_DIR
     # The deletions must be durable before any rewrite: otherwise a power cut can keep an
     # erased file and bring back a snapshot that shows the content beside it.
     fsync_dir(folder)
     fsync_dir(archive)
-    base = load_base(folder)
     if base is not None:
         state = erased_state(base[0], message_id)
         if state is not None:
             write_atomic(archive / BASE_NAME, encode_snapshot(state, base[1], kind="base"))
-    for segment in list_segments(archive):
-        lines = [line for _, _, line in read_segment_lines(segment)]
+    for segment, lines in segments:
         erased = _erased(lines, message_id, by)
         if erased is not None:
             write_segment(archive, segment.first, segment.last, erased)
-    data = read_range(fd, 0, size)
-    erased = _erased(data.split(b"\n")[:-1], message_id, by)
+    erased = _erased(log_lines, message_id, by)
     if erased is not None:
         write_atomic(log_path, erased)
-    _scrub_quarantine(folder / QUARANTINE_DIR, message_id, by)
+
+
+def _content_event(line: bytes, message_id: str, by: int) -> MessageAdded | MessageEdited | None:
+    """The event of ``line`` if it still carries content of ``message_id`` from before ``by``."""
+    if msgspec.json.encode(message_id) not in line:
+        return None  # the cheap test first: almost every line is about another message
+    try:
+        event = decode(line).event
+    except LineError:
+        return None
+    if (
+        isinstance(event, (MessageAdded, MessageEdited))
+        and event.message_id == message_id
+        and event.redacted_by is None
+        and event.seq < by
+    ):
+        return event
+    return None
+
+
+def holds_content(line: bytes, message_id: str, by: int) -> bool:
+    """Whether ``line`` (a checked line) still carries content of ``message_id`` from before ``by``."""
+    return _content_event(line, message_id, by) is not None
+
+
+def redaction_stored(folder: Path, log_fd: int, message_id: str, by: int) -> bool:
+    """Whether the history holds the redaction of ``message_id`` at seq ``by`` (an erasure's
+    intent is written before its event: a crash between leaves an intent to drop)."""
+    mark = b'"seq":%d,"type":"message_redacted"' % by
+    sources = [read_range(log_fd, 0, os.fstat(log_fd).st_size).split(b"\n")]
+    sources += (
+        [line for _, _, line in read_segment_lines(seg)] for seg in list_segments(folder / ARCHIVE_DIR)
+    )
+    for lines in sources:
+        for line in lines:
+            if mark in line:
+                try:
+                    event = decode(line).event
+                except LineError:
+                    continue
+                if isinstance(event, MessageRedacted) and event.message_id == message_id:
+                    return True
+    return False
+
+
+def quarantine_mentions(folder: Path, message_id: str) -> bool:
+    """Whether anything ``repair`` moved into the session's quarantine is the message's own."""
+    in_lines, in_snapshots = line_needles(message_id, ())[0], message_id.encode()
+    return any(
+        (in_snapshots if path.name.endswith(".snap") else in_lines) in data
+        for path, data, _ in quarantined_files(folder)
+    )
 
 
 def _erased(lines: list[bytes], message_id: str, by: int) -> bytes | None:
@@ -117,49 +182,71 @@ def _leftovers(folder: Path) -> Iterator[Path]:
                 yield place / name
 
 
-def _scrub_quarantine(quarantine: Path, message_id: str, by: int) -> None:
-    """Erase the message's content from what ``repair`` moved into quarantine.
+# Shorter contents match unrelated bytes: such a copy is only recognised by the message's id.
+MIN_NEEDLE = 8
 
-    Quarantined lines failed a check, so they are read loosely: a line that parses as this
-    message's ``message_added`` or ``message_edited`` gets its body erased; one too damaged to
-    parse is dropped if it names the message as its own; every other line stays byte for byte.
-    A quarantined snapshot naming the message is deleted.
+
+def scrub_quarantine(folder: Path, message_id: str, by: int, texts: Iterable[str]) -> None:
+    """Erase the message's content from what ``repair`` moved into the session's quarantine.
+
+    Quarantined bytes failed a check, so they are matched loosely, by the message's id (where
+    a line states whose it is) and by each version of its content (``texts``, at least
+    ``MIN_NEEDLE`` characters, as JSON spells them in a line and as MessagePack does in a
+    snapshot): a line that holds either gets its body erased when it still has the shape of a
+    line with a body, and is dropped otherwise; a snapshot that holds either is deleted; every
+    other byte stays. A compressed segment is read as far as it decompresses; if that part
+    names the message, the rest (which cannot be read, so cannot be checked) goes with it.
     """
-    for moved in list_names(quarantine):
-        place = quarantine / moved
-        for name in list_names(place):
-            path = place / name
-            packed = name.endswith(".gz")
-            try:
-                data = path.read_bytes()
-                data = gzip.decompress(data) if packed else data
-            except (*SEGMENT_ERRORS, IsADirectoryError):
-                continue
-            if name.endswith(".snap") and message_id.encode() in data:
+    in_lines = line_needles(message_id, texts)
+    in_snapshots = [message_id.encode(), *(t.encode() for t in texts if len(t) >= MIN_NEEDLE)]
+    for path, data, whole in quarantined_files(folder):
+        if path.name.endswith(".snap"):
+            if any(n in data for n in in_snapshots):
                 path.unlink()
-                continue
-            if name == "repair.json" or msgspec.json.encode(message_id) not in data:
-                continue
-            kept = [scrub_line(line, message_id, by) for line in data.split(b"\n")]
-            out = b"\n".join(line for line in kept if line is not None)
-            if out != data:
-                write_atomic(path, gzip.compress(out, mtime=0) if packed else out)
+            continue
+        if not any(n in data for n in in_lines):
+            continue
+        kept = [scrub_line(line, message_id, by, in_lines) for line in data.split(b"\n")]
+        out = b"\n".join(line for line in kept if line is not None)
+        if out != data or not whole:
+            write_atomic(path, gzip.compress(out, mtime=0) if path.name.endswith(".gz") else out)
 
 
-def scrub_line(line: bytes, message_id: str, by: int) -> bytes | None:
-    """A quarantined line with the message's content erased; None to drop it (see above)."""
+def line_needles(message_id: str, texts: Iterable[str]) -> list[bytes]:
+    """What marks a stored line as the message's own: its id where a line states whose it is
+    (other lines may name it, in a reply's metadata, an insertion or a removal), then each
+    content (of at least ``MIN_NEEDLE`` characters), as JSON spells them."""
     own = b'"data":{"id":' + msgspec.json.encode(message_id)
+    return [own, *(msgspec.json.encode(t)[1:-1] for t in texts if len(t) >= MIN_NEEDLE)]
+
+
+def content_of(line: bytes, message_id: str, by: int) -> str | None:
+    """The content ``line`` (a checked line) still carries of ``message_id`` from before ``by``."""
+    event = _content_event(line, message_id, by)
+    return None if event is None else event.content
+
+
+def scrub_line(line: bytes, message_id: str, by: int, needles: Sequence[bytes]) -> bytes | None:
+    """A quarantined line with the message's content erased; None to drop it (see above).
+
+    ``needles``: from ``line_needles``, the message's own id first, then its contents.
+    """
+    if not any(n in line for n in needles):
+        return line
     try:
         parsed = msgspec.json.decode(line)
     except (msgspec.DecodeError, RecursionError):
-        return None if own in line else line
-    if not (
-        isinstance(parsed, dict)
-        and parsed.get("type") in ("message_added", "message_edited")
-        and isinstance(parsed.get("data"), dict)
-        and parsed["data"].get("id") == message_id
-        and isinstance(parsed.get("body"), dict)
-        and "content" in parsed["body"]
-    ):
-        return line
-    return erase_body(line, by) if line.rfind(b',"hash":"') >= 0 else None
+        return None  # too damaged to tell whose it is or where its content is
+    body = parsed.get("body") if isinstance(parsed, dict) else None
+    if not isinstance(body, dict):
+        # Its own line without a body (its removal) holds no content; a line holding the
+        # content in a shape that has no body is dropped.
+        return None if any(n in line for n in needles[1:]) else line
+    if line.rfind(b',"hash":"') < 0:
+        return None
+    try:
+        erased = erase_body(line, by)
+    except ValueError:
+        return None
+    # The content may also sit outside the body (in damaged or forged sealed members).
+    return None if any(n in erased for n in needles[1:]) else erased

@@ -16,7 +16,15 @@ from typing import NamedTuple
 
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.errors import CorruptLogError
-from journal.history import ARCHIVE_DIR, BASE_NAME, first_seq, load_base, snapshot_path, snapshot_seqs
+from journal.history import (
+    ARCHIVE_DIR,
+    BASE_NAME,
+    first_seq,
+    load_base,
+    quarantined_files,
+    snapshot_path,
+    snapshot_seqs,
+)
 from journal.logfile import LineScan
 from journal.paths import read_regular
 from journal.snapshot import SnapshotError, decode_snapshot
@@ -110,6 +118,15 @@ def check_files(
             check.broken(segment, str(segment.path), where, -1)
     intact = _check_log(check, log_path, fd, intact, read_tail)
     check.finish()
+    if check.redacted:
+        for path, data, _ in quarantined_files(folder):
+            if path.name.endswith(".snap"):
+                check.check_quarantined(str(path), 0, -1, data, snapshot=True)
+                continue
+            offset = 0
+            for number, line in enumerate(data.split(b"\n"), 1):
+                check.check_quarantined(str(path), number, offset, line)
+                offset += len(line) + 1
     if anchor is not None:
         check.check_anchor(anchor, log_path)
     checked = []

@@ -151,6 +151,7 @@ class FileStorage:
     def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
         """The newest snapshot that agrees with the current active log (None: none usable)."""
         path = self.layout.log_path(session_id)
+        self._settle(path.parent, session_id)
         fd = open_existing(path)
         if fd is None:
             return None
@@ -162,7 +163,16 @@ class FileStorage:
     def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
         """The base state (if a retention policy dropped early events) and every record after it."""
         path = self.layout.log_path(session_id)
+        self._settle(path.parent, session_id)
         return read_history(path.parent, path, lambda after: self.read(session_id, after), resume)
+
+    def _settle(self, folder: Path, session_id: str) -> None:
+        """Before a cold read (a snapshot, a whole history): wait for, or finish, a change
+        another writer decided (see ``intent``), so no reader sees it half done. One lstat
+        when none is pending; cached reads that only read on never get here."""
+        if os.path.lexists(folder / intent.INTENT_NAME):
+            with self.writer(session_id) as tx:
+                tx.settle()
 
     def history_stamp(self, session_id: str) -> object:
         folder = self.layout.session_dir(session_id)

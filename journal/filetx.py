@@ -18,7 +18,7 @@ from typing import Protocol
 
 from journal import intent
 from journal.compaction import apply_retention, prune_active_log
-from journal.erasure import erase_message
+from journal.erasure import erase_message, quarantine_mentions, redaction_stored
 from journal.errors import StorageError
 from journal.history import check_missing_log, load_snapshot, read_history, save_snapshot
 from journal.locking import SessionLock
@@ -160,24 +160,33 @@ class FileTransaction:
         pending = intent.read(folder)
         if pending is None:
             return
-        if isinstance(pending, intent.Delete):
-            if os.path.lexists(self.path):
-                intent.clear(folder)  # stopped before its commit point: it never happened
+        try:
+            if isinstance(pending, intent.Delete):
+                if os.path.lexists(self.path):
+                    intent.clear(folder)  # stopped before its commit point: it never happened
+                else:
+                    self.storage.remove_folder(folder)
+                return
+            log.warning(
+                "%s: finishing a change a crash interrupted (%s)", folder, type(pending).__name__.lower()
+            )
+            if isinstance(pending, intent.Moves):
+                intent.run_moves(folder, pending)
             else:
-                self.storage.remove_folder(folder)
-            return
-        log.warning(
-            "%s: finishing a change interrupted by a crash: %s", folder, type(pending).__name__.lower()
-        )
-        if isinstance(pending, intent.Moves):
-            intent.run_moves(folder, pending.moves)
-        else:
-            fd = open_file(self.path, os.O_RDONLY)
-            try:
-                erase_message(folder, self.path, fd, os.fstat(fd).st_size, pending.message_id, pending.by)
-            finally:
-                os.close(fd)
-        intent.clear(folder)
+                fd = open_file(self.path, os.O_RDONLY)
+                try:
+                    # The intent is written before the redaction event: without the event,
+                    # the redaction never happened and there is nothing to erase.
+                    if redaction_stored(folder, fd, pending.message_id, pending.by):
+                        size = os.fstat(fd).st_size
+                        erase_message(folder, self.path, fd, size, pending.message_id, pending.by)
+                finally:
+                    os.close(fd)
+            intent.clear(folder)
+        except OSError as exc:
+            raise StorageError.wrap("finish a pending change", str(folder), exc) from None
+        finally:
+            self.forget()  # the log may be another file now
 
     def forget(self) -> None:
         """Drop the cached descriptor (before the log is removed or replaced)."""
@@ -272,6 +281,18 @@ class FileTransaction:
             raise StorageError.wrap("prune", str(self.path), exc) from None
         self.forget()  # the active log is a new file now
         return result, stamp_of(os.stat(self.path))
+
+    def quarantined(self, message_id: str) -> bool:
+        """Whether the session's quarantine holds anything of the message."""
+        return quarantine_mentions(self.path.parent, message_id)
+
+    def intend_erase(self, message_id: str, by: int) -> None:
+        """Decide the erasure before its redaction event (seq ``by``) is appended: once the
+        event is there, a crash leaves an intent that the next writer finishes."""
+        try:
+            intent.write(self.path.parent, intent.Erase(message_id, by))
+        except OSError as exc:
+            raise StorageError.wrap("redact", str(self.path.parent), exc) from None
 
     def erase(self, message_id: str, by: int, head: Head) -> Stamp:
         """Erase a redacted message's content from every file (see ``erasure``)."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from journal import intent
-from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
+from journal.archive import SEGMENT_ERRORS, Segment, inflate, list_segments, read_segment_lines
 from journal.codec import LineError, decode
 from journal.errors import CorruptLogError, StorageError
 from journal.logfile import LineScan, last_line, line_ending_at
@@ -32,17 +32,20 @@ from journal.storage import Head, History, Record, StaleHeadError, apply_record,
 __all__ = [
     "ARCHIVE_DIR",
     "BASE_NAME",
+    "QUARANTINE_DIR",
     "check_missing_log",
     "first_seq",
     "holds_history",
     "load_base",
     "load_snapshot",
+    "quarantined_files",
     "save_snapshot",
 ]
 
 log = logging.getLogger("journal")
 
 ARCHIVE_DIR = "archive"
+QUARANTINE_DIR = "quarantine"
 BASE_NAME = "base.snap"
 _SNAPSHOT = re.compile(r"^snapshot-(\d{20})\.snap$")
 
@@ -203,6 +206,24 @@ def first_seq(log_path: Path) -> int | None:
         return decode(line).event.seq
     except LineError as exc:
         raise CorruptLogError(str(log_path), 1, 0, exc.reason) from None
+
+
+def quarantined_files(folder: Path) -> Iterator[tuple[Path, bytes, bool]]:
+    """Every file ``repair`` moved into the session's quarantine (its reports excepted): its
+    path, its bytes (a segment decompressed as far as it goes), and whether those are all.
+
+    Quarantined files failed a check: they are read loosely, and never trusted."""
+    quarantine = folder / QUARANTINE_DIR
+    for moved in sorted(list_names(quarantine)):
+        for name in sorted(list_names(quarantine / moved)):
+            if name == "repair.json":
+                continue
+            path = quarantine / moved / name
+            try:
+                raw = read_regular(path)
+            except OSError:
+                continue  # a folder or a FIFO moved there: it holds no line
+            yield (path, *inflate(raw)) if name.endswith(".gz") else (path, raw, True)
 
 
 def holds_history(folder: Path) -> bool:

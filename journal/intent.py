@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 
 from journal.errors import CorruptLogError
-from journal.paths import fsync_dir, read_regular, write_atomic
+from journal.paths import LOG_NAME, fsync_dir, open_file, read_regular, write_atomic
 
 __all__ = ["INTENT_NAME", "Delete", "Erase", "Intent", "Move", "Moves", "clear", "read", "run_moves", "write"]
 
@@ -47,9 +47,10 @@ class Delete(msgspec.Struct, tag="delete", frozen=True):
 
 
 class Moves(msgspec.Struct, tag="moves", frozen=True):
-    """Renames, in order (``repair``'s switch to the repaired files)."""
+    """Renames, in order, then the active log cut at byte ``cut`` (``repair``'s switch)."""
 
     moves: tuple[Move, ...]
+    cut: int | None = None
 
 
 class Erase(msgspec.Struct, tag="erase", frozen=True):
@@ -105,15 +106,16 @@ def clear(folder: Path) -> None:
     fsync_dir(folder)
 
 
-def run_moves(folder: Path, moves: tuple[Move, ...]) -> None:
-    """Carry out ``moves`` in order; those already done (only the target exists) are skipped.
+def run_moves(folder: Path, switch: Moves) -> None:
+    """Carry out ``switch``: moves already done (only the target exists) are skipped, and the
+    cut shortens the log only if it is longer.
 
     Raises:
         CorruptLogError: neither the source nor the target of a move exists: something
             outside journal removed a file the change needs.
     """
     touched: set[Path] = set()
-    for move in moves:
+    for move in switch.moves:
         source, target = folder / move.source, folder / move.target
         if os.path.lexists(source):
             os.replace(source, target)
@@ -127,3 +129,11 @@ def run_moves(folder: Path, moves: tuple[Move, ...]) -> None:
             )
     for place in sorted(touched):
         fsync_dir(place)
+    if switch.cut is not None:
+        fd = open_file(folder / LOG_NAME, os.O_WRONLY)
+        try:
+            if os.fstat(fd).st_size > switch.cut:
+                os.ftruncate(fd, switch.cut)
+                os.fsync(fd)
+        finally:
+            os.close(fd)

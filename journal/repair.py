@@ -36,15 +36,12 @@ from journal.archive import (
 )
 from journal.errors import CorruptLogError
 from journal.filecheck import Checked, Intact
-from journal.history import ARCHIVE_DIR
+from journal.history import ARCHIVE_DIR, QUARANTINE_DIR
 from journal.logfile import read_range
 from journal.paths import LOG_NAME, ensure_dir, fsync_dir, write_atomic, write_temp
 from journal.verify import Moved, RepairReport
 
-__all__ = ["QUARANTINE_DIR", "repair_files"]
-
-QUARANTINE_DIR = "quarantine"
-_sync = getattr(os, "fdatasync", os.fsync)
+__all__ = ["repair_files"]
 
 
 class _Plan(msgspec.Struct):
@@ -164,50 +161,38 @@ def _plan_archive_cut(
 
 
 def _apply(folder: Path, fd: int | None, plan: _Plan, quarantine: Path) -> None:
-    # Snapshots first (each move is safe on its own: a snapshot is only a cache), so that no
-    # reader sees one covering events past a log already cut.
-    snapshots = [(path, name) for path, name in _whole(folder, plan) if path.parent == folder]
-    for path, name in snapshots:
-        os.rename(path, quarantine / name)
-    fsync_dir(quarantine)
-    fsync_dir(folder)
-    if plan.cut_log_at is not None and fd is not None:
-        os.ftruncate(fd, plan.cut_log_at)  # the commit point of the log case: one step
-        _sync(fd)
-    if plan.new_log is None:
-        return
-    # The archive case replaces several files: prepared beside them, then switched by an
-    # intent (see ``intent``), so a crash at any point leaves either the old files or, once
-    # the intent is written, files the next writer switches to the repaired ones. The old
-    # active log is copied into the quarantine, never moved: another process may hold it
-    # open, and must see it unlinked (replaced), not follow it into the quarantine.
-    if fd is not None:
-        write_atomic(
-            quarantine / _quarantine_name(folder, folder / LOG_NAME), read_range(fd, 0, os.fstat(fd).st_size)
-        )
+    """Switch to the repaired files at one commit point: the intent (see ``intent``).
+
+    Before it, only copies in the quarantine and prepared files beside the old ones are
+    written: a crash leaves the session as damaged as it was. From it on, the switch is
+    decided, and the next writer finishes it if this one cannot: files moved whole into the
+    quarantine (snapshots, segments past the break), prepared files renamed into place, the
+    log cut or replaced. The old active log is copied into the quarantine, never moved:
+    another process may hold it open, and must see it unlinked (replaced) or cut, not follow
+    it into the quarantine.
+    """
+    if plan.new_log is not None and fd is not None:
+        old_log = read_range(fd, 0, os.fstat(fd).st_size)
+        write_atomic(quarantine / _quarantine_name(folder, folder / LOG_NAME), old_log)
     moves = [
-        intent.Move(_relative(folder, path), _relative(folder, quarantine / name))
-        for path, name in _whole(folder, plan)
-        if path.parent != folder
+        intent.Move(_relative(folder, path), _relative(folder, quarantine / _quarantine_name(folder, path)))
+        for path, _ in plan.whole
+        if path != folder / LOG_NAME
     ]
     if plan.new_segment is not None:
         first, last, lines = plan.new_segment
         staged = write_temp(ensure_archive(folder), "staged", compress(lines))
         moves.append(intent.Move(_relative(folder, staged), f"{ARCHIVE_DIR}/{segment_name(first, last)}"))
-    staged_log = write_temp(folder, "staged", plan.new_log)
-    moves.append(intent.Move(staged_log.name, LOG_NAME))
-    intent.write(folder, intent.Moves(tuple(moves)))
-    intent.run_moves(folder, tuple(moves))
+    if plan.new_log is not None:
+        staged_log = write_temp(folder, "staged", plan.new_log)
+        moves.append(intent.Move(staged_log.name, LOG_NAME))
+    # Everything the intent names must be durable before the intent is.
+    for place in (quarantine, folder / ARCHIVE_DIR, folder):
+        fsync_dir(place)
+    switch = intent.Moves(tuple(moves), plan.cut_log_at if fd is not None else None)
+    intent.write(folder, switch)
+    intent.run_moves(folder, switch)
     intent.clear(folder)
-
-
-def _whole(folder: Path, plan: _Plan) -> list[tuple[Path, str]]:
-    """The files the plan moves whole, and their names in the quarantine (the log excepted)."""
-    return [
-        (path, _quarantine_name(folder, path))
-        for path, _ in plan.whole
-        if path.name != LOG_NAME or path.parent != folder
-    ]
 
 
 def _relative(folder: Path, path: Path) -> str:

@@ -121,6 +121,15 @@ class Transaction(Protocol):
         """Fold archived events older than ``before`` into the retention base; returns how many."""
         ...
 
+    def quarantined(self, message_id: str) -> bool:
+        """Whether what ``repair`` moved aside (the quarantine) holds anything of the message."""
+        ...
+
+    def intend_erase(self, message_id: str, by: int) -> None:
+        """Record, before the redaction event at seq ``by`` is appended, that the message's
+        content is to be erased, so a crash after the event leaves the erasure to finish."""
+        ...
+
     def erase(self, message_id: str, by: int, head: Head) -> Stamp:
         """Erase ``message_id``'s content from every stored line before seq ``by`` (the
         redaction, the last event, at ``head``) and from the retention base, and drop every

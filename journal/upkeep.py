@@ -106,8 +106,8 @@ class Upkeep:
                 state = precondition(sid, None if view is None else view.state, expected)
                 assert view is not None
                 found, by = find_in_history(tx.history(), mid)
-                if not found:
-                    raise MessageNotFoundError(sid, mid, "in its stored history")
+                if not found and not tx.quarantined(mid):
+                    raise MessageNotFoundError(sid, mid, "in its stored history or quarantine")
                 head = view.head
                 if by is None:
                     event = MessageRedacted(
@@ -119,6 +119,7 @@ class Upkeep:
                     )
                     line, digest, hash_at = encode(event, head.hash)
                     state = apply(state, event)
+                    tx.intend_erase(mid, event.seq)
                     head = tx.append(head, [(line, event.seq, digest, hash_at)])[0]
                     slot.view = View(state, head, None)
                     by = event.seq

@@ -185,6 +185,7 @@ class ChainCheck:
         # erased bodies by the seq of the redaction they name (checked when it shows up).
         self._content: dict[str, list[tuple[str, int, int]]] = {}
         self._claims: dict[int, list[tuple[str, str, int, int]]] = {}
+        self.redacted: set[str] = set()  # ids of the messages a redaction names
 
     def problem(self, kind: str, file: str, line: int, offset: int, message: str) -> None:
         self.problems.append(
@@ -281,6 +282,7 @@ class ChainCheck:
             else:
                 self._claims.setdefault(event.redacted_by, []).append((event.message_id, file, line, offset))
         elif isinstance(event, MessageRedacted):
+            self.redacted.add(event.message_id)
             for held_file, held_line, held_offset in self._content.pop(event.message_id, ()):
                 self.problem(
                     "unerased",
@@ -307,6 +309,27 @@ class ChainCheck:
                     f"its content was erased naming seq {seq}, which is not stored",
                 )
         self._claims.clear()
+
+    def check_quarantined(
+        self, file: str, line: int, offset: int, data: bytes, *, snapshot: bool = False
+    ) -> None:
+        """Report a quarantined line (or snapshot) still holding a redacted message's content.
+
+        Quarantined bytes failed a check, so they are matched by the message's id where a
+        line states whose it is, with a body that still holds a salt (content), or, in a
+        snapshot, by the id at all.
+        """
+        for message_id in self.redacted:
+            own = b'"data":{"id":' + msgspec.json.encode(message_id)
+            if (message_id.encode() in data) if snapshot else (own in data and b'"body":{"salt"' in data):
+                self.problem(
+                    "unerased",
+                    file,
+                    line,
+                    offset,
+                    f"a quarantined copy still holds the content of message {message_id!r}, which a "
+                    "redaction erased: redact it again to finish the erasure",
+                )
 
     def check_anchor(self, anchor: Anchor, file: str) -> None:
         """Compare an exported head with what the log holds."""

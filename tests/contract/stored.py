@@ -161,3 +161,32 @@ class Stored:
         log = Layout(self.url).log_path(session_id)
         lines = log.read_bytes().split(b"\n")[:-1]
         log.write_bytes(b"".join(line + b"\n" for line in lines[:keep]))
+
+    def event_line(self, session_id: str, needle: bytes) -> bytes:
+        """The one stored event line of the session holding ``needle``, as stored."""
+        if self.postgres:
+            with self._conn() as conn:
+                rows = conn.execute(
+                    "SELECT line FROM journal_events WHERE session_id = %s AND position(%s in line) > 0",
+                    [session_id, needle],
+                ).fetchall()
+            (line,) = (bytes(row[0]) for row in rows)
+            return line
+        data = Layout(self.url).log_path(session_id).read_bytes()
+        (line,) = (line for line in data.split(b"\n") if needle in line)
+        return line
+
+    def plant_quarantine(self, session_id: str, line: bytes) -> None:
+        """Put ``line`` into the session's quarantine, as a repair interrupted mid-erasure (or an
+        operator restoring a copy) could leave it."""
+        if self.postgres:
+            with self._conn() as conn:
+                conn.execute(
+                    "INSERT INTO journal_quarantine (session_id, seq, line, reason)"
+                    " VALUES (%s, 0, %s, 'planted')",
+                    [session_id, line],
+                )
+            return
+        folder = Layout(self.url).session_dir(session_id) / "quarantine" / "20260101T000000.000000Z"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "events.jsonl.from-byte-0").write_bytes(line + b"\n")

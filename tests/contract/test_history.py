@@ -416,3 +416,73 @@ def test_events_lost_under_a_snapshot_are_damage_that_no_writer_builds_on(
             assert fresh.verify(SID).ok
             assert fresh.get(SID) == states[keep]
             assert fresh.add_message(SID, "user", "next").seq == keep + 1
+
+
+@pytest.mark.parametrize("where", ["only-in-quarantine", "edit-in-quarantine"])
+def test_redaction_reaches_damaged_copies_in_the_quarantine(
+    store_url: str, stored: Stored, where: str
+) -> None:
+    # Oracle: a raw search of everything the backend stores, quarantine included, for each
+    # version of the secret. The damage is one byte of a line's type: the line no longer
+    # checks, so repair moves it (and what follows) into the quarantine, where it still holds
+    # the content. "only-in-quarantine": the secret's own line went there, so the stored
+    # history no longer holds the message at all; "edit-in-quarantine": its edit did, with
+    # a second version of the content. Either way redact_message must find the message and
+    # erase every copy, and verify must be clean afterwards (and would name a copy left).
+    secret_v1, secret_v2 = "card 4111-1111-1111-1111", "card 5500-0000-0000-0004"
+    with Journal.from_url(store_url, snapshot_every=0, snapshot_bytes=0) as journal:
+        journal.create(SID)
+        journal.add_message(SID, "user", "before")
+        secret = journal.add_message(SID, "user", secret_v1)
+        journal.edit_message(SID, secret.id, secret_v2)
+        journal.add_message(SID, "assistant", "after")
+    damaged = b'"type":"message_added"' if where == "only-in-quarantine" else b'"type":"message_edited"'
+    if where == "only-in-quarantine":
+        stored.tamper(SID, b'"seq":3,"type":"message_added"', b'"seq":3,"type":"message_aDded"')
+    else:
+        stored.tamper(SID, damaged, b'"type":"message_eDited"')
+    with Journal.from_url(store_url) as journal:
+        report = journal.repair(SID)
+        assert report.kept == (2 if where == "only-in-quarantine" else 3)
+        assert stored.holders(secret_v2), "the damaged copy is in the quarantine"
+        state = journal.redact_message(SID, secret.id, reason="erasure request", actor="dpo")
+        assert state.version == report.kept + 1
+        assert stored.holders(secret_v1) == set()
+        assert stored.holders(secret_v2) == set()
+        assert stored.holders("before")
+        assert stored.holders("after")
+        assert journal.verify(SID).ok
+        assert journal.redact_message(SID, secret.id, reason="again").version == state.version
+
+
+def test_redacting_a_message_never_stored_anywhere_still_raises(journal: Journal, stored: Stored) -> None:
+    # The quarantine is searched for the message's own lines, not for any mention: a reply
+    # naming the message in its metadata does not make an unknown id redactable.
+    journal.create(SID)
+    journal.add_message(SID, "user", "reply", metadata={"reply_to": "f" * 32})
+    before = stored.dump()
+    with pytest.raises(MessageNotFoundError):
+        journal.redact_message(SID, "f" * 32, reason="r")
+    assert stored.dump() == before
+
+
+def test_verify_names_a_quarantined_copy_that_still_holds_redacted_content(
+    journal: Journal, stored: Stored
+) -> None:
+    # Oracle: a copy of the secret's line (taken before the redaction) put into the quarantine
+    # afterwards: the content is on disk again, so verify may not say ok; it names the copy
+    # as "unerased", and redacting again erases it (with no second event).
+    journal.create(SID)
+    secret = journal.add_message(SID, "user", "quarantined secret copy")
+    copy = stored.event_line(SID, b"quarantined secret copy")
+    journal.redact_message(SID, secret.id, reason="request")
+    assert journal.verify(SID).ok
+    stored.plant_quarantine(SID, copy)
+    assert stored.holders("quarantined secret copy")
+    problems = journal.verify(SID).problems
+    assert [p.kind for p in problems] == ["unerased"]
+    assert "quarantine" in problems[0].file
+    version = journal.get(SID).version
+    assert journal.redact_message(SID, secret.id, reason="again").version == version
+    assert stored.holders("quarantined secret copy") == set()
+    assert journal.verify(SID).ok

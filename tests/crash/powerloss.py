@@ -84,7 +84,6 @@ PATCH_TARGETS: tuple[tuple[str, str, str, bool], ...] = (
     # ``_sync = getattr(os, "fdatasync", os.fsync)``, captured at import.
     ("journal.filetx", "_sync", "fsync", True),
     ("journal.filestore", "_sync", "fsync", True),
-    ("journal.repair", "_sync", "fsync", True),
     # Python 3.10 only (the accessor is gone in 3.11).
     ("pathlib", "_NormalAccessor.unlink", "unlink", False),
     ("pathlib", "_NormalAccessor.rename", "rename", False),

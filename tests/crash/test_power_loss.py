@@ -15,15 +15,14 @@ The oracle, per operation, is what ``docs/guarantees.md`` promises:
   prefix that still holds every promised append;
 * create, delete, snapshot, pruning (with retention, and ``archive_after``), repair and
   redaction: every session reads as it did before the operation or as it did after it,
-  after it once the call returned; ``verify`` is clean, except an interrupted redaction
-  (``unerased``, which redacting again finishes) and an interrupted repair (the old damage,
-  which repairing again fixes);
+  after it once the call returned; ``verify`` is clean, except an interrupted repair that
+  never reached its commit point (the old damage, which repairing again fixes);
 * repair never loses a byte: each file of the damaged session is in place, or whole in
   quarantine, or (the active log) cut with the cut bytes in quarantine.
 
-Two cases are known not to hold and are marked xfail (strict): an interrupted ``delete`` that
-``verify`` reports as damage, and a repair of the archive that is not one atomic switch (see
-``HALF_DELETED`` and ``NOT_ONE_SWITCH``). Their other promises are checked in the sibling case.
+Multi-file changes (delete, the archive case of repair, redaction) decide by one commit point
+and are finished by the next reader or writer (``journal/intent.py``), so for them too every
+state reads as before or after.
 
 Each operation leaves 10 to 110 distinct states (the count moves a little between runs: event
 times change line lengths, so sector boundaries fall elsewhere); up to ``LIMIT`` are checked,
@@ -33,7 +32,6 @@ each with the call after which the power failed and which candidate state it was
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import shutil
@@ -49,11 +47,11 @@ from typing import Any, NamedTuple
 import pytest
 
 from journal import CorruptLogError, Journal, Session, SessionNotFoundError
-from journal.events import Event, MessageRedacted
+from journal.events import Event
 from journal.filestore import FileStorage
 from journal.paths import Layout, fsync_dir, write_atomic
 from journal.verify import VerifyReport
-from tests.crash.powerloss import CrashState, Recorder, Tree, materialize, read_tree, sample
+from tests.crash.powerloss import CrashState, Recorder, Tree, materialize, sample
 
 SIDS = ("alpha", "beta", "gamma")
 NEW = "delta"
@@ -182,24 +180,17 @@ def journal_for(root: Path, **options: Any) -> Iterator[Journal]:
         yield j
 
 
-class KnownDefect(AssertionError):
-    """A state that breaks a documented guarantee in a way already reported (the xfail
-    cases), raised after running the operation again on it; the message says what that gave."""
-
-
 def check_all(
     rec: Recorder,
     tmp_path: Path,
     check: Callable[[CrashState, Path], None],
     *,
     least: int,
-    known_defects_fail: bool = True,
 ) -> None:
     """Run ``check`` on each (sampled) crash state in a fresh folder; report every failure.
 
     ``least``: the operation must produce at least this many distinct states, or the test
-    would prove little (a recorder that saw nothing produces one). ``known_defects_fail``:
-    False lets states that only raise ``KnownDefect`` pass (the xfail case checks them).
+    would prove little (a recorder that saw nothing produces one).
     """
     states = rec.crash_states()
     assert len(states) >= least, f"only {len(states)} crash states: the recorder saw too little"
@@ -209,9 +200,6 @@ def check_all(
         copy = materialize(state.tree, tmp_path / f"cut-{i:03d}")
         try:
             check(state, copy)
-        except KnownDefect as exc:
-            if known_defects_fail:
-                failures.append(f"{state}: {exc}")
         except Exception as exc:  # every kind of failure is reported with its state
             failures.append(f"{state}: {type(exc).__name__}: {exc}")
         shutil.rmtree(copy)
@@ -343,7 +331,7 @@ def test_append_survives_power_loss_as_its_fsync_policy_promises(
 # -- operations that change one session: the old state or the new one -------------------------
 
 Check = Callable[[CrashState, Path, dict[str, Seen], VerifyReport], None]
-Settle = Callable[[CrashState, Path, dict[str, Seen], VerifyReport], "str | None"]
+Settle = Callable[[CrashState, Path, dict[str, Seen], VerifyReport], None]
 
 
 def old_or_new(
@@ -359,9 +347,7 @@ def old_or_new(
     ``invariant`` is checked on every state. A state that is not clean passes only through
     ``settle``, which raises unless the documentation allows the state as an interrupted
     operation, then runs the operation again on the copy (the copy must then read as after
-    it, and verify clean), and returns why the state breaks a stronger promise, if it does
-    (raised here as ``KnownDefect``; ``settle`` raises it itself when running the operation
-    again does not finish the job).
+    it, and verify clean).
     """
     sids = tuple(old)
 
@@ -377,12 +363,10 @@ def old_or_new(
             expected = "the new state" if done else "the old or the new state"
             assert not off, [f"{sid}: {show(seen[sid])}, not {expected} ({show(new[sid])})" for sid in off]
             raise AssertionError(problems_of(report))
-        defect = settle(state, copy, seen, report)
+        settle(state, copy, seen, report)
         again, report = examine(copy, sids)
         assert again == dict(new), [f"{sid}: {show(again[sid])} after running it again" for sid in sids]
         assert report.ok, f"after running it again: {problems_of(report)}"
-        if defect is not None:
-            raise KnownDefect(defect)
 
     return check
 
@@ -410,39 +394,13 @@ def test_create_is_absent_or_complete_and_durable_once_returned(tmp_path: Path) 
     check_all(rec, tmp_path, old_or_new(old, new), least=5)
 
 
-HALF_DELETED = (
-    "delete unlinks the active log, then renames the session folder away: a crash between the "
-    "two (SIGKILL or power cut) leaves the folder with its archive and snapshot but no log; "
-    "reads see no session, but verify() reports it as 'truncated' (the active log holds no "
-    "event after the archive) until delete() runs again"
-)
-
-
-def finished_by_deleting_again(sid: str) -> Settle:
-    def settle(state: CrashState, copy: Path, seen: dict[str, Seen], report: VerifyReport) -> str | None:
-        assert "returned" not in state.marks, "delete returned, but verify finds the session"
-        assert seen[sid] == Seen(None, None), f"{sid}: {show(seen[sid])}: neither present nor deleted"
-        found = problems_of(report)
-        # The documented way to clear an interrupted delete. It removes the folder, then
-        # raises SessionNotFoundError: the folder held no event, so no session was deleted.
-        with Journal(copy, **QUIET) as j, contextlib.suppress(SessionNotFoundError):
-            j.delete(sid)
-        return f"{found}: {HALF_DELETED}"
-
-    return settle
-
-
-@pytest.mark.parametrize(
-    "known_defects_fail",
-    [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=HALF_DELETED))],
-    ids=["as-documented", "verify-clean"],
-)
-def test_delete_is_all_or_nothing_and_durable_once_returned(tmp_path: Path, known_defects_fail: bool) -> None:
-    # beta has everything a session can have: an archive, a snapshot, an active log.
+def test_delete_is_all_or_nothing_and_durable_once_returned(tmp_path: Path) -> None:
+    # beta has everything a session can have: an archive, a snapshot, an active log. Before
+    # the unlink of its log (the commit point) it reads as it was; after it, as deleted, and
+    # the next writer (here verify) removes the rest of the folder.
     rec, old, new = record_one(tmp_path, lambda j: j.delete("beta"))
     assert new["beta"] == Seen(None, None)
-    check = old_or_new(old, new, settle=finished_by_deleting_again("beta"))
-    check_all(rec, tmp_path, check, least=5, known_defects_fail=known_defects_fail)
+    check_all(rec, tmp_path, old_or_new(old, new), least=5)
 
 
 def test_snapshot_never_changes_what_is_read(tmp_path: Path) -> None:
@@ -513,31 +471,18 @@ def nothing_lost(before: Tree, folder: str) -> Check:
     return check
 
 
-NOT_ONE_SWITCH = (
-    "repair of a break in the archive renames the active log, the segments past the break and "
-    "the snapshots into quarantine, then writes the new segment, then the new active log: a "
-    "crash in between (SIGKILL or power cut) leaves a session that reads as absent "
-    "(SessionNotFoundError) or as a history with events 1..4 missing, neither the damaged nor "
-    "the repaired state, and once the new segment is in place running repair() again leaves "
-    "the session absent (its events sit only in quarantine); docs/guarantees.md says the "
-    "archive case switches with one atomic rename"
-)
-
-
 def finished_by_repairing_again(sid: str, old: Mapping[str, Seen], new: Mapping[str, Seen]) -> Settle:
-    """The damaged state (before the repair began) is repaired by repairing again; any other
-    state that is not the repaired one is a known defect (``NOT_ONE_SWITCH``)."""
+    """The damaged state (before the repair began) is repaired by repairing again; no other
+    state may be left: the archive case switches through an intent the next writer finishes."""
 
-    def settle(state: CrashState, copy: Path, seen: dict[str, Seen], report: VerifyReport) -> str | None:
+    def settle(state: CrashState, copy: Path, seen: dict[str, Seen], report: VerifyReport) -> None:
         done = "returned" in state.marks
         assert not done, f"repair returned, but {sid} reads {show(seen[sid])}: {problems_of(report)}"
         assert seen[sid] != new[sid], f"repaired, but verify reports {problems_of(report)}"
         with Journal(copy, **QUIET) as j:
             j.repair(sid)
-        if seen[sid] == old[sid]:
-            return None  # still the damaged state, as before the repair began: documented
-        after = examine(copy, (sid,))[0][sid]
-        raise KnownDefect(f"{sid} reads {show(seen[sid])}; repairing again: {show(after)}: {NOT_ONE_SWITCH}")
+        assert seen[sid] == old[sid], f"{sid} reads {show(seen[sid])}: neither damaged nor repaired"
+        # still the damaged state, as before the repair began: documented
 
     return settle
 
@@ -554,14 +499,7 @@ def test_repair_of_the_active_log_is_all_or_nothing_and_loses_no_byte(tmp_path: 
     check_all(rec, tmp_path, check, least=5)
 
 
-@pytest.mark.parametrize(
-    "known_defects_fail",
-    [False, pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=NOT_ONE_SWITCH))],
-    ids=["loses-no-byte", "all-or-nothing"],
-)
-def test_repair_of_the_archive_is_all_or_nothing_and_loses_no_byte(
-    tmp_path: Path, known_defects_fail: bool
-) -> None:
+def test_repair_of_the_archive_is_all_or_nothing_and_loses_no_byte(tmp_path: Path) -> None:
     root = tmp_path / "journal"
     build_history(root)
     damage_segment(root, "beta")
@@ -570,7 +508,7 @@ def test_repair_of_the_archive_is_all_or_nothing_and_loses_no_byte(
     assert isinstance(new["beta"].events, tuple)
     lost = nothing_lost(rec.crash_states()[0].tree, folder_of(root, "beta"))
     check = old_or_new(old, new, invariant=lost, settle=finished_by_repairing_again("beta", old, new))
-    check_all(rec, tmp_path, check, least=5, known_defects_fail=known_defects_fail)
+    check_all(rec, tmp_path, check, least=5)
 
 
 # -- redaction ---------------------------------------------------------------------------------
@@ -601,39 +539,19 @@ def erased_once_returned(secret: str) -> Check:
     return check
 
 
-def finished_by_redacting_again(sid: str, message_id: str, new: Mapping[str, Seen]) -> Settle:
-    """Before it returned, a state with the redaction event and some files not yet rewritten
-    reads as the redacted session (get), shows the content in events() from the files that
-    still hold it, is reported as ``unerased``, and redacting again erases it with no second
-    event."""
-
-    def settle(state: CrashState, copy: Path, seen: dict[str, Seen], report: VerifyReport) -> str | None:
-        assert "returned" not in state.marks, f"the redaction returned: {problems_of(report)}"
-        assert seen[sid].state == new[sid].state, f"{sid} reads {show(seen[sid])}: not redacted"
-        assert report.problems, "verify reports nothing"
-        assert all(p.kind == "unerased" for p in report.problems), problems_of(report)
-        with Journal(copy, **QUIET) as j:
-            j.redact_message(sid, message_id, reason="again")
-            count = sum(isinstance(e, MessageRedacted) for e in j.events(sid))
-        assert count == 1, f"redacting again appended a second redaction ({count})"
-        assert not holders(read_tree(copy), secret_of(sid)), "redacting again left the content"
-        return None
-
-    return settle
-
-
 @pytest.mark.parametrize("sid", ["alpha", "beta"], ids=["in-the-active-log", "in-the-archive"])
-def test_redaction_erases_durably_or_is_finished_by_redacting_again(tmp_path: Path, sid: str) -> None:
+def test_redaction_erases_durably_or_is_finished_by_the_next_writer(tmp_path: Path, sid: str) -> None:
     # alpha: the message is in the active log and a snapshot; beta: in an archive segment
-    # and a snapshot, the active log only gets the redaction event.
+    # and a snapshot, the active log only gets the redaction event. Once the event is on
+    # disk the erasure's intent is too: the next cold read or writer finishes it, so every
+    # state reads as before or after, and verify (a writer) leaves no file holding it.
     root = tmp_path / "journal"
     build_history(root)
     with Journal(root, **QUIET) as j:
         (secret,) = [m for m in j.get(sid).messages if m.content == secret_of(sid)]
     rec, old, new = record_one(tmp_path, lambda j: j.redact_message(sid, secret.id, reason="request"))
     assert holders(rec.crash_states()[0].tree, secret.content), "the content was never on disk"
-    settle = finished_by_redacting_again(sid, secret.id, new)
-    check = old_or_new(old, new, invariant=erased_once_returned(secret.content), settle=settle)
+    check = old_or_new(old, new, invariant=erased_once_returned(secret.content))
     check_all(rec, tmp_path, check, least=10)
 
 
