@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from journal.archive import list_segments, write_segment
+from journal.archive import Segment, inflate, list_segments, write_segment
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
@@ -29,7 +29,8 @@ from journal.history import (
     snapshot_path,
 )
 from journal.logfile import read_range
-from journal.paths import write_atomic
+from journal.paths import read_regular, write_atomic
+from journal.repair import set_aside
 from journal.snapshot import encode_snapshot
 from journal.state import Session
 from journal.storage import Head, PruneResult
@@ -53,7 +54,7 @@ def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head
     archive_dir = folder / ARCHIVE_DIR
     for leftover in list_segments(archive_dir):
         if leftover.first >= first:
-            leftover.path.unlink()  # from an interrupted pruning; rewritten just below
+            _drop_leftover(folder, leftover, archived, first)
     write_segment(archive_dir, first, head.seq - 1, archived)
     new_head = Head(head.seq, head.hash, len(data) - last_start, head.hash_at - last_start, 1)
     # The older snapshots stay until the switch: a crash before it keeps them usable.
@@ -61,6 +62,32 @@ def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head
     write_atomic(log_path, data[last_start:])
     remove_snapshots_before(folder, head.seq)
     return PruneResult(count, new_head)
+
+
+def _drop_leftover(folder: Path, leftover: Segment, archived: bytes, first: int) -> None:
+    """Remove a segment in the way of the one about to be written, without losing a byte.
+
+    An interrupted pruning leaves a segment of events the active log still holds: the same
+    bytes as a part of ``archived`` (events ``first``..), so deleting it loses nothing. Any
+    other file there (another incarnation's, a restored one) is not provably a copy: it is
+    moved into the quarantine instead.
+    """
+    data, whole = inflate(read_regular(leftover.path))
+    start = _line_offset(archived, leftover.first - first)
+    if whole and start >= 0 and data.endswith(b"\n") and archived[start : start + len(data)] == data:
+        leftover.path.unlink()
+        return
+    set_aside(folder, [leftover.path], "an archive segment in the way of pruning, not a copy of its events")
+
+
+def _line_offset(data: bytes, lines: int) -> int:
+    """Where line ``lines`` (0-based) of ``data`` starts; -1 if it has fewer lines."""
+    offset = 0
+    for _ in range(lines):
+        offset = data.find(b"\n", offset) + 1
+        if offset == 0:
+            return -1
+    return offset
 
 
 def apply_retention(folder: Path, before: datetime) -> int:

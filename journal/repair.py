@@ -41,7 +41,7 @@ from journal.logfile import read_range
 from journal.paths import LOG_NAME, ensure_dir, fsync_dir, write_atomic, write_temp
 from journal.verify import Moved, RepairReport
 
-__all__ = ["repair_files"]
+__all__ = ["repair_files", "set_aside"]
 
 
 class _Plan(msgspec.Struct):
@@ -104,6 +104,25 @@ def repair_files(
     write_atomic(quarantine / "repair.json", msgspec.json.format(msgspec.json.encode(report)) + b"\n")
     _apply(folder, fd, plan, quarantine)
     return report
+
+
+def set_aside(folder: Path, paths: list[Path], reason: str) -> Path:
+    """Move whole files of a session folder into a new quarantine folder (with a
+    ``repair.json`` saying what moved and why), never deleting them; returns that folder."""
+    quarantine = folder / QUARANTINE_DIR / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    ensure_dir(quarantine)
+    moved = [
+        _moved(path, 0, path.lstat().st_size, str(quarantine / _quarantine_name(folder, path)), reason)
+        for path in paths
+    ]
+    write_atomic(
+        quarantine / "repair.json", msgspec.json.format(msgspec.json.encode({"moved": moved})) + b"\n"
+    )
+    for path in paths:
+        os.rename(path, quarantine / _quarantine_name(folder, path))
+        fsync_dir(path.parent)
+    fsync_dir(quarantine)
+    return quarantine
 
 
 def _plan(folder: Path, fd: int | None, size: int, checked: Checked) -> _Plan:
