@@ -464,3 +464,113 @@ def test_damaged_retention_base_is_an_error_not_a_cache(root: Path, damage: str)
     (session_dir(root, SID) / snapshot_name(10)).unlink()
     with Journal(root) as fresh, pytest.raises(CorruptLogError):
         fresh.get(SID)
+
+
+# -- a lost active log is damage, never a fresh start -------------------------------------------
+
+
+@pytest.mark.parametrize("keep", ["archive", "snapshot"])
+def test_a_missing_active_log_is_damage_that_repair_restores(root: Path, keep: str) -> None:
+    # Oracle: the session's events before the log went missing. Treating the folder as "no
+    # such session" would let get_or_create start a new session on top of the old archive,
+    # whose first pruning then deleted the archived segments (20 archived events became 5).
+    # Instead every read and write raises, naming the missing log; verify reports it;
+    # repair makes the last archived event the active log again (the shape pruning leaves),
+    # losing nothing; with only a snapshot left there is nothing to restore the log from,
+    # and repair quarantines the snapshot.
+    with quiet(root, archive_after=5 if keep == "archive" else None) as journal:
+        build(journal, 21)
+        if keep == "snapshot":
+            journal.compact(SID)
+        events = list(journal.events(SID))
+    archived = archived_bytes(root, SID)
+    assert keep == "snapshot" or archived.count(b"\n") >= 15  # most of the history is archived
+    log_path(root, SID).unlink()
+    with quiet(root, archive_after=5) as journal:
+        for call in (
+            lambda: journal.exists(SID),
+            lambda: journal.get(SID),
+            lambda: journal.get_or_create(SID),
+            lambda: journal.add_message(SID, "user", "x"),
+            lambda: journal.create(SID),
+        ):
+            with pytest.raises(CorruptLogError, match="active log is missing"):
+                call()
+        assert SID not in list(journal.sessions())
+        assert not log_path(root, SID).exists()
+        assert archived_bytes(root, SID) == archived
+        assert not journal.verify(SID).ok
+        journal.repair(SID)
+        assert journal.verify().ok
+        if keep == "snapshot":
+            assert not journal.exists(SID)
+            return
+        # Every archived event is kept: the last one is the active log now.
+        assert list(journal.events(SID)) == events[: archived.count(b"\n")]
+        assert archived_bytes(root, SID) == archived
+        assert archived.endswith(log_path(root, SID).read_bytes())
+        journal.add_message(SID, "user", "after")
+        assert journal.get(SID) == journal.replay(SID)
+
+
+def test_a_delete_stopped_after_its_commit_point_never_hands_its_archive_to_a_new_session(
+    root: Path,
+) -> None:
+    # Oracle: a folder left as a delete dies right after unlinking the log (its intent says
+    # "deleted"): the session reads as absent, and creating it again starts from nothing
+    # (one event; none of the old archive, snapshots or seqs), with the old folder gone.
+    with quiet(root) as journal:
+        build(journal, 12)
+        journal.compact(SID, prune=True)
+        journal.compact(SID)
+    folder = session_dir(root, SID)
+    (folder / "intent.json").write_bytes(b'{"type":"delete"}\n')
+    log_path(root, SID).unlink()
+    with quiet(root) as journal:
+        assert not journal.exists(SID)
+        assert SID not in list(journal.sessions())
+        journal.create(SID)
+        assert [e.seq for e in journal.events(SID)] == [1]
+        assert segment_names(root, SID) == []
+        assert snapshot_names(root, SID) == []
+        assert not (folder / "intent.json").exists()
+        assert journal.verify().ok
+
+
+def test_a_delete_stopped_before_its_commit_point_never_happened(root: Path) -> None:
+    # Oracle: the intent alone (the log still there) decides nothing: the session reads as
+    # before, the next writer drops the intent, and a later loss of the log is damage again.
+    with quiet(root) as journal:
+        build(journal, 6)
+        before = journal.get(SID)
+    (session_dir(root, SID) / "intent.json").write_bytes(b'{"type":"delete"}\n')
+    with quiet(root) as journal:
+        assert journal.get(SID) == before
+        journal.add_message(SID, "user", "after")
+        assert not (session_dir(root, SID) / "intent.json").exists()
+        assert journal.get(SID).version == before.version + 1
+
+
+def test_pruning_never_deletes_a_segment_that_is_not_a_copy_of_what_it_archives(root: Path) -> None:
+    # Oracle: a file under the name of the segment pruning is about to write, but not holding
+    # those events (another incarnation's, a restored one): it is moved into the quarantine,
+    # byte for byte, with a report; only a leftover identical to the archived lines (what an
+    # interrupted pruning leaves) is deleted.
+    with quiet(root) as journal:
+        build(journal, 9)
+    archive = session_dir(root, SID) / "archive"
+    archive.mkdir()
+    foreign = gzip.compress(b"not these events\n", mtime=0)
+    (archive / segment_name(1, 8)).write_bytes(foreign)
+    identical = gzip.compress(log_path(root, SID).read_bytes().split(b"\n", 3)[0] + b"\n", mtime=0)
+    (archive / segment_name(1, 1)).write_bytes(identical)
+    with quiet(root) as journal:
+        journal.compact(SID, prune=True)
+        assert journal.verify().ok
+    assert segment_names(root, SID) == [segment_name(1, 8)]
+    assert gzip.decompress(segment_paths(root, SID)[0].read_bytes()) != b"not these events\n"
+    kept = list((session_dir(root, SID) / "quarantine").rglob("*.gz"))
+    assert [p.read_bytes() for p in kept] == [foreign]
+    assert json.loads((kept[0].parent / "repair.json").read_bytes())["moved"][0]["reason"].startswith(
+        "an archive segment in the way of pruning"
+    )
