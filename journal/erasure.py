@@ -40,7 +40,7 @@ from journal.history import (
 )
 from journal.logfile import read_range
 from journal.paths import fsync_dir, list_names, write_atomic
-from journal.snapshot import encode_snapshot
+from journal.snapshot import encode_snapshot, shows_content
 from journal.state import Session
 
 __all__ = [
@@ -198,10 +198,10 @@ def scrub_quarantine(folder: Path, message_id: str, by: int, texts: Iterable[str
     names the message, the rest (which cannot be read, so cannot be checked) goes with it.
     """
     in_lines = line_needles(message_id, texts)
-    in_snapshots = [message_id.encode(), *(t.encode() for t in texts if len(t) >= MIN_NEEDLE)]
+    in_snapshots = [t.encode() for t in texts if len(t) >= MIN_NEEDLE]
     for path, data, whole in quarantined_files(folder):
         if path.name.endswith(".snap"):
-            if any(n in data for n in in_snapshots):
+            if shows_content(data, message_id) or any(n in data for n in in_snapshots):
                 path.unlink()
             continue
         if not any(n in data for n in in_lines):

@@ -34,6 +34,7 @@ from journal.verify import Anchor, ChainCheck
 
 __all__ = ["Checked", "Intact", "Snapshot", "check_files"]
 
+_QUARANTINED_SNAPSHOT = re.compile(r"snapshot-(\d{20})\.snap$")
 _SEQ = re.compile(rb'^\{"v":1,"seq":(\d{1,20}),')
 
 
@@ -90,7 +91,7 @@ def check_files(
     watch = [seq for _, seq, loaded in snapshots if not isinstance(loaded, str)]
     check = ChainCheck(label, start, None if base is None else base[0], watch)
     if base is not None:
-        check.holds_content(base[0], str(folder / ARCHIVE_DIR / BASE_NAME))
+        check.retention_base(base[0], str(folder / ARCHIVE_DIR / BASE_NAME))
     intact: Intact | None = None
     skips: dict[Path, int] = {}
     try:
@@ -121,7 +122,9 @@ def check_files(
     if check.redacted:
         for path, data, _ in quarantined_files(folder):
             if path.name.endswith(".snap"):
-                check.check_quarantined(str(path), 0, -1, data, snapshot=True)
+                named = _QUARANTINED_SNAPSHOT.search(path.name)
+                seq = int(named[1]) if named else 1  # a name that says nothing: the oldest
+                check.check_quarantined(str(path), 0, -1, data, snapshot=seq)
                 continue
             offset = 0
             for number, line in enumerate(data.split(b"\n"), 1):

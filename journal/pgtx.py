@@ -365,7 +365,7 @@ class PgTransaction:
         start = None if base is None else (base[1].seq, base[1].hash)
         check = ChainCheck(self.sid, start, None if base is None else base[0], [s for s, _ in snapshots])
         if base is not None:
-            check.holds_content(base[0], f"{self.where} (base)")
+            check.retention_base(base[0], f"{self.where} (base)")
         self._rows_seen: list[tuple[int, bytes]] = []
         for seq, line in self.conn.execute(
             "SELECT seq, line FROM journal_events WHERE session_id = %s ORDER BY seq", [self.sid]

@@ -30,7 +30,7 @@ from journal.events import freeze
 from journal.state import Message, Messages, Session
 from journal.storage import Head
 
-__all__ = ["SNAPSHOT_VERSION", "SnapshotError", "decode_snapshot", "encode_snapshot"]
+__all__ = ["SNAPSHOT_VERSION", "SnapshotError", "decode_snapshot", "encode_snapshot", "shows_content"]
 
 SNAPSHOT_VERSION = 1
 MAGIC = b"JNLSNAP1"
@@ -145,6 +145,20 @@ def _encode_messages(messages: Messages) -> tuple[bytes, bytes]:
     if sys.byteorder != "little":
         ends.byteswap()
     return bytes(buf), ends.tobytes()
+
+
+def shows_content(data: bytes, message_id: str) -> bool:
+    """Whether snapshot bytes (a quarantined copy: read loosely, never trusted) may still show
+    the content of ``message_id``: its state holds the message unredacted, or the bytes do not
+    decode and name the message (what they hold cannot be told then)."""
+    if message_id.encode() not in data:
+        return False
+    try:
+        session, _ = decode_snapshot(data)
+    except SnapshotError:
+        return True
+    index = session.messages.index_of(message_id)
+    return index >= 0 and not session.messages[index].redacted
 
 
 def encode_snapshot(session: Session, head: Head, *, kind: str = "snapshot") -> bytes:

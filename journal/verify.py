@@ -15,6 +15,7 @@ import msgspec
 
 from journal.codec import GENESIS, LineError, decode
 from journal.events import Event, MessageAdded, MessageEdited, MessageRedacted
+from journal.snapshot import shows_content
 from journal.state import Session, apply
 
 __all__ = ["Anchor", "Moved", "Problem", "ProblemKind", "RepairReport", "SessionCheck", "VerifyReport"]
@@ -32,6 +33,7 @@ ProblemKind = Literal[
     "snapshot_damaged",  # a snapshot file that cannot be decoded
     "snapshot_mismatch",  # a snapshot whose hash or state disagrees with the log
     "unerased",  # content of a redacted message still stored (an interrupted redaction)
+    "unverifiable",  # history a retention base replaced: no stored event vouches for its state
 ]
 
 
@@ -185,7 +187,8 @@ class ChainCheck:
         # erased bodies by the seq of the redaction they name (checked when it shows up).
         self._content: dict[str, list[tuple[str, int, int]]] = {}
         self._claims: dict[int, list[tuple[str, str, int, int]]] = {}
-        self.redacted: set[str] = set()  # ids of the messages a redaction names
+        self.redacted: dict[str, int] = {}  # message id -> the seq of its redaction
+        self.base_seq, self.base_file = 0, ""  # where a retention base ends (0: none)
 
     def problem(self, kind: str, file: str, line: int, offset: int, message: str) -> None:
         self.problems.append(
@@ -263,8 +266,15 @@ class ChainCheck:
                 return True
         return False
 
-    def holds_content(self, state: Session, file: str) -> None:
-        """Record that ``file`` (a retention base) holds the contents ``state`` shows."""
+    def retention_base(self, state: Session, file: str) -> None:
+        """Record the retention base ``file`` holding ``state``, where the history starts.
+
+        The chain runs on from the base's hash, but the events it replaced are gone: nothing
+        stored proves that the base's state is the fold of those events. Like a wholly
+        rewritten log, a base forged with the real hash reads as consistent; only an exported
+        head could tell, and it cannot vouch for the base either (see ``check_anchor``).
+        """
+        self.base_seq, self.base_file = self.seq, file
         for message in state.messages:
             if not message.redacted:
                 self._content.setdefault(message.id, []).append((file, 0, -1))
@@ -282,7 +292,7 @@ class ChainCheck:
             else:
                 self._claims.setdefault(event.redacted_by, []).append((event.message_id, file, line, offset))
         elif isinstance(event, MessageRedacted):
-            self.redacted.add(event.message_id)
+            self.redacted.setdefault(event.message_id, event.seq)
             for held_file, held_line, held_offset in self._content.pop(event.message_id, ()):
                 self.problem(
                     "unerased",
@@ -310,18 +320,22 @@ class ChainCheck:
                 )
         self._claims.clear()
 
-    def check_quarantined(
-        self, file: str, line: int, offset: int, data: bytes, *, snapshot: bool = False
-    ) -> None:
-        """Report a quarantined line (or snapshot) still holding a redacted message's content.
+    def check_quarantined(self, file: str, line: int, offset: int, data: bytes, *, snapshot: int = 0) -> None:
+        """Report a quarantined line (or the snapshot of seq ``snapshot``) still holding a
+        redacted message's content.
 
-        Quarantined bytes failed a check, so they are matched by the message's id where a
-        line states whose it is, with a body that still holds a salt (content), or, in a
-        snapshot, by the id at all.
+        Quarantined bytes failed a check, so they are matched loosely: a line by the message's
+        id where a line states whose it is, with a body that still holds a salt (content); a
+        snapshot written before the redaction if it may still show the message unredacted.
         """
-        for message_id in self.redacted:
-            own = b'"data":{"id":' + msgspec.json.encode(message_id)
-            if (message_id.encode() in data) if snapshot else (own in data and b'"body":{"salt"' in data):
+        for message_id, by in self.redacted.items():
+            if snapshot:
+                found = snapshot < by and shows_content(data, message_id)
+            else:
+                found = (
+                    b'"data":{"id":' + msgspec.json.encode(message_id) in data and b'"body":{"salt"' in data
+                )
+            if found:
                 self.problem(
                     "unerased",
                     file,
@@ -334,6 +348,19 @@ class ChainCheck:
     def check_anchor(self, anchor: Anchor, file: str) -> None:
         """Compare an exported head with what the log holds."""
         last = max(self.hashes, default=0)
+        if self.base_seq:
+            # An exported head pins the history up to it; a base's state is not pinned by
+            # anything stored, so "ok" would vouch for what a forger could have written.
+            self.problem(
+                "unverifiable",
+                self.base_file,
+                0,
+                -1,
+                f"history up to seq {self.base_seq} was replaced by this retention base: no stored "
+                f"event vouches for its state, so the exported head at seq {anchor.seq} cannot",
+            )
+        if anchor.seq <= self.base_seq:
+            return  # its line went with the history the base replaced: reported just above
         if anchor.seq > last:
             self.problem(
                 "truncated",

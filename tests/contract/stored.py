@@ -190,3 +190,36 @@ class Stored:
         folder = Layout(self.url).session_dir(session_id) / "quarantine" / "20260101T000000.000000Z"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "events.jsonl.from-byte-0").write_bytes(line + b"\n")
+
+    def forge_base(self, session_id: str, state: Any, seq: int, digest: str) -> None:
+        """Replace the session's history up to ``seq`` with a retention base holding ``state``
+        and the real chain hash ``digest`` of seq ``seq``, as someone able to write the
+        storage could: the lines (or rows) up to it go, the base comes."""
+        from journal.snapshot import encode_snapshot
+        from journal.storage import Head
+
+        data = encode_snapshot(state, Head(seq, digest, -1, -1, 0), kind="base")
+        if self.postgres:
+            with self._conn() as conn:
+                conn.execute(
+                    "DELETE FROM journal_events WHERE session_id = %s AND seq <= %s", [session_id, seq]
+                )
+                conn.execute(
+                    "INSERT INTO journal_bases (session_id, seq, data) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, data = excluded.data",
+                    [session_id, seq, data],
+                )
+                conn.execute("DELETE FROM journal_snapshots WHERE session_id = %s", [session_id])
+            return
+        folder = Layout(self.url).session_dir(session_id)
+        (folder / "archive").mkdir(exist_ok=True)
+        (folder / "archive" / "base.snap").write_bytes(data)
+        for path in folder.iterdir():
+            if _SNAPSHOT_NAME.match(path.name):
+                path.unlink()
+        for path in (folder / "archive").glob("*.jsonl.gz"):
+            path.unlink()
+        log = folder / "events.jsonl"
+        lines = log.read_bytes().split(b"\n")[:-1]
+        kept = [line for line in lines if int(re.search(rb'"seq":(\d+)', line)[1]) > seq]  # type: ignore[index]
+        log.write_bytes(b"".join(line + b"\n" for line in kept))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
+import msgspec
 import pytest
 
 from journal import (
@@ -24,6 +26,7 @@ from journal import (
     MessageEdited,
     MessageNotFoundError,
     MessageRedacted,
+    Messages,
     Session,
     SessionNotFoundError,
 )
@@ -486,3 +489,38 @@ def test_verify_names_a_quarantined_copy_that_still_holds_redacted_content(
     assert journal.redact_message(SID, secret.id, reason="again").version == version
     assert stored.holders("quarantined secret copy") == set()
     assert journal.verify(SID).ok
+
+
+@pytest.mark.parametrize("retention", [True, False], ids=["retention", "never-configured"])
+def test_a_forged_retention_base_is_never_vouched_for_by_an_anchor(
+    store_url: str, stored: Stored, retention: bool
+) -> None:
+    # Oracle: an exported head pins the whole history up to it. A base holding the real hash
+    # of seq 8 and a made-up state (every message reads "forged"), with the lines up to 8
+    # gone, keeps the chain consistent from seq 9 on: nothing stored tells it from a real
+    # base. So verify with the head may never say ok: it names the base "unverifiable";
+    # without anchors, like a wholly rewritten log, it is consistent. The same whether a
+    # retention policy ran (a real base at seq 6 here) or never did.
+    options: dict[str, Any] = {"snapshot_every": 0, "snapshot_bytes": 0}
+    if retention:
+        options.update(archive_after=6, retention=TINY)
+    with Journal.from_url(store_url, **options) as journal:
+        build(journal, 7)
+        at8 = journal.get(SID)
+        hash8 = journal.head(SID).hash
+        for i in range(3):
+            journal.add_message(SID, "user", f"later {i}")
+        head = journal.head(SID)
+        assert journal.verify(SID, anchors=[head]).ok != retention  # a real base: not vouched either
+    assert at8.version == 8
+    forged = msgspec.structs.replace(
+        at8, messages=Messages([msgspec.structs.replace(m, content="forged") for m in at8.messages])
+    )
+    stored.forge_base(SID, forged, 8, hash8)
+    with Journal.from_url(store_url) as fresh:
+        assert {m.content for m in fresh.get(SID).messages[: len(at8.messages)]} == {"forged"}
+        report = fresh.verify(SID, anchors=[head])
+        assert not report.ok
+        assert [p.kind for p in report.problems] == ["unverifiable"]
+        assert "seq 8" in report.problems[0].message
+        assert fresh.verify(SID).ok

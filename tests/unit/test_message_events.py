@@ -50,6 +50,7 @@ from journal.store import NewMessage
 from tests.conftest import JOIN_TIMEOUT
 from tests.helpers_compaction import leftovers, log_path, segment_paths, session_dir, snapshot_names
 from tests.helpers_proc import BARRIER_TIMEOUT, content_for, parse_content
+from tests.helpers_verify import clean_but_the_base
 from tests.unit.test_compaction import TINY
 from tests.unit.test_store import log_bytes
 from tests.unit.test_verify import lines_of, verify
@@ -799,7 +800,8 @@ def test_redaction_erases_every_version_of_the_content_from_every_file(root: Pat
     # Every other message's content is still in every history file that held it.
     assert {text: history_holders(root, text) for text in spread.others} == kept
     assert verify(root).ok
-    assert verify(root, spread.head).ok
+    # The spread includes a retention base, which an exported head cannot vouch for.
+    assert clean_but_the_base(verify(root, spread.head))
     with Journal(root) as fresh:
         assert fresh.get(SID) == state == fresh.replay(SID)
         last = list(fresh.events(SID))[-1]
