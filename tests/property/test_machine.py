@@ -234,6 +234,8 @@ class FileJournalMachine(JournalMachine):
     def after_write(self, journal: Journal, session_id: str) -> None:
         # With archive_after=N the writer that crosses the mark prunes to one line, so no
         # write by such a Journal leaves more than N lines, whoever wrote the lines before.
+        # (Only calls that appended come here: one that wrote nothing crossed no mark, and
+        # leaves what the other Journal, without archive_after, wrote.)
         if journal.archive_after is not None and self.model.exists(session_id):
             assert 1 <= active_lines(self.root, session_id) <= journal.archive_after
 
@@ -321,6 +323,47 @@ def test_journal_agrees_with_model() -> None:
     # Oracle: see FileJournalMachine and journal.testing; 40 steps per run (enough for bursts
     # of writes to cross pruning marks several times), runs per the profile.
     run_state_machine_as_test(FileJournalMachine, settings=settings(stateful_step_count=40))
+
+
+def test_a_call_that_appends_nothing_neither_prunes_nor_counts_as_a_write() -> None:
+    # A machine run failed with "assert 7 <= 2": a Journal without archive_after wrote 7
+    # active lines, then the Journal with archive_after=2 made a call that succeeded and wrote
+    # nothing (add_messages of no messages), and the line bound was checked after it. The
+    # journal was right: the writer that crosses the mark prunes, and a call that appends
+    # nothing crosses none (it takes no lock, and must not rewrite the log as a side effect of
+    # a read-like call). The machine now checks only calls that appended. Oracle: the line
+    # count of the active log, and the machine's own checks (model, verify, no temporary files).
+    machine = FileJournalMachine()
+    try:
+        machine.journals = [
+            Config("always", 0, 1, 0, archive_after=2).open(machine.root),
+            Config("always", 0, 1, 0, archive_after=None).open(machine.root),
+        ]
+        machine.call(1, "create", "chat")
+        for text in ("}", "\n\n\U0010ffff\n\n", "", ""):
+            machine.call(1, "add_message", "chat", "user", text)
+        first = machine.model.get("chat").messages[0].id
+        machine.call(1, "redact_message", "chat", first, reason="asked")
+        assert active_lines(machine.root, "chat") == 6
+        # Calls of the pruning Journal that succeed and write nothing: the log stays as it is.
+        machine.call(0, "add_messages", "chat", [])
+        machine.call(0, "get_or_create", "chat")
+        machine.call(0, "update_settings", "chat", {})
+        assert machine.model.get("chat").version == 6
+        assert active_lines(machine.root, "chat") == 6
+        # A repeated redaction appends nothing but rewrites the stored lines under the writer
+        # lock, and prunes past the mark like a write (after_write checks it too).
+        machine.call(0, "redact_message", "chat", first, reason="again")
+        assert machine.model.get("chat").version == 6
+        assert active_lines(machine.root, "chat") == 1
+        # The next write appends one line: within the bound, nothing to prune.
+        machine.call(0, "add_message", "chat", "user", "after")
+        assert active_lines(machine.root, "chat") == 2
+        machine.journals_match_model()
+        machine.verify_is_clean()
+        machine.no_temporary_files()
+    finally:
+        machine.teardown()
 
 
 # The edges of what a snapshot can encode, just inside and just outside.
