@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -67,6 +67,7 @@ from journal.testing import (
     event_facts,
 )
 from journal.testing.strategies import actors, json_values, short_texts
+from tests.machines import machine_settings
 
 IDS = (
     "chat",
@@ -321,8 +322,9 @@ class FileJournalMachine(JournalMachine):
 
 def test_journal_agrees_with_model() -> None:
     # Oracle: see FileJournalMachine and journal.testing; 40 steps per run (enough for bursts
-    # of writes to cross pruning marks several times), runs per the profile.
-    run_state_machine_as_test(FileJournalMachine, settings=settings(stateful_step_count=40))
+    # of writes to cross pruning marks several times), runs per the profile, no shrinking
+    # unless asked (tests/machines.py).
+    run_state_machine_as_test(FileJournalMachine, settings=machine_settings(stateful_step_count=40))
 
 
 def test_a_call_that_appends_nothing_neither_prunes_nor_counts_as_a_write() -> None:
@@ -605,4 +607,4 @@ class RetentionMachine(RuleBasedStateMachine):
 
 def test_retention_drops_only_history_before_the_base() -> None:
     # Oracle: see RetentionMachine and InMemoryJournal.drop_history; shorter runs than above.
-    run_state_machine_as_test(RetentionMachine, settings=settings(stateful_step_count=20))
+    run_state_machine_as_test(RetentionMachine, settings=machine_settings(stateful_step_count=20))
