@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from journal import Journal
+from tests.requirements import required
 
 for _name, _examples in (("ci", 60), ("dev", 500)):
     settings.register_profile(
@@ -38,6 +39,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev" if SOAK else "c
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 JOIN_TIMEOUT = 60.0  # only ever turns a hang into a failure, never a speed assertion
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """On CI, a test module that skips while it is imported (``pytest.importorskip`` of a
+    framework the dev extra installs) fails instead: CI never passes by skipping."""
+    report = yield
+    if report.skipped and isinstance(collector, pytest.Module) and required():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"{collector.nodeid} skipped on import, which CI does not allow: {reason}"
+    return report
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.requirements import required
+
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def required() -> bool:
-    return bool(os.environ.get("JOURNAL_REQUIRE_POSTGRES") or os.environ.get("CI"))
 
 
 @functools.cache

@@ -22,6 +22,15 @@ Subclass it to test your own code (see ``docs/testing.md``)::
 
 Hooks: ``open_journal(config)`` (another backend, other options), ``configs`` and
 ``session_ids`` (strategies), ``after_write`` and ``after_compact`` (extra checks).
+
+Most runs start with a session holding a few messages. The writes that act on a message
+(insert before, pop, remove, edit, redact) run only once some session holds messages, and then
+mostly name a session that shows messages and one of its messages, so that most of them
+succeed; about one in ten names a session or message that is not there (another session's
+message, a removed one, a redacted one for ``edit``), for the errors. Every call's outcome is
+recorded as a Hypothesis ``event`` (``pytest --hypothesis-show-statistics`` shows them) and,
+when the class sets ``tally`` to a Counter, counted there across every run:
+``(operation, "ok" or the error's class name) -> calls``.
 """
 
 from __future__ import annotations
@@ -29,10 +38,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
+from hypothesis import currently_in_test_context, event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -78,8 +89,16 @@ default_configs: st.SearchStrategy[dict[str, Any]] = st.fixed_dictionaries(
 
 _which = st.integers(0, 1)  # which Journal makes the call (modulo how many are open)
 _versions = st.sampled_from(["none", "right", "behind", "ahead"])
-# For writes that need a message to act on: mostly ones that can succeed.
-_mostly_right = st.sampled_from(["none", "none", "right", "right", "behind", "ahead"])
+# For writes that need a message to act on: mostly ones that can succeed (one in six conflicts;
+# the other writes test conflicts half of the time).
+_mostly_right = st.sampled_from(["none", "right"] * 5 + ["behind", "ahead"])
+ABSENT_ID = "0" * 32  # a message id no session holds (the journal's ids are random)
+# Redaction reasons: never empty here (an empty one is refused, drawn apart one time in ten).
+_reasons = short_texts.map(lambda text: text or "asked")
+
+
+def _chatty(machine: JournalMachine) -> bool:
+    return bool(machine.chatty())
 
 
 class JournalMachine(RuleBasedStateMachine):
@@ -93,6 +112,8 @@ class JournalMachine(RuleBasedStateMachine):
 
     configs: st.SearchStrategy[dict[str, Any]] = default_configs
     session_ids: st.SearchStrategy[str] = st.sampled_from(HOSTILE_SESSION_IDS[:10])
+    tally: ClassVar[Counter[tuple[str, str]] | None] = None
+    """When a Counter: every call's outcome, ``(operation, "ok" or error class) -> calls``."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -112,7 +133,13 @@ class JournalMachine(RuleBasedStateMachine):
         return Journal(self.root, **config)
 
     def after_write(self, journal: Journal, session_id: str) -> None:
-        """Called after every successful write by ``journal`` (for extra checks)."""
+        """Called after every write by ``journal`` that appended events (for extra checks).
+
+        Calls that succeed without writing anything (``get_or_create`` of an existing session,
+        ``add_messages`` of no messages, ``update_settings`` with nothing to change) are not
+        writes: the journal does no work for them, so there is nothing to check. A redaction
+        is always one (it rewrites the stored lines even when it appends nothing).
+        """
 
     def after_compact(self, session_id: str, prune: bool, result: Compaction) -> None:
         """Called after ``compact`` of one session returned ``result`` (for extra checks)."""
@@ -153,19 +180,29 @@ class JournalMachine(RuleBasedStateMachine):
         Journal's result, or None if both raised the same error.
         """
         journal = self.journal(which)
+        # For the tally: an insertion is its own way through add_message.
+        operation = "insert_message" if kwargs.get("before") is not None else name
         try:
             got = getattr(journal, name)(*args, **kwargs)
         except JournalError as exc:
+            self.record(operation, type(exc).__name__)
             assert_same_error(exc, lambda: getattr(self.model, name)(*args, **kwargs))
             return None
+        self.record(operation, "ok")
         model_call = getattr(self.model, name)
         if name == "delete":
             model_call(*args, **kwargs)
             return got
+        # Every event bumps the version, and no single call deletes and writes again: a call
+        # appended events exactly when the model's version moved. A redaction rewrites the
+        # stored lines under the writer lock even when it appends nothing (again: it finishes
+        # an interrupted erasure), so it is always a write.
+        before = -1 if name == "redact_message" else self._version(args[0])
         if isinstance(got, Session):
             now = got.created_at if name == "create" else got.updated_at
             assert_same_session(got, model_call(*args, **kwargs, now=now))
-            self.after_write(journal, got.id)
+            if self._version(got.id) != before:
+                self.after_write(journal, got.id)
             return got
         if name == "add_message":
             kwargs = {**kwargs, "message_id": got.id}
@@ -178,25 +215,56 @@ class JournalMachine(RuleBasedStateMachine):
             strict=True,
         ):
             assert_same_message(message, expected)
-        self.after_write(journal, args[0])
+        if self._version(args[0]) != before:
+            self.after_write(journal, args[0])
         return got
 
-    def chat(self, data: st.DataObject) -> str:
-        """A session to act on a message of: usually one showing messages."""
-        chatty = [sid for sid in self.existing() if self.model.get(sid).messages]
-        if chatty and data.draw(st.integers(0, 5), label="chatty") > 0:
+    def record(self, operation: str, outcome: str) -> None:
+        """Count one call's outcome (``"ok"`` or the error's class name); see ``tally``."""
+        if currently_in_test_context():  # rules may also be driven by hand, outside Hypothesis
+            event(f"{operation}: {outcome}")
+        if self.tally is not None:
+            self.tally[operation, outcome] += 1
+
+    def _version(self, sid: str) -> int:
+        return self.model.get(sid).version if self.model.exists(sid) else 0
+
+    def chatty(self, *, history: bool = False) -> list[str]:
+        """The sessions showing messages (with ``history``: ever holding one), in creation order."""
+        if history:
+            return [
+                s for s in self.existing() if any(e.type == "message_added" for e in self.model.events(s))
+            ]
+        return [sid for sid in self.existing() if self.model.get(sid).messages]
+
+    def chat(self, data: st.DataObject, *, history: bool = False) -> str:
+        """A session to act on a message of: nine times in ten one showing messages (with
+        ``history``: holding one in its history), else any target (perhaps absent or empty)."""
+        chatty = self.chatty(history=history)
+        if chatty and data.draw(st.integers(0, 9), label="chatty") > 0:
             return data.draw(st.sampled_from(chatty), label="sid")
         return self.target(data)
 
-    def message_id(self, data: st.DataObject, sid: str, *, history: bool = False) -> str:
-        """A message id of ``sid``: usually a visible one (any in the history with
-        ``history``), sometimes one that is not there."""
-        pool = [m.id for m in self.model.get(sid).messages] if self.model.exists(sid) else []
-        if history and self.model.exists(sid):
-            pool += [e.message_id for e in self.model.events(sid) if e.type == "message_added"]
-        if pool and data.draw(st.integers(0, 4), label="real id") > 0:
-            return data.draw(st.sampled_from(pool), label="message id")
-        return "0" * 32
+    def message_id(self, data: st.DataObject, sid: str, *, history: bool = False, edit: bool = False) -> str:
+        """A message id for a write on ``sid``: nine times in ten one it can act on, else one
+        it cannot (so the errors are tested as well).
+
+        It can act on a visible message; with ``history`` (redaction) on any message ever
+        added; with ``edit`` on a visible message that is not redacted. The ones it cannot act
+        on: the session's other messages (removed, cleared, redacted), other sessions'
+        messages, and an id nobody holds.
+        """
+        added: list[str] = []
+        usable: list[str] = []
+        if self.model.exists(sid):
+            added = [e.message_id for e in self.model.events(sid) if e.type == "message_added"]
+            visible = self.model.get(sid).messages
+            usable = added if history else [m.id for m in visible if not (edit and m.redacted)]
+        if usable and data.draw(st.integers(0, 9), label="usable") > 0:
+            return data.draw(st.sampled_from(usable), label="message id")
+        others = [mid for mid in added if mid not in usable]
+        others += [m.id for other in self.existing() if other != sid for m in self.model.get(other).messages]
+        return data.draw(st.sampled_from([ABSENT_ID, *others]), label="absent id")
 
     def _expected(self, sid: str, choice: str) -> int | None:
         version = self.model.get(sid).version if self.model.exists(sid) else 1
@@ -210,6 +278,21 @@ class JournalMachine(RuleBasedStateMachine):
         self.journals.append(self.open_journal(data.draw(self.configs, label="config")))
         if two:  # some runs start with two Journals on the store
             self.journals.append(self.open_journal(data.draw(self.configs, label="second")))
+        # Most runs start with a session holding a few messages, so that the writes acting on
+        # a message have one to act on from the first step; one in four (and every shrunk
+        # example) starts with an empty store, where even the root does not exist. Mirrored,
+        # not ``call``-ed: they are not the rules' calls and stay out of the tally; the
+        # invariants check them before the first rule.
+        seeded = data.draw(st.integers(0, 3), label="seeded messages")
+        if seeded:
+            self._seed(data.draw(self.session_ids, label="seeded"), seeded)
+
+    def _seed(self, sid: str, count: int) -> None:
+        batch = [{"role": "user", "content": f"seed {i}"} for i in range(count)]
+        self.journal().get_or_create(sid)
+        self.mirror(sid, lambda now: self.model.get_or_create(sid, now=now))
+        self.journal().add_messages(sid, batch)
+        self.mirror(sid, lambda now: self.model.add_messages(sid, batch, now=now))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -291,6 +374,7 @@ class JournalMachine(RuleBasedStateMachine):
         sid = self.target(data)
         self.call(which, "clear", sid, expected_version=self._expected(sid, version), actor=actor)
 
+    @precondition(_chatty)
     @rule(data=st.data(), role=roles, content=short_texts, actor=actors, version=_mostly_right, which=_which)
     def insert_message(
         self, data: st.DataObject, role: str, content: str, actor: str | None, version: str, which: int
@@ -324,11 +408,13 @@ class JournalMachine(RuleBasedStateMachine):
         expected = self._expected(sid, version)
         self.call(which, "add_messages", sid, batch, replace=replace, expected_version=expected, actor=actor)
 
+    @precondition(_chatty)
     @rule(data=st.data(), actor=actors, version=_mostly_right, which=_which)
     def pop_message(self, data: st.DataObject, actor: str | None, version: str, which: int) -> None:
         sid = self.chat(data)
         self.call(which, "pop_message", sid, expected_version=self._expected(sid, version), actor=actor)
 
+    @precondition(_chatty)
     @rule(data=st.data(), actor=actors, version=_mostly_right, which=_which)
     def remove_message(self, data: st.DataObject, actor: str | None, version: str, which: int) -> None:
         sid = self.chat(data)
@@ -337,6 +423,7 @@ class JournalMachine(RuleBasedStateMachine):
             which, "remove_message", sid, mid, expected_version=self._expected(sid, version), actor=actor
         )
 
+    @precondition(_chatty)
     @rule(
         data=st.data(),
         content=texts,
@@ -355,7 +442,7 @@ class JournalMachine(RuleBasedStateMachine):
         which: int,
     ) -> None:
         sid = self.chat(data)
-        mid = self.message_id(data, sid)
+        mid = self.message_id(data, sid, edit=True)
         expected = self._expected(sid, version)
         self.call(
             which,
@@ -368,12 +455,15 @@ class JournalMachine(RuleBasedStateMachine):
             actor=actor,
         )
 
-    @rule(data=st.data(), reason=short_texts, actor=actors, version=_mostly_right, which=_which)
+    @precondition(_chatty)
+    @rule(data=st.data(), reason=_reasons, actor=actors, version=_mostly_right, which=_which)
     def redact_message(
         self, data: st.DataObject, reason: str, actor: str | None, version: str, which: int
     ) -> None:
-        sid = self.chat(data)
+        sid = self.chat(data, history=True)
         mid = self.message_id(data, sid, history=True)
+        if data.draw(st.integers(0, 9), label="no reason") == 0:
+            reason = ""  # refused before anything else is checked
         expected = self._expected(sid, version)
         self.call(which, "redact_message", sid, mid, reason=reason, expected_version=expected, actor=actor)
 
@@ -494,23 +584,29 @@ class JournalMachine(RuleBasedStateMachine):
     @invariant()
     def journals_match_model(self) -> None:
         # The model, for every session and every open Journal; for the generated parts (ids,
-        # exact states), the Journal's own fresh replay and the other Journal.
+        # exact states), the Journal's own fresh replay and the other Journal. The model's
+        # answers are computed once per session, for both Journals. ``replay(at=...)`` reads
+        # only the store, never a Journal's cache, so its checks at several points run on the
+        # first Journal only; every Journal's cached state, full replay and history are checked.
         expected_ids = set(self.model.sessions())
         for journal in self.journals:
             assert set(journal.sessions()) == expected_ids
-            for sid in sorted(expected_ids):
+        for sid in sorted(expected_ids):
+            want = self.model.get(sid)
+            want_facts = [event_facts(e) for e in self.model.events(sid)]
+            for journal in self.journals:
                 got = journal.get(sid)
-                assert_same_session(got, self.model.get(sid))
+                assert_same_session(got, want)
                 assert got == journal.replay(sid), "a cached state differs from a fresh replay"
                 events = list(journal.events(sid))
-                assert [event_facts(e) for e in events] == [event_facts(e) for e in self.model.events(sid)]
+                assert [event_facts(e) for e in events] == want_facts
                 assert [m.id for m in got.messages] == visible_ids(events)
                 ids = [e.message_id for e in events if isinstance(e, MessageAdded)]
                 assert len(set(ids)) == len(ids), "message ids must be unique within a session"
                 times = [e.at for e in events]
                 assert times == sorted(times), "event times must never go back within a session"
-                for at in sorted({1, (got.version + 1) // 2, got.version - 1} - {0}):
-                    assert_same_session(journal.replay(sid, at=at), self.model.replay(sid, at=at))
+            for at in sorted({1, (want.version + 1) // 2, want.version - 1} - {0}):
+                assert_same_session(self.journals[0].replay(sid, at=at), self.model.replay(sid, at=at))
         if len(self.journals) == 2:
             first, second = self.journals
             for sid in sorted(expected_ids):

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from journal.paths import Layout
 from journal.pgstore import is_postgres_url
 
@@ -162,7 +164,7 @@ class Stored:
         lines = log.read_bytes().split(b"\n")[:-1]
         log.write_bytes(b"".join(line + b"\n" for line in lines[:keep]))
 
-    def event_line(self, session_id: str, needle: bytes) -> bytes:
+    def line_holding(self, session_id: str, needle: bytes) -> bytes:
         """The one stored event line of the session holding ``needle``, as stored."""
         if self.postgres:
             with self._conn() as conn:
@@ -223,3 +225,34 @@ class Stored:
         lines = log.read_bytes().split(b"\n")[:-1]
         kept = [line for line in lines if int(re.search(rb'"seq":(\d+)', line)[1]) > seq]  # type: ignore[index]
         log.write_bytes(b"".join(line + b"\n" for line in kept))
+
+    def event_line(self, session_id: str, seq: int) -> bytes:
+        """The stored line of event ``seq`` (without its newline), from the active log."""
+        if self.postgres:
+            with self._conn() as conn:
+                row = conn.execute(
+                    "SELECT line FROM journal_events WHERE session_id = %s AND seq = %s", [session_id, seq]
+                ).fetchone()
+            assert row is not None, f"no stored event {seq} of {session_id!r}"
+            return bytes(row[0])
+        lines = Layout(self.url).log_path(session_id).read_bytes().splitlines()
+        (line,) = [line for line in lines if msgspec.json.decode(line)["seq"] == seq]
+        return line
+
+    def rewrite_event(self, session_id: str, seq: int, line: bytes, digest: str) -> None:
+        """Store ``line`` (whose hash is ``digest``) in place of event ``seq``'s line, as an
+        attacker with write access would: in the log file, or in the row with its hash column."""
+        line = line.rstrip(b"\n")
+        if self.postgres:
+            with self._conn() as conn:
+                updated = conn.execute(
+                    "UPDATE journal_events SET line = %s, hash = %s WHERE session_id = %s AND seq = %s",
+                    [line, digest, session_id, seq],
+                ).rowcount
+            assert updated == 1, f"no stored event {seq} of {session_id!r}"
+            return
+        log = Layout(self.url).log_path(session_id)
+        data = log.read_bytes()
+        old = self.event_line(session_id, seq)
+        assert data.count(old) == 1
+        log.write_bytes(data.replace(old, line))

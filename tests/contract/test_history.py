@@ -477,7 +477,7 @@ def test_verify_names_a_quarantined_copy_that_still_holds_redacted_content(
     # as "unerased", and redacting again erases it (with no second event).
     journal.create(SID)
     secret = journal.add_message(SID, "user", "quarantined secret copy")
-    copy = stored.event_line(SID, b"quarantined secret copy")
+    copy = stored.line_holding(SID, b"quarantined secret copy")
     journal.redact_message(SID, secret.id, reason="request")
     assert journal.verify(SID).ok
     stored.plant_quarantine(SID, copy)

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+# Skips without the framework; fails on CI, where the dev extra installs it (tests/conftest.py).
 pytest.importorskip("flask", reason="flask is installed by the dev and flask extras")
 
 from flask import Flask

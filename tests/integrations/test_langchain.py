@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+# Skips without the framework; fails on CI, where the dev extra installs it (tests/conftest.py).
 pytest.importorskip("langchain_core", reason="langchain-core is installed by the dev and langchain extras")
 
 from langchain_core._api.deprecation import LangChainDeprecationWarning

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+# Skips without the framework; fails on CI, where the dev extra installs it (tests/conftest.py).
 pytest.importorskip(
     "llama_index.core", reason="llama-index-core is installed by the dev and llama-index extras"
 )

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import pytest
 
+# Skips without the framework; fails on CI, where the dev extra installs it (tests/conftest.py).
 pytest.importorskip("agents", reason="openai-agents is installed by the dev and agents extras")
 
 from agents import Agent, RunConfig, Runner, function_tool

@@ -15,6 +15,7 @@ from hypothesis.stateful import rule, run_state_machine_as_test
 from journal import CorruptLogError, InvalidSessionIdError, Journal, MessageAdded, Session, replay
 from journal.paths import Layout
 from journal.testing import InMemoryJournal, JournalMachine, canon, event_facts, strategies
+from tests.machines import machine_settings
 
 
 def test_importing_journal_never_imports_hypothesis() -> None:
@@ -116,4 +117,4 @@ class ChatMachine(JournalMachine):
 
 
 def test_a_users_machine_with_its_own_rule() -> None:
-    run_state_machine_as_test(ChatMachine, settings=settings(max_examples=10, stateful_step_count=12))
+    run_state_machine_as_test(ChatMachine, settings=machine_settings(max_examples=10, stateful_step_count=12))

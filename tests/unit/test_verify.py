@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import stat
-from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -26,10 +25,11 @@ from journal import (
     SessionNotFoundError,
     VerifyReport,
 )
-from journal.codec import encode
+from journal.codec import decode, encode
 from journal.events import MessageAdded
 from journal.snapshot import decode_snapshot, encode_snapshot
 from journal.state import Message, Messages
+from tests.contract.stored import Stored
 from tests.helpers_compaction import log_path, session_dir
 
 SID = "s"
@@ -135,33 +135,65 @@ def test_every_problem_is_reported_not_only_the_first(root: Path) -> None:
     assert found == [("edited", 3), ("duplicate", 13), ("gap", 8)]
 
 
-def test_a_rewritten_chain_is_caught_by_the_exported_head_only(root: Path) -> None:
-    anchor = build(root)
-    path = log_path(root, SID)
-    lines = lines_of(path)
-    # An attacker with write access rewrites the last message and recomputes its hash: the
-    # line checks out and chains, so only the exported head can tell.
-    last = msgspec.json.decode(lines[-1])
-    event = MessageAdded(
-        seq=last["seq"],
-        at=_at(last),
-        actor=None,
-        message_id=last["data"]["id"],
-        role="assistant",
-        content="something else entirely",
-    )
-    lines[-1] = encode(event, last["prev"])[0]
-    path.write_bytes(b"".join(lines))
-    assert verify(root).ok
-    report = verify(root, anchor)
-    assert [(p.kind, p.session_id) for p in report.problems] == [("edited", SID)]
-    assert "rewritten" in report.problems[0].message
+def forge(stored: Stored, sid: str, seq: int, content: str) -> None:
+    """Rewrite message event ``seq`` with ``content`` and recompute its hash, as an attacker
+    with write access to the store would: the line still names the hash of the line before
+    it, and its own hash is right for its new bytes."""
+    original = decode(stored.event_line(sid, seq))
+    assert isinstance(original.event, MessageAdded)
+    forged = msgspec.structs.replace(original.event, content=content)
+    line, digest, _ = encode(forged, original.prev)
+    assert digest != original.hash
+    stored.rewrite_event(sid, seq, line, digest)
 
 
-def _at(raw: dict[str, object]) -> datetime:
-    value = raw["at"]
-    assert isinstance(value, str)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+def build_at(url: str) -> Anchor:
+    """``build`` on any backend: a session of 8 messages (seqs 1..9) beside another; its head."""
+    with Journal.from_url(url) as journal:
+        journal.create(SID)
+        for i in range(8):
+            journal.add_message(SID, "user" if i % 2 == 0 else "assistant", f"message {i} \u2028 ü")
+        journal.create("other")
+        journal.add_message("other", "user", "untouched")
+        return journal.head(SID)
+
+
+def test_a_line_rewritten_with_its_hash_recomputed_breaks_the_chain_at_the_next_line(
+    store_url: str,
+) -> None:
+    # Oracle: the chain. The rewritten line (seq 4) checks out on its own, so it is not the
+    # one reported: the next line (seq 5) names the old hash of seq 4 and is reported as not
+    # chaining, on every backend; reads that fold it refuse it; the other session is clean.
+    stored = Stored(store_url)
+    anchor = build_at(store_url)
+    forge(stored, SID, 4, "forged in the middle")
+    with Journal.from_url(store_url) as journal:
+        report = journal.verify()
+        assert [(p.kind, p.session_id, p.line) for p in report.problems] == [("edited", SID, 5)]
+        assert "does not chain to seq 4" in report.problems[0].message
+        assert [h.session_id for h in report.heads] == ["other"]
+        # The exported head (seq 9) still matches its line: the break is found by the chain.
+        assert journal.verify(anchors=[anchor]).problems == report.problems
+        with pytest.raises(CorruptLogError) as info:
+            journal.replay(SID)
+        assert info.value.line == 5
+
+
+def test_a_rewritten_last_line_is_caught_by_the_exported_head_only(store_url: str) -> None:
+    # Oracle: the head exported before the rewrite. The last line (seq 9) is rewritten with
+    # its hash recomputed: it checks out and chains, and no line after it names its old hash,
+    # so verify without the anchor is clean (by design: docs/audit.md) and only the anchor
+    # tells, on every backend.
+    stored = Stored(store_url)
+    anchor = build_at(store_url)
+    forge(stored, SID, 9, "something else entirely")
+    with Journal.from_url(store_url) as journal:
+        assert journal.verify().ok
+        assert journal.get(SID).messages[-1].content == "something else entirely"
+        report = journal.verify(anchors=[anchor])
+        assert [(p.kind, p.session_id) for p in report.problems] == [("edited", SID)]
+        assert "seq 9 is not the event the exported head names" in report.problems[0].message
+        assert journal.head(SID) != anchor
 
 
 def test_a_cut_at_a_line_boundary_is_caught_by_a_snapshot_or_an_anchor(root: Path) -> None:
