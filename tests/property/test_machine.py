@@ -253,6 +253,15 @@ class FileJournalMachine(JournalMachine):
         # leaves what the other Journal, without archive_after, wrote.)
         if journal.archive_after is not None and self.model.exists(session_id):
             assert 1 <= active_lines(self.root, session_id) <= journal.archive_after
+        # Snapshot files kept aside to plant later ("stale", "foreign") must not bring back
+        # content a redaction erased: that would be a copy put back, which verify rightly
+        # reports as unerased (tested on its own in tests/contract/test_history.py).
+        if self.model.exists(session_id):
+            erased = [
+                e.message_id.encode() for e in self.model.events(session_id) if e.type == "message_redacted"
+            ]
+            for entries in self.stash.values():
+                entries[:] = [(name, data) for name, data in entries if not any(m in data for m in erased)]
 
     def after_compact(self, session_id: str, prune: bool, result: Compaction) -> None:
         # Pruning leaves one active line; every compaction leaves its snapshot, read by name
