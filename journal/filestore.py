@@ -381,11 +381,13 @@ class FileStorage:
             return None  # checked first too: no lock file for a session that never was
         found.close()
         with self.writer(session_id) as tx:
+            # A dry run must not change a byte: no stale temporary file is swept, and the
+            # torn tail every writer cuts is only peeked at.
+            tx.tidy = not dry_run
             fd = tx._fd(create=False)
             folder = tx.folder()
             if folder is None:
                 return None
-            # A dry run must not change a byte, not even the torn tail every writer cuts.
             checked = check_files(folder, session_id, fd, tx.size, None, tx.peek if dry_run else tx.read)
             try:
                 return repair_files(folder, fd, tx.size, checked, session_id, dry_run=dry_run)

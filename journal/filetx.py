@@ -10,6 +10,9 @@ folder without following a symlink (see ``fsio``), and trusted exactly as long a
 a log stops being the session's only by being unlinked (pruning renames a new one over it,
 a delete unlinks it before renaming the folder away), so while the held log is still linked
 the held folder is still the session's. Otherwise both are opened again.
+
+The first time a handle opens its session folder, hidden temporary files older than an hour
+that crashed writers left there (and in ``archive/`` and the quarantine) are removed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -29,6 +33,7 @@ from journal.erasure import erase_message, quarantine_mentions, redaction_stored
 from journal.errors import StorageError
 from journal.fsio import Folder
 from journal.history import (
+    ARCHIVE_DIR,
     QUARANTINE_DIR,
     check_missing_log,
     load_snapshot,
@@ -55,6 +60,9 @@ __all__ = ["FileTransaction", "Handle", "check_head", "scan_with", "stamp_of"]
 
 log = logging.getLogger("journal")
 _sync = getattr(os, "fdatasync", os.fsync)
+# A temporary file this old is a crashed writer's leftover: no write takes an hour, and a
+# younger one may be a write in progress in another process (sweeping it would fail that write).
+STALE_TEMP_SECONDS = 3600.0
 
 
 class _Owner(Protocol):
@@ -78,7 +86,7 @@ class Handle:
     messages).
     """
 
-    __slots__ = ("fd", "folder", "lock", "mutex", "name", "path", "refs", "session_id")
+    __slots__ = ("fd", "folder", "lock", "mutex", "name", "path", "refs", "session_id", "swept")
 
     def __init__(self, session_id: str, lock: SessionLock, name: str, path: Path) -> None:
         self.session_id = session_id
@@ -89,6 +97,7 @@ class Handle:
         self.fd: int | None = None
         self.folder: Folder | None = None
         self.refs = 0
+        self.swept = False  # stale temporary files removed (once per handle)
 
     def drop(self) -> None:
         """Close the log and the session folder (the lock file stays open)."""
@@ -123,6 +132,7 @@ class FileTransaction:
         self.size = 0
         self.checked = False  # the cached log descriptor was checked: still the session's
         self.placed = False  # handle.folder is the session folder (or None: there is none)
+        self.tidy = True  # sweep stale temporary files when the folder is first opened
 
     def __enter__(self) -> FileTransaction:
         handle = self.handle
@@ -195,6 +205,9 @@ class FileTransaction:
         found = None if sessions is None else sessions.open_folder(handle.name, create=create)
         handle.folder = found
         self.placed = True
+        if found is not None and not handle.swept and self.tidy:
+            handle.swept = True
+            sweep_temp_files(found)
         return found
 
     def _here(self) -> Folder:
@@ -466,3 +479,30 @@ def scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]
         record = check_line(data, head, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
         head = record.head
         yield record
+
+
+def sweep_temp_files(folder: Folder) -> None:
+    """Remove the hidden temporary files older than ``STALE_TEMP_SECONDS`` that crashed writers
+    left in session ``folder``, its archive and its quarantine (each removal logged).
+
+    Tidying never fails the operation it precedes: a refusal is logged, and the operation
+    meets (and reports) the same trouble itself if it matters to it.
+    """
+    try:
+        places = [folder]
+        archive = folder.child(ARCHIVE_DIR)
+        if archive is not None:
+            places.append(archive)
+        quarantine = folder.child(QUARANTINE_DIR)
+        if quarantine is not None:
+            places.append(quarantine)
+            for name in sorted(quarantine.names()):
+                # Each repair's own folder (temporary files of its copies land there); never
+                # a symlink.
+                if stat.S_ISDIR(quarantine.lstat(name).st_mode) and (moved := quarantine.child(name)):
+                    places.append(moved)
+        for place in places:
+            for name in place.sweep_temp(STALE_TEMP_SECONDS):
+                log.info("%s: removed a stale temporary file", place.path / name)
+    except OSError as exc:
+        log.warning("%s: could not remove stale temporary files: %s", folder.path, exc)

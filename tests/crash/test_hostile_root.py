@@ -15,9 +15,11 @@ written, created, removed or chmodded through a link.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import stat
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ SID = "victim"
 OTHER = "bystander"
 SECRET = "a secret worth redacting"  # noqa: S105 (message content, not a password)
 QUIET: dict[str, Any] = {"snapshot_every": 0, "snapshot_bytes": 0}
+HOUR = 3600.0
 
 
 def tree_digest(top: Path) -> dict[str, tuple[int, str]]:
@@ -250,3 +253,47 @@ def test_planted_hard_links_are_never_written_through(tmp_path: Path) -> None:
         assert tree_digest(outside) == before, f"{name} ({outcome}) changed the outside file"
     assert canary.read_bytes() == b"canary"
     assert stat.S_IMODE(canary.stat().st_mode) == 0o644  # not even chmodded
+
+
+# -- stale temporary files ---------------------------------------------------------------------
+
+
+def _age(path: Path, seconds: float) -> None:
+    when = time.time() - seconds
+    os.utime(path, (when, when), follow_symlinks=False)
+
+
+def test_stale_temporary_files_are_swept_at_the_next_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Oracle: a hidden *.tmp file older than an hour in the session folder, its archive or
+    # its quarantine is a crashed writer's leftover and goes; a younger one may be another
+    # process's write in progress and stays; nothing else is touched, however old.
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    build(root)
+    outside.mkdir()
+    folder = Layout(root).session_dir(SID)
+    (moved,) = (folder / "quarantine").iterdir()
+    stale = [folder / ".x.tmp", folder / "archive" / ".y.tmp", moved / ".z.tmp"]
+    fresh = [folder / ".fresh.tmp", folder / "archive" / ".fresh.tmp"]
+    kept = [folder / "notes.tmp", folder / ".hidden", folder / "archive" / "keep.tmp"]
+    for path in [*stale, *fresh, *kept]:
+        path.write_bytes(b"leftover")
+    (folder / ".dir.tmp").mkdir()
+    (outside / "target").write_bytes(b"outside")
+    (folder / ".link.tmp").symlink_to(outside / "target")
+    for path in [*stale, *kept, folder / ".dir.tmp", folder / ".link.tmp"]:
+        _age(path, 2 * HOUR)
+    with Journal(root) as j:
+        assert j.get(SID).version > 0  # a read sweeps nothing
+        assert all(path.exists() for path in stale)
+        with caplog.at_level(logging.INFO, logger="journal"):
+            j.add_message(SID, "user", "the next write")
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in [*fresh, *kept])
+    assert (folder / ".dir.tmp").is_dir()
+    assert (folder / ".link.tmp").is_symlink()
+    assert (outside / "target").read_bytes() == b"outside"
+    removed = [r.getMessage() for r in caplog.records if "stale temporary file" in r.getMessage()]
+    assert sorted(removed) == sorted(f"{path}: removed a stale temporary file" for path in stale)
+    assert all(r.levelno == logging.INFO for r in caplog.records if "stale temporary" in r.getMessage())
