@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from journal.paths import ensure_dir, list_names, open_file, write_atomic
+from journal.fsio import Folder
 
 __all__ = [
     "Segment",
@@ -33,26 +33,33 @@ _CHUNK = 1 << 20
 
 
 class Segment(NamedTuple):
-    """One archive file and the seqs it holds."""
+    """One archive file and the seqs it holds: ``name`` in the (open) archive ``folder``."""
 
     first: int
     last: int
-    path: Path
+    folder: Folder
+    name: str
+
+    @property
+    def path(self) -> Path:
+        """Where it is, for messages."""
+        return self.folder.path / self.name
 
 
 def segment_name(first: int, last: int) -> str:
     return f"{first:020d}-{last:020d}.jsonl.gz"
 
 
-def list_segments(folder: Path) -> list[Segment]:
-    """The segments in ``folder``, in seq order (empty if there is no archive)."""
-    names = list_names(folder)
+def list_segments(folder: Folder | None) -> list[Segment]:
+    """The segments in archive ``folder``, in seq order (empty if there is no archive: None)."""
+    if folder is None:
+        return []
     found = []
-    for name in names:
+    for name in folder.names():
         match = _NAME.match(name)
         if match:
-            found.append(Segment(int(match[1]), int(match[2]), folder / name))
-    return sorted(found)
+            found.append(Segment(int(match[1]), int(match[2]), folder, name))
+    return sorted(found, key=lambda segment: (segment.first, segment.last))
 
 
 def compress(lines: bytes) -> bytes:
@@ -60,18 +67,18 @@ def compress(lines: bytes) -> bytes:
     return gzip.compress(lines, compresslevel=6, mtime=0)
 
 
-def ensure_archive(session_folder: Path) -> Path:
-    """The session's archive folder, created (0700) if missing."""
-    folder = session_folder / "archive"
-    ensure_dir(folder)
+def ensure_archive(session_folder: Folder) -> Folder:
+    """The session's archive folder, created (0700) if missing; kept open with the session's."""
+    folder = session_folder.child("archive", create=True)
+    assert folder is not None
     return folder
 
 
-def write_segment(folder: Path, first: int, last: int, lines: bytes) -> Segment:
+def write_segment(folder: Folder, first: int, last: int, lines: bytes) -> Segment:
     """Compress ``lines`` (complete lines of events first..last) into a new segment, atomically."""
-    path = folder / segment_name(first, last)
-    write_atomic(path, compress(lines))
-    return Segment(first, last, path)
+    name = segment_name(first, last)
+    folder.write_atomic(name, compress(lines))
+    return Segment(first, last, folder, name)
 
 
 def read_segment_lines(segment: Segment) -> Iterator[tuple[int, int, bytes]]:
@@ -81,7 +88,7 @@ def read_segment_lines(segment: Segment) -> Iterator[tuple[int, int, bytes]]:
         OSError, EOFError, zlib.error: the file is not a complete gzip stream; callers report
             it as damage with the segment's path.
     """
-    raw = os.fdopen(open_file(segment.path, os.O_RDONLY), "rb")  # a regular file, never a FIFO
+    raw = os.fdopen(segment.folder.open(segment.name, os.O_RDONLY), "rb")  # a regular file, never a FIFO
     with raw, gzip.GzipFile(fileobj=raw, mode="rb") as stream:
         buf = b""
         offset = 0

@@ -31,8 +31,7 @@ from journal.clirender import (
 )
 from journal.errors import JournalError, SessionNotFoundError
 from journal.events import MessageAdded
-from journal.history import snapshot_seqs
-from journal.paths import Layout
+from journal.history import stored_snapshot_seqs
 from journal.store import Journal
 from journal.verify import Anchor
 
@@ -276,7 +275,6 @@ def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     # Bytes and snapshot files are facts of the files backend; a database does not say what
     # one journal's rows take (other tables, TOAST, indexes), so they stay unreported there.
     files = j.backend == "files"
-    layout = Layout(j.root)
     ids = list(j.sessions())
     progress = Progress("stats")
     sessions = events = covered = with_snapshot = damaged = 0
@@ -291,7 +289,7 @@ def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
             continue
         sessions += 1
         events += version
-        seqs = [s for s in snapshot_seqs(layout.session_dir(sid)) if s <= version] if files else []
+        seqs = [s for s in stored_snapshot_seqs(Path(j.root), sid) if s <= version] if files else []
         if seqs:
             with_snapshot += 1
             covered += max(seqs)

@@ -16,9 +16,9 @@ Each step leaves the files valid if the process dies right after it (see
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
-from journal.archive import Segment, inflate, list_segments, write_segment
+from journal.archive import Segment, ensure_archive, inflate, list_segments, write_segment
+from journal.fsio import Folder
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
@@ -26,10 +26,10 @@ from journal.history import (
     load_base,
     remove_snapshots_before,
     save_snapshot,
-    snapshot_path,
+    snapshot_name,
 )
 from journal.logfile import read_range
-from journal.paths import read_regular, write_atomic
+from journal.paths import LOG_NAME
 from journal.repair import set_aside
 from journal.snapshot import encode_snapshot
 from journal.state import Session
@@ -38,7 +38,7 @@ from journal.storage import Head, PruneResult
 __all__ = ["apply_retention", "prune_active_log"]
 
 
-def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head: Head) -> PruneResult:
+def prune_active_log(folder: Folder, fd: int, state: Session, head: Head) -> PruneResult:
     """Move every event before ``head.seq`` from the active log into a new archive segment.
 
     ``fd`` is the active log, read up to exactly ``head.position`` (its end) under the lock.
@@ -51,20 +51,20 @@ def prune_active_log(folder: Path, log_path: Path, fd: int, state: Session, head
     archived = data[:last_start]
     count = archived.count(b"\n")
     first = head.seq - count
-    archive_dir = folder / ARCHIVE_DIR
-    for leftover in list_segments(archive_dir):
+    archive = ensure_archive(folder)
+    for leftover in list_segments(archive):
         if leftover.first >= first:
             _drop_leftover(folder, leftover, archived, first)
-    write_segment(archive_dir, first, head.seq - 1, archived)
+    write_segment(archive, first, head.seq - 1, archived)
     new_head = Head(head.seq, head.hash, len(data) - last_start, head.hash_at - last_start, 1)
     # The older snapshots stay until the switch: a crash before it keeps them usable.
-    write_atomic(snapshot_path(folder, head.seq), encode_snapshot(state, new_head))
-    write_atomic(log_path, data[last_start:])
+    folder.write_atomic(snapshot_name(head.seq), encode_snapshot(state, new_head))
+    folder.write_atomic(LOG_NAME, data[last_start:])
     remove_snapshots_before(folder, head.seq)
     return PruneResult(count, new_head)
 
 
-def _drop_leftover(folder: Path, leftover: Segment, archived: bytes, first: int) -> None:
+def _drop_leftover(folder: Folder, leftover: Segment, archived: bytes, first: int) -> None:
     """Remove a segment in the way of the one about to be written, without losing a byte.
 
     An interrupted pruning leaves a segment of events the active log still holds: the same
@@ -72,12 +72,16 @@ def _drop_leftover(folder: Path, leftover: Segment, archived: bytes, first: int)
     other file there (another incarnation's, a restored one) is not provably a copy: it is
     moved into the quarantine instead.
     """
-    data, whole = inflate(read_regular(leftover.path))
+    data, whole = inflate(leftover.folder.read(leftover.name))
     start = _line_offset(archived, leftover.first - first)
     if whole and start >= 0 and data.endswith(b"\n") and archived[start : start + len(data)] == data:
-        leftover.path.unlink()
+        leftover.folder.unlink(leftover.name)
         return
-    set_aside(folder, [leftover.path], "an archive segment in the way of pruning, not a copy of its events")
+    set_aside(
+        folder,
+        [f"{ARCHIVE_DIR}/{leftover.name}"],
+        "an archive segment in the way of pruning, not a copy of its events",
+    )
 
 
 def _line_offset(data: bytes, lines: int) -> int:
@@ -90,17 +94,19 @@ def _line_offset(data: bytes, lines: int) -> int:
     return offset
 
 
-def apply_retention(folder: Path, before: datetime) -> int:
+def apply_retention(folder: Folder, before: datetime) -> int:
     """Drop archive segments whose events are all older than ``before``; returns events dropped.
 
     Their effect on the state is kept in the base (``archive/base.snap``), which becomes the
     start of the session's history.
     """
-    archive_dir = folder / ARCHIVE_DIR
+    archive = folder.child(ARCHIVE_DIR)
+    if archive is None:
+        return 0  # nothing archived, nothing to drop
     base = load_base(folder)
     state, head = (None, None) if base is None else base
     floor = 0 if head is None else head.seq
-    segments = [s for s in list_segments(archive_dir) if s.last > floor]
+    segments = [s for s in list_segments(archive) if s.last > floor]
     chosen = []
     for segment in segments:
         folded = fold_segments(state, head, [segment])
@@ -112,8 +118,8 @@ def apply_retention(folder: Path, before: datetime) -> int:
         return 0
     assert state is not None
     assert head is not None
-    write_atomic(archive_dir / BASE_NAME, encode_snapshot(state, head, kind="base"))
-    for segment in list_segments(archive_dir):
+    archive.write_atomic(BASE_NAME, encode_snapshot(state, head, kind="base"))
+    for segment in list_segments(archive):
         if segment.last <= head.seq:
-            segment.path.unlink()
+            archive.unlink(segment.name)
     return head.seq - floor

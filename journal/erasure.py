@@ -23,23 +23,23 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 import msgspec
 
 from journal.archive import list_segments, read_segment_lines, write_segment
 from journal.codec import LineError, decode, erase_body
 from journal.events import MessageAdded, MessageEdited, MessageRedacted
+from journal.fsio import TEMP_SUFFIX, Folder
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
     load_base,
     quarantined_files,
-    snapshot_path,
+    snapshot_name,
     snapshot_seqs,
 )
 from journal.logfile import read_range
-from journal.paths import fsync_dir, list_names, write_atomic
+from journal.paths import LOG_NAME
 from journal.snapshot import encode_snapshot, shows_content
 from journal.state import Session
 
@@ -66,14 +66,14 @@ def erased_state(state: Session, message_id: str) -> Session | None:
     return msgspec.structs.replace(state, messages=state.messages.changed(index, message))
 
 
-def erase_message(folder: Path, log_path: Path, fd: int, size: int, message_id: str, by: int) -> None:
+def erase_message(folder: Folder, fd: int, size: int, message_id: str, by: int) -> None:
     """Erase ``message_id``'s content everywhere in ``folder``.
 
     ``fd`` is the active log, ``size`` bytes long (read up to its end under the lock); ``by``
     is the seq of the redaction event. The quarantine goes first: its damaged copies can only
     be recognised by the content itself, which the history still holds until it is erased.
     """
-    archive = folder / ARCHIVE_DIR
+    archive = folder.child(ARCHIVE_DIR)
     segments = [
         (segment, [line for _, _, line in read_segment_lines(segment)]) for segment in list_segments(archive)
     ]
@@ -89,24 +89,31 @@ def erase_message(folder: Path, log_path: Path, fd: int, size: int, message_id: 
         texts.add(base[0].messages[index].content)
     scrub_quarantine(folder, message_id, by, texts)
     for seq in snapshot_seqs(folder):
-        snapshot_path(folder, seq).unlink(missing_ok=True)
-    for leftover in _leftovers(folder):
-        leftover.unlink(missing_ok=True)
+        folder.unlink(snapshot_name(seq), missing_ok=True)
+    for place, name in _leftovers(folder):
+        place.unlink(name, missing_ok=True)
     # The deletions must be durable before any rewrite: otherwise a power cut can keep an
     # erased file and bring back a snapshot that shows the content beside it.
-    fsync_dir(folder)
-    fsync_dir(archive)
-    if base is not None:
+    folder.fsync()
+    if archive is not None:
+        archive.fsync()
+    if base is not None and archive is not None:
         state = erased_state(base[0], message_id)
         if state is not None:
-            write_atomic(archive / BASE_NAME, encode_snapshot(state, base[1], kind="base"))
+            _rewrite(archive, BASE_NAME, encode_snapshot(state, base[1], kind="base"))
     for segment, lines in segments:
         erased = _erased(lines, message_id, by)
         if erased is not None:
-            write_segment(archive, segment.first, segment.last, erased)
+            write_segment(segment.folder, segment.first, segment.last, erased)
     erased = _erased(log_lines, message_id, by)
     if erased is not None:
-        write_atomic(log_path, erased)
+        _rewrite(folder, LOG_NAME, erased)
+
+
+def _rewrite(folder: Folder, name: str, data: bytes) -> None:
+    """Replace file ``name`` of ``folder`` with ``data``, atomically (the erasure's rewrites
+    of the base, the active log and quarantined files)."""
+    folder.write_atomic(name, data)
 
 
 def _content_event(line: bytes, message_id: str, by: int) -> MessageAdded | MessageEdited | None:
@@ -132,13 +139,13 @@ def holds_content(line: bytes, message_id: str, by: int) -> bool:
     return _content_event(line, message_id, by) is not None
 
 
-def redaction_stored(folder: Path, log_fd: int, message_id: str, by: int) -> bool:
+def redaction_stored(folder: Folder, log_fd: int, message_id: str, by: int) -> bool:
     """Whether the history holds the redaction of ``message_id`` at seq ``by`` (an erasure's
     intent is written before its event: a crash between leaves an intent to drop)."""
     mark = b'"seq":%d,"type":"message_redacted"' % by
     sources = [read_range(log_fd, 0, os.fstat(log_fd).st_size).split(b"\n")]
     sources += (
-        [line for _, _, line in read_segment_lines(seg)] for seg in list_segments(folder / ARCHIVE_DIR)
+        [line for _, _, line in read_segment_lines(seg)] for seg in list_segments(folder.child(ARCHIVE_DIR))
     )
     for lines in sources:
         for line in lines:
@@ -152,12 +159,12 @@ def redaction_stored(folder: Path, log_fd: int, message_id: str, by: int) -> boo
     return False
 
 
-def quarantine_mentions(folder: Path, message_id: str) -> bool:
+def quarantine_mentions(folder: Folder, message_id: str) -> bool:
     """Whether anything ``repair`` moved into the session's quarantine is the message's own."""
     in_lines, in_snapshots = line_needles(message_id, ())[0], message_id.encode()
     return any(
-        (in_snapshots if path.name.endswith(".snap") else in_lines) in data
-        for path, data, _ in quarantined_files(folder)
+        (in_snapshots if moved.name.endswith(".snap") else in_lines) in moved.data
+        for moved in quarantined_files(folder)
     )
 
 
@@ -173,20 +180,22 @@ def _erased(lines: list[bytes], message_id: str, by: int) -> bytes | None:
     return b"".join(line + b"\n" for line in out) if changed else None
 
 
-def _leftovers(folder: Path) -> Iterator[Path]:
+def _leftovers(folder: Folder) -> Iterator[tuple[Folder, str]]:
     # Temporary files of writers that crashed before their rename: copies of a log, a segment
     # or a snapshot, possibly holding the content. Under the lock nobody is writing one.
-    for place in (folder, folder / ARCHIVE_DIR):
-        for name in list_names(place):
-            if name.startswith(".") and name.endswith(".tmp"):
-                yield place / name
+    for place in (folder, folder.child(ARCHIVE_DIR)):
+        if place is None:
+            continue
+        for name in place.names():
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                yield place, name
 
 
 # Shorter contents match unrelated bytes: such a copy is only recognised by the message's id.
 MIN_NEEDLE = 8
 
 
-def scrub_quarantine(folder: Path, message_id: str, by: int, texts: Iterable[str]) -> None:
+def scrub_quarantine(folder: Folder, message_id: str, by: int, texts: Iterable[str]) -> None:
     """Erase the message's content from what ``repair`` moved into the session's quarantine.
 
     Quarantined bytes failed a check, so they are matched loosely, by the message's id (where
@@ -199,17 +208,18 @@ def scrub_quarantine(folder: Path, message_id: str, by: int, texts: Iterable[str
     """
     in_lines = line_needles(message_id, texts)
     in_snapshots = [t.encode() for t in texts if len(t) >= MIN_NEEDLE]
-    for path, data, whole in quarantined_files(folder):
-        if path.name.endswith(".snap"):
+    for moved in quarantined_files(folder):
+        data, name = moved.data, moved.name
+        if name.endswith(".snap"):
             if shows_content(data, message_id) or any(n in data for n in in_snapshots):
-                path.unlink()
+                moved.folder.unlink(name)
             continue
         if not any(n in data for n in in_lines):
             continue
         kept = [scrub_line(line, message_id, by, in_lines) for line in data.split(b"\n")]
         out = b"\n".join(line for line in kept if line is not None)
-        if out != data or not whole:
-            write_atomic(path, gzip.compress(out, mtime=0) if path.name.endswith(".gz") else out)
+        if out != data or not moved.whole:
+            _rewrite(moved.folder, name, gzip.compress(out, mtime=0) if name.endswith(".gz") else out)
 
 
 def line_needles(message_id: str, texts: Iterable[str]) -> list[bytes]:

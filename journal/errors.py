@@ -221,7 +221,13 @@ class StorageError(JournalError, OSError):
 
     @classmethod
     def wrap(cls, operation: str, path: object, exc: OSError) -> StorageError:
-        """The StorageError for an OSError raised while doing ``operation`` on ``path``."""
+        """The StorageError for an OSError raised while doing ``operation`` on ``path``.
+
+        A StorageError is returned as it is: it already names the file or folder that
+        refused (a symlink in the way, say), which is more precise than ``path``.
+        """
+        if isinstance(exc, StorageError):
+            return exc
         return cls(operation, str(path), exc.strerror or str(exc), exc.errno)
 
     @property

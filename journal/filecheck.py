@@ -16,17 +16,18 @@ from typing import NamedTuple
 
 from journal.archive import SEGMENT_ERRORS, Segment, list_segments, read_segment_lines
 from journal.errors import CorruptLogError
+from journal.fsio import Folder
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
     first_seq,
     load_base,
     quarantined_files,
-    snapshot_path,
+    snapshot_name,
     snapshot_seqs,
 )
 from journal.logfile import LineScan
-from journal.paths import read_regular
+from journal.paths import LOG_NAME
 from journal.snapshot import SnapshotError, decode_snapshot
 from journal.state import Session
 from journal.storage import Head, Record
@@ -66,7 +67,7 @@ class Checked(NamedTuple):
 
 
 def check_files(
-    folder: Path,
+    folder: Folder,
     label: str,
     fd: int | None,
     size: int,
@@ -78,7 +79,7 @@ def check_files(
     ``read_tail`` is the writer's read: given the head of the last intact line, it repairs a
     torn tail as every writer does (cut and logged, or a missing newline completed).
     """
-    log_path = str(folder / "events.jsonl")
+    log_path = str(folder.path / LOG_NAME)
     snapshots = _load_snapshots(folder)
     try:
         base = load_base(folder)
@@ -91,14 +92,14 @@ def check_files(
     watch = [seq for _, seq, loaded in snapshots if not isinstance(loaded, str)]
     check = ChainCheck(label, start, None if base is None else base[0], watch)
     if base is not None:
-        check.retention_base(base[0], str(folder / ARCHIVE_DIR / BASE_NAME))
+        check.retention_base(base[0], str(folder.path / ARCHIVE_DIR / BASE_NAME))
     intact: Intact | None = None
     skips: dict[Path, int] = {}
     try:
-        active_first = first_seq(folder / "events.jsonl")
+        active_first = first_seq(folder)
     except CorruptLogError:
         active_first = None  # reported below, line by line
-    for segment in list_segments(folder / ARCHIVE_DIR):
+    for segment in list_segments(folder.child(ARCHIVE_DIR)):
         floor = check.seq
         if segment.last <= floor or (active_first is not None and segment.first >= active_first):
             continue  # a leftover of an interrupted compaction, covered elsewhere
@@ -120,7 +121,8 @@ def check_files(
     intact = _check_log(check, log_path, fd, intact, read_tail)
     check.finish()
     if check.redacted:
-        for path, data, _ in quarantined_files(folder):
+        for moved in quarantined_files(folder):
+            path, data = moved.path, moved.data
             if path.name.endswith(".snap"):
                 named = _QUARANTINED_SNAPSHOT.search(path.name)
                 seq = int(named[1]) if named else 1  # a name that says nothing: the oldest
@@ -179,13 +181,13 @@ def _check_log(
     return intact
 
 
-def _load_snapshots(folder: Path) -> list[tuple[Path, int, tuple[Session, str] | str]]:
+def _load_snapshots(folder: Folder) -> list[tuple[Path, int, tuple[Session, str] | str]]:
     """Every snapshot file: its path, seq, and (state, chain hash), or why it is unusable."""
     found: list[tuple[Path, int, tuple[Session, str] | str]] = []
     for seq in snapshot_seqs(folder):
-        path = snapshot_path(folder, seq)
+        path = folder.path / snapshot_name(seq)
         try:
-            session, head = decode_snapshot(read_regular(path))
+            session, head = decode_snapshot(folder.read(snapshot_name(seq)))
         except FileNotFoundError:
             continue
         except SnapshotError as exc:

@@ -6,14 +6,20 @@ reader has read as an event, and what an operator's ``repair`` moves into quaran
 then see another size and time, and re-check their position against the chain). So "same
 inode, same size" means "same events", and a reader that stopped at byte N of an inode can
 resume there. Transactions and open descriptors live in ``filetx``.
+
+Everything below the root is reached through held folder descriptors without following a
+symlink (see ``fsio``): the storage holds ``sessions/`` and ``locks/`` open once they exist,
+a session's handle holds its folder beside its log and lock, and lock-free reads open the
+session folder afresh the same way. The root itself may be a symlink (the user's choice).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import logging
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -24,11 +30,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from journal import intent
-from journal.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
+from journal.archive import SEGMENT_ERRORS, ensure_archive, list_segments, read_segment_lines
 from journal.errors import CorruptLogError, SessionExistsError, StorageError
 from journal.events import Created
 from journal.filecheck import check_files
 from journal.filetx import FileTransaction, Handle, check_head, scan_with, stamp_of
+from journal.fsio import Folder
 from journal.history import (
     ARCHIVE_DIR,
     BASE_NAME,
@@ -43,17 +50,7 @@ from journal.history import (
 )
 from journal.locking import SessionLock
 from journal.logfile import LineScan, read_range
-from journal.paths import (
-    LOG_NAME,
-    Layout,
-    dirname_for,
-    fsync_dir,
-    open_existing,
-    open_file,
-    read_regular,
-    stat_existing,
-    write_atomic,
-)
+from journal.paths import LOCKS_DIR, LOG_NAME, SESSIONS_DIR, Layout, dirname_for, lock_name
 from journal.repair import repair_files
 from journal.snapshot import encode_snapshot
 from journal.state import Session
@@ -76,6 +73,8 @@ log = logging.getLogger("journal")
 FSYNC_POLICIES = ("always", "interval", "never")
 _REDACTED = b'"type":"message_redacted"'
 _sync = getattr(os, "fdatasync", os.fsync)
+# What a symlink (or a file) where a folder or file should be raises: never followed.
+_IN_THE_WAY = (errno.ELOOP, errno.ENOTDIR)
 # Longer than any kernel clock tick that file times follow (Linux: 1-10 ms; see _outlast_tick).
 _TICK_NS = 20_000_000
 
@@ -104,10 +103,47 @@ class FileStorage:
         self.max_open_sessions = max_open_sessions
         self._handles: OrderedDict[str, Handle] = OrderedDict()
         self._guard = threading.Lock()
-        self._dirty: set[Path] = set()
+        self._dirty: set[str] = set()
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
+        # The root, sessions/ and locks/, opened when first found (the root may not exist
+        # until the first write) and then held: none of them is ever removed or renamed.
+        self._tops: dict[str, Folder] = {}
+        self._tops_guard = threading.Lock()
         _after_fork_in_child.add(self)
+
+    # -- the folders at the top ------------------------------------------------------------
+
+    def _top(self, name: str, create: bool) -> Folder | None:
+        with self._tops_guard:
+            found = self._tops.get(name)
+            if found is not None:
+                return found
+            root = self._tops.get("")
+            if root is None:
+                root = Folder.root(self.layout.root, create=create)
+                if root is None:
+                    return None
+                self._tops[""] = root
+            found = root.open_folder(name, create=create)
+            if found is not None:
+                self._tops[name] = found
+            return found
+
+    def sessions_folder(self, create: bool) -> Folder | None:
+        """The held ``sessions/`` folder (None: it does not exist and ``create`` is False)."""
+        return self._top(SESSIONS_DIR, create)
+
+    def _find(self, name: str) -> Folder | None:
+        """Session folder ``name``, opened afresh for a lock-free read (the caller closes it);
+        None if there is none."""
+        sessions = self.sessions_folder(create=False)
+        return None if sessions is None else sessions.open_folder(name)
+
+    def _open_lock(self, name: str) -> int:
+        locks = self._top(LOCKS_DIR, create=True)
+        assert locks is not None
+        return locks.open(name, os.O_RDWR | os.O_CREAT)
 
     # -- reading without the lock -----------------------------------------------------------
 
@@ -115,16 +151,27 @@ class FileStorage:
         return str(self.layout.log_path(session_id))
 
     def stamp(self, session_id: str) -> Stamp | None:
-        path = self.layout.log_path(session_id)
-        st = stat_existing(path)
+        name = dirname_for(session_id)
+        sessions = self.sessions_folder(create=False)
+        # One stat through the session folder's name (a symlink there would be followed):
+        # the stamp is only compared with a view that was read through safe opens, never
+        # used to decide what to read or write.
+        st = None if sessions is None else sessions.stat_through(name, LOG_NAME)
         if st is None:
-            check_missing_log(path.parent)  # absent, unless the folder holds its history
+            folder = self._find(name)
+            if folder is not None:
+                with folder:
+                    check_missing_log(folder)  # absent, unless the folder holds its history
             return None
         return stamp_of(st)
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         path = self.layout.log_path(session_id)
-        fd = open_existing(path)
+        fd = None
+        folder = self._find(dirname_for(session_id))
+        if folder is not None:
+            with folder:
+                fd = folder.open_existing(LOG_NAME)
         if fd is None:
             if after is not None:
                 # The log ``after`` points into is gone (deleted): "nothing new" would be a
@@ -150,34 +197,51 @@ class FileStorage:
 
     def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
         """The newest snapshot that agrees with the current active log (None: none usable)."""
-        path = self.layout.log_path(session_id)
-        self._settle(path.parent, session_id)
-        fd = open_existing(path)
-        if fd is None:
+        folder = self._find(dirname_for(session_id))
+        if folder is None:
             return None
-        try:
-            return load_snapshot(path.parent, fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
+        with folder:
+            self._settle(folder, session_id)
+            fd = folder.open_existing(LOG_NAME)
+            if fd is None:
+                return None
+            try:
+                return load_snapshot(folder, fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
 
     def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
         """The base state (if a retention policy dropped early events) and every record after it."""
-        path = self.layout.log_path(session_id)
-        self._settle(path.parent, session_id)
-        return read_history(path.parent, path, lambda after: self.read(session_id, after), resume)
+        folder = self._find(dirname_for(session_id))
+        if folder is None:
+            return None, None, iter(())
+        try:
+            self._settle(folder, session_id)
+            state, head, records = read_history(folder, lambda after: self.read(session_id, after), resume)
+        except BaseException:
+            folder.close()
+            raise
+        return state, head, _closing(folder, records)
 
-    def _settle(self, folder: Path, session_id: str) -> None:
+    def _settle(self, folder: Folder, session_id: str) -> None:
         """Before a cold read (a snapshot, a whole history): wait for, or finish, a change
         another writer decided (see ``intent``), so no reader sees it half done. One lstat
         when none is pending; cached reads that only read on never get here."""
-        if os.path.lexists(folder / intent.INTENT_NAME):
+        if folder.exists(intent.INTENT_NAME):
             with self.writer(session_id) as tx:
                 tx.settle()
 
     def history_stamp(self, session_id: str) -> object:
-        folder = self.layout.session_dir(session_id)
-        archive = folder / ARCHIVE_DIR
-        return tuple(_identity(p) for p in (folder / LOG_NAME, archive, archive / BASE_NAME))
+        folder = self._find(dirname_for(session_id))
+        if folder is None:
+            return (None, None, None)
+        with folder:
+            archive = folder.child(ARCHIVE_DIR)
+            return (
+                _identity(folder, LOG_NAME),
+                _identity(folder, ARCHIVE_DIR),
+                None if archive is None else _identity(archive, BASE_NAME),
+            )
 
     def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
         """Record a snapshot of ``session`` at ``head`` (a cache: failures are only logged).
@@ -186,14 +250,16 @@ class FileStorage:
         ``head``: a redaction in between erased what this state shows, and must not find it
         written back afterwards.
         """
-        folder = self.layout.session_dir(session_id)
+        where = self.layout.session_dir(session_id)
         try:
             data = encode_snapshot(session, head)
             with self.writer(session_id) as tx:
                 fd = tx._fd(create=False)
+                folder = tx.folder()
                 # A redaction since ``head`` erased content this state may show.
                 if (
                     fd is not None
+                    and folder is not None
                     and tx.size >= head.position
                     and holds_hash(fd, head)
                     and _REDACTED not in read_range(fd, head.position, tx.size - head.position)
@@ -201,7 +267,7 @@ class FileStorage:
                     tx.sync_log()
                     save_snapshot(folder, data, head, replace=False)
         except Exception as exc:  # a cache must never fail the write it follows
-            log.warning("%s: could not write a snapshot at seq %d: %s", folder, head.seq, exc)
+            log.warning("%s: could not write a snapshot at seq %d: %s", where, head.seq, exc)
 
     def session_ids(self) -> Iterator[str]:
         for _, session_id, readable in self._folders(log_damage=True):
@@ -212,62 +278,96 @@ class FileStorage:
         """Every folder holding a session: its id if it can be read, and whether it reads.
 
         A folder whose active log holds no complete line is a create that has not finished,
-        unless an archive holds earlier events: then it is a damaged session.
+        unless an archive holds earlier events: then it is a damaged session. An entry that
+        is not a folder (a symlink, say) holds no session: it is skipped (and logged), never
+        followed.
         """
-        for folder in self.layout.session_dirs():
-            path = folder / LOG_NAME
-            fd = open_existing(path)
-            first = None
-            if fd is not None:
-                try:
-                    first = next(iter(LineScan(fd)), None)
-                finally:
-                    os.close(fd)
-            if fd is None:
-                try:
-                    check_missing_log(folder)
-                    continue  # deleted (or a delete in progress), or a create that never wrote
-                except CorruptLogError as exc:
-                    if log_damage:
-                        log.error("%s: session skipped in listings: %s", folder, exc)
-                    yield folder, None, False
-                    continue
-            if first is None and not (folder / ARCHIVE_DIR).is_dir():
-                continue  # a create that has not written its first event yet
+        sessions = self.sessions_folder(create=False)
+        if sessions is None:
+            return
+        for name in sorted(sessions.names()):
+            if "~" not in name or name.startswith("."):
+                continue
+            where = sessions.path / name
             try:
-                session_id = _session_id(folder, path, b"" if first is None else first[2])
+                folder = sessions.open_folder(name)
+            except StorageError as exc:
+                if log_damage:
+                    log.error("%s: skipped in listings: %s", where, exc.cause)
+                continue
+            if folder is None:
+                continue  # deleted meanwhile
+            with folder:
+                try:
+                    found = self._listed(folder, log_damage=log_damage)
+                except StorageError as exc:
+                    if exc.errno_code not in _IN_THE_WAY:
+                        raise
+                    # A symlink or a file where one of its files or folders should be: like
+                    # damage, it must not hide every other session (reads of it still raise).
+                    if log_damage:
+                        log.error("%s: session skipped in listings: %s", where, exc)
+                    found = None, False
+            if found is not None:
+                yield where, *found
+
+    def _listed(self, folder: Folder, *, log_damage: bool) -> tuple[str | None, bool] | None:
+        """What ``_folders`` says of one session folder; None: it holds no session."""
+        path = folder.path / LOG_NAME
+        fd = folder.open_existing(LOG_NAME)
+        first = None
+        if fd is not None:
+            try:
+                first = next(iter(LineScan(fd)), None)
+            finally:
+                os.close(fd)
+        if fd is None:
+            try:
+                check_missing_log(folder)
+                return None  # deleted (or a delete in progress), or a create that never wrote
             except CorruptLogError as exc:
-                # One damaged session must not hide every other one from listings (and from
-                # compact(None)); reads of it still raise with the location.
                 if log_damage:
-                    log.error("%s: session skipped in listings: %s", folder, exc)
-                yield folder, None, False
-                continue
-            if dirname_for(session_id) != folder.name:
-                if log_damage:
-                    log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, session_id)
-                yield folder, None, False
-                continue
-            if first is None and fd is not None and log_damage:
-                log.error("%s: session skipped in listings: its active log holds no event", folder)
-            yield folder, session_id, first is not None
+                    log.error("%s: session skipped in listings: %s", folder.path, exc)
+                return None, False
+        if first is None and not folder.exists(ARCHIVE_DIR):
+            return None  # a create that has not written its first event yet
+        try:
+            session_id = _session_id(folder, b"" if first is None else first[2])
+        except CorruptLogError as exc:
+            # One damaged session must not hide every other one from listings (and from
+            # compact(None)); reads of it still raise with the location.
+            if log_damage:
+                log.error("%s: session skipped in listings: %s", folder.path, exc)
+            return None, False
+        if dirname_for(session_id) != folder.name:
+            if log_damage:
+                log.warning("%s: holds session %r, which belongs elsewhere; skipped", path, session_id)
+            return None, False
+        if first is None and fd is not None and log_damage:
+            log.error("%s: session skipped in listings: its active log holds no event", folder.path)
+        return session_id, first is not None
 
     # -- integrity -------------------------------------------------------------------------
 
     def verify_targets(self, session_id: str | None) -> list[_Target]:
         """What ``verify`` checks: one session, or every session folder (damaged ones too)."""
         if session_id is not None:
-            folder = self.layout.session_dir(session_id)
-            return [_Target(folder, session_id)] if folder.is_dir() else []
+            folder = self._find(dirname_for(session_id))
+            if folder is None:
+                return []
+            folder.close()
+            return [_Target(self.layout.session_dir(session_id), session_id)]
         return [_Target(folder, sid) for folder, sid, _ in self._folders(log_damage=False)]
 
     def verify(self, target: _Target, anchors: Mapping[str, Anchor]) -> SessionCheck:
         """Check one target's files under its writer lock (see ``filecheck``)."""
         label = target.session_id if target.session_id is not None else target.folder.name
         with self._writer_for(target) as tx:
-            checked = check_files(
-                target.folder, label, tx._fd(create=False), tx.size, anchors.get(label), tx.read
-            )
+            fd = tx._fd(create=False)
+            folder = tx.folder()
+            if folder is None:
+                return SessionCheck(label, (), 0, None)  # deleted since it was listed
+            checked = check_files(folder, label, fd, tx.size, anchors.get(label), tx.read)
         check = checked.check
         head = None
         if not check.problems and check.seq > 0:
@@ -276,19 +376,23 @@ class FileStorage:
 
     def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
         """Quarantine what follows the intact prefix (see ``repair``); None if no such session."""
-        folder = self.layout.session_dir(session_id)
-        if not folder.is_dir():
+        found = self._find(dirname_for(session_id))
+        if found is None:
             return None  # checked first too: no lock file for a session that never was
+        found.close()
         with self.writer(session_id) as tx:
-            if not folder.is_dir():
-                return None
+            # A dry run must not change a byte: no stale temporary file is swept, and the
+            # torn tail every writer cuts is only peeked at.
+            tx.tidy = not dry_run
             fd = tx._fd(create=False)
-            # A dry run must not change a byte, not even the torn tail every writer cuts.
+            folder = tx.folder()
+            if folder is None:
+                return None
             checked = check_files(folder, session_id, fd, tx.size, None, tx.peek if dry_run else tx.read)
             try:
                 return repair_files(folder, fd, tx.size, checked, session_id, dry_run=dry_run)
             except OSError as exc:
-                raise StorageError.wrap("repair", str(folder), exc) from None
+                raise StorageError.wrap("repair", str(folder.path), exc) from None
             finally:
                 if not dry_run:
                     tx.forget()
@@ -297,8 +401,12 @@ class FileStorage:
         if target.session_id is not None:
             return self.writer(target.session_id)
         # A folder whose id cannot be read: its lock file is named by the hash in its name.
-        lock = self.layout.locks / f"{target.folder.name.rsplit('~', 1)[1]}.lock"
-        handle = Handle(target.folder.name, SessionLock(lock, self.lock_timeout), target.folder / LOG_NAME)
+        name = target.folder.name
+        lock_file = f"{name.rsplit('~', 1)[1]}.lock"
+        lock = SessionLock(
+            self.layout.locks / lock_file, self.lock_timeout, functools.partial(self._open_lock, lock_file)
+        )
+        handle = Handle(name, lock, name, target.folder / LOG_NAME)
         handle.refs = 1
         return FileTransaction(self, handle, loose=True)
 
@@ -306,28 +414,33 @@ class FileStorage:
 
     def export_raw(self, session_id: str) -> tuple[bytes | None, list[bytes]]:
         """See ``Storage.export_raw`` (under the session's writer lock)."""
-        folder = self.layout.session_dir(session_id)
         with self.writer(session_id) as tx:
             fd = tx._fd(create=False)
             if fd is None:
                 return None, []
             list(tx.history()[2])  # as any writer: a torn tail is cut, a damaged line raises
-            base_path = folder / ARCHIVE_DIR / BASE_NAME
-            base = read_regular(base_path) if base_path.exists() else None
+            folder = tx.folder()
+            assert folder is not None  # its log is open
+            archive = folder.child(ARCHIVE_DIR)
+            base = None
+            if archive is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    base = archive.read(BASE_NAME)
             return base, history_lines(folder, fd)
 
     def import_raw(self, session_id: str, base: bytes | None, lines: list[bytes]) -> None:
         """See ``Storage.import_raw``: the lines become the active log, the base the archive's."""
-        folder = self.layout.session_dir(session_id)
         with self.writer(session_id) as tx:
             if tx._fd(create=False) is not None and tx.size > 0:
                 raise SessionExistsError(session_id, 0, -1)
             try:
+                folder = tx.folder(create=True)
+                assert folder is not None
                 if base is not None:
-                    write_atomic(folder / ARCHIVE_DIR / BASE_NAME, base)
-                write_atomic(folder / LOG_NAME, b"".join(line + b"\n" for line in lines))
+                    ensure_archive(folder).write_atomic(BASE_NAME, base)
+                folder.write_atomic(LOG_NAME, b"".join(line + b"\n" for line in lines))
             except OSError as exc:
-                raise StorageError.wrap("import", str(folder), exc) from None
+                raise StorageError.wrap("import", str(self.layout.session_dir(session_id)), exc) from None
             finally:
                 tx.forget()
 
@@ -341,50 +454,62 @@ class FileStorage:
             handle.refs -= 1
 
     def delete(self, session_id: str) -> bool:
-        folder = self.layout.session_dir(session_id)
-        log_path = folder / LOG_NAME
         with self.writer(session_id) as tx:
             tx.forget()
-            if not folder.exists():
+            folder = tx.folder()
+            if folder is None:
                 return False
-            # A folder whose log holds no complete event (a create that crashed) is removed
-            # all the same, but the session did not exist.
-            existed = _holds_events(folder)
-            last_write = _identity(log_path)
             try:
+                # A folder whose log holds no complete event (a create that crashed) is removed
+                # all the same, but the session did not exist.
+                existed = _holds_events(folder)
+                last_write = _identity(folder, LOG_NAME)
                 # The intent says what the missing log means from here on: deleted, not lost.
                 # The unlink is the commit point; writers holding the log open see it
                 # unlinked (st_nlink 0) and never append to a file that is gone.
                 intent.write(folder, intent.Delete())
-                log_path.unlink(missing_ok=True)
-                fsync_dir(folder)
+                folder.unlink(LOG_NAME, missing_ok=True)
+                folder.fsync()
                 self.remove_folder(folder)
             except OSError as exc:
-                raise StorageError.wrap("delete", str(folder), exc) from None
+                raise StorageError.wrap("delete", str(folder.path), exc) from None
+            finally:
+                tx.forget()  # the folder is gone
             if last_write is not None:
                 _outlast_tick(last_write[2])
         return existed
 
-    def remove_folder(self, folder: Path) -> None:
+    def remove_folder(self, folder: Folder) -> None:
         """Finish a delete past its commit point: the folder goes, all at once, then its files.
 
         Renamed first, so the rest vanishes in one step (a crash leaves a hidden folder that
         no listing shows and the next delete clears); the parent is fsynced so the rename
-        survives power loss.
+        survives power loss. Removing never follows a symlink.
         """
-        tomb = self.layout.sessions / f".deleted-{uuid.uuid4().hex}"
-        os.rename(folder, tomb)
-        fsync_dir(self.layout.sessions)
-        for leftover in self.layout.sessions.glob(".deleted-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        sessions = self.sessions_folder(create=False)
+        if sessions is None:
+            return
+        tomb = f".deleted-{uuid.uuid4().hex}"
+        sessions.rename(folder.name, sessions, tomb)
+        sessions.fsync()
+        for leftover in sessions.names():
+            if leftover.startswith(".deleted-"):
+                # Another process's delete may be clearing the same leftover: best effort.
+                with contextlib.suppress(OSError):
+                    sessions.remove_tree(leftover)
 
     def _pin(self, session_id: str) -> Handle:
         with self._guard:
             handle = self._handles.get(session_id)
             if handle is None:
-                lock = SessionLock(self.layout.lock_path(session_id), self.lock_timeout)
+                name = lock_name(session_id)
+                lock = SessionLock(
+                    self.layout.lock_path(session_id),
+                    self.lock_timeout,
+                    functools.partial(self._open_lock, name),
+                )
                 path = self.layout.log_path(session_id)
-                handle = self._handles[session_id] = Handle(session_id, lock, path)
+                handle = self._handles[session_id] = Handle(session_id, lock, dirname_for(session_id), path)
             else:
                 self._handles.move_to_end(session_id)
             handle.refs += 1
@@ -399,9 +524,10 @@ class FileStorage:
 
     # -- durability ------------------------------------------------------------------------
 
-    def mark_dirty(self, path: Path) -> None:
+    def mark_dirty(self, name: str) -> None:
+        """Session folder ``name``'s log was appended to without an fsync (``interval``)."""
         with self._guard:
-            self._dirty.add(path)
+            self._dirty.add(name)
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_loop, name="journal-fsync", daemon=True)
                 self._flusher.start()
@@ -414,15 +540,23 @@ class FileStorage:
         """fsync every log written since the last flush (the ``interval`` policy's work)."""
         with self._guard:
             dirty, self._dirty = self._dirty, set()
-        for path in dirty:
+        for name in dirty:
+            where = self.layout.sessions / name / LOG_NAME
             try:
-                fd = open_file(path, os.O_RDONLY)
-            except FileNotFoundError:
+                folder = self._find(name)
+                if folder is None:
+                    continue
+                with folder:
+                    fd = folder.open_existing(LOG_NAME)
+            except OSError as exc:
+                log.error("%s: background fsync failed: %s; recent appends may not be durable", where, exc)
+                continue
+            if fd is None:
                 continue
             try:
                 _sync(fd)
             except OSError as exc:
-                log.error("%s: background fsync failed: %s; recent appends may not be durable", path, exc)
+                log.error("%s: background fsync failed: %s; recent appends may not be durable", where, exc)
             finally:
                 os.close(fd)
 
@@ -436,6 +570,10 @@ class FileStorage:
             handles, self._handles = list(self._handles.values()), OrderedDict()
         for handle in handles:
             handle.close()
+        with self._tops_guard:
+            tops, self._tops = list(self._tops.values()), {}
+        for top in tops:
+            top.close()
 
     def _forget_after_fork(self) -> None:
         # Descriptors inherited across fork share lock state with the parent: never reuse them.
@@ -444,15 +582,28 @@ class FileStorage:
         for handle in self._handles.values():
             with contextlib.suppress(OSError):
                 handle.close()
+        for top in self._tops.values():
+            with contextlib.suppress(OSError):
+                top.close()
         self._guard = threading.Lock()
         self._handles = OrderedDict()
         self._dirty = set()
         self._flusher = None
         self._stop = threading.Event()
+        self._tops = {}
+        self._tops_guard = threading.Lock()
 
 
-def _session_id(folder: Path, path: Path, first_line: bytes) -> str:
+def _closing(folder: Folder, records: Iterator[Record]) -> Iterator[Record]:
+    """``records``, then ``folder`` closed (they are read from it lazily). Dropped unread, the
+    folder is closed when it is garbage collected."""
+    with folder:
+        yield from records
+
+
+def _session_id(folder: Folder, first_line: bytes) -> str:
     """The id a session folder holds: from ``created``, or from what pruning left in its place."""
+    path = folder.path / LOG_NAME
     if first_line.startswith(b'{"v":1,"seq":1,'):
         event = check_line(first_line, None, path=str(path), line=1, offset=0, end=len(first_line) + 1).event
         if isinstance(event, Created):
@@ -461,7 +612,7 @@ def _session_id(folder: Path, path: Path, first_line: bytes) -> str:
     if base is not None:
         return base[0].id
     where, line = str(path), first_line
-    segments = list_segments(folder / ARCHIVE_DIR)
+    segments = list_segments(folder.child(ARCHIVE_DIR))
     if segments:
         where = str(segments[0].path)
         try:
@@ -487,9 +638,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _holds_events(folder: Path) -> bool:
+def _holds_events(folder: Folder) -> bool:
     try:
-        if first_seq(folder / LOG_NAME) is not None:
+        if first_seq(folder) is not None:
             return True
     except CorruptLogError:
         return True  # damaged, but there was something: deleting it deletes a session
@@ -511,8 +662,9 @@ def _outlast_tick(mtime_ns: int) -> None:
         time.sleep(0.001)
 
 
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    st = stat_existing(path)
-    if st is None:
+def _identity(folder: Folder, name: str) -> tuple[int, int, int] | None:
+    try:
+        st = folder.lstat(name)
+    except FileNotFoundError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -3,13 +3,24 @@
 ``FileTransaction`` is the files backend's ``storage.Transaction``: it holds the session's
 in-process mutex and cross-process lock, reads what others appended (cutting a torn tail),
 appends with one write and the configured fsync, and undoes a failed append. ``Handle`` keeps
-a session's lock file and log open between transactions (see ``filestore``).
+a session's lock file, session folder and log open between transactions (see ``filestore``).
+
+The session folder's descriptor is opened with the log's, through the held ``sessions/``
+folder without following a symlink (see ``fsio``), and trusted exactly as long as the log:
+a log stops being the session's only by being unlinked (pruning renames a new one over it,
+a delete unlinks it before renaming the folder away), so while the held log is still linked
+the held folder is still the session's. Otherwise both are opened again.
+
+The first time a handle opens its session folder, hidden temporary files older than an hour
+that crashed writers left there (and in ``archive/`` and the quarantine) are removed.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,10 +31,18 @@ from journal import intent
 from journal.compaction import apply_retention, prune_active_log
 from journal.erasure import erase_message, quarantine_mentions, redaction_stored
 from journal.errors import StorageError
-from journal.history import check_missing_log, load_snapshot, read_history, save_snapshot
+from journal.fsio import Folder
+from journal.history import (
+    ARCHIVE_DIR,
+    QUARANTINE_DIR,
+    check_missing_log,
+    load_snapshot,
+    read_history,
+    save_snapshot,
+)
 from journal.locking import SessionLock
 from journal.logfile import LineScan, write_all
-from journal.paths import ensure_dir, fsync_dir, open_file
+from journal.paths import LOG_NAME
 from journal.state import Session
 from journal.storage import (
     Head,
@@ -41,6 +60,9 @@ __all__ = ["FileTransaction", "Handle", "check_head", "scan_with", "stamp_of"]
 
 log = logging.getLogger("journal")
 _sync = getattr(os, "fdatasync", os.fsync)
+# A temporary file this old is a crashed writer's leftover: no write takes an hour, and a
+# younger one may be a write in progress in another process (sweeping it would fail that write).
+STALE_TEMP_SECONDS = 3600.0
 
 
 class _Owner(Protocol):
@@ -48,31 +70,51 @@ class _Owner(Protocol):
 
     fsync: str
 
-    def mark_dirty(self, path: Path) -> None: ...
+    def sessions_folder(self, create: bool) -> Folder | None: ...
+
+    def mark_dirty(self, name: str) -> None: ...
 
     def _unpin(self, handle: Handle) -> None: ...
 
-    def remove_folder(self, folder: Path) -> None: ...
+    def remove_folder(self, folder: Folder) -> None: ...
 
 
 class Handle:
-    """Open descriptors of one session: its lock file and (once it exists) its log."""
+    """Open descriptors of one session: its lock file and (once they exist) its folder and log.
 
-    __slots__ = ("fd", "lock", "mutex", "path", "refs", "session_id")
+    ``name`` is the session folder's name in ``sessions/``; ``path`` the log's path (for
+    messages).
+    """
 
-    def __init__(self, session_id: str, lock: SessionLock, path: Path) -> None:
+    __slots__ = ("fd", "folder", "lock", "mutex", "name", "path", "refs", "session_id", "swept")
+
+    def __init__(self, session_id: str, lock: SessionLock, name: str, path: Path) -> None:
         self.session_id = session_id
         self.lock = lock
+        self.name = name
         self.path = path
         self.mutex = threading.Lock()
         self.fd: int | None = None
+        self.folder: Folder | None = None
         self.refs = 0
+        self.swept = False  # stale temporary files removed (once per handle)
+
+    def drop(self) -> None:
+        """Close the log and the session folder (the lock file stays open)."""
+        fd, self.fd = self.fd, None
+        folder, self.folder = self.folder, None
+        try:
+            if fd is not None:
+                os.close(fd)
+        finally:
+            if folder is not None:
+                folder.close()
 
     def close(self) -> None:
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
-        self.lock.close()
+        try:
+            self.drop()
+        finally:
+            self.lock.close()
 
 
 class FileTransaction:
@@ -88,7 +130,9 @@ class FileTransaction:
         self.loose = loose  # a handle of its own, closed on exit
         self.path = handle.path
         self.size = 0
-        self.checked = False  # the cached descriptor was checked against the path
+        self.checked = False  # the cached log descriptor was checked: still the session's
+        self.placed = False  # handle.folder is the session folder (or None: there is none)
+        self.tidy = True  # sweep stale temporary files when the folder is first opened
 
     def __enter__(self) -> FileTransaction:
         handle = self.handle
@@ -108,10 +152,16 @@ class FileTransaction:
     def __exit__(self, *exc: object) -> None:
         handle = self.handle
         try:
-            handle.lock.release()
+            if handle.folder is not None:
+                # Subfolders (archive, quarantine) are opened again when next needed: between
+                # transactions a handle holds three descriptors, not five.
+                handle.folder.release_children()
         finally:
-            handle.mutex.release()
-            self._let_go()
+            try:
+                handle.lock.release()
+            finally:
+                handle.mutex.release()
+                self._let_go()
 
     def _let_go(self) -> None:
         if self.loose:
@@ -119,35 +169,75 @@ class FileTransaction:
         else:
             self.storage._unpin(self.handle)
 
+    def _keep(self) -> bool:
+        """Whether the held log (and with it the held folder) is still the session's."""
+        handle = self.handle
+        if handle.fd is None:
+            return False
+        st = os.fstat(handle.fd)
+        # A log stops being the session's log only by being unlinked: pruning renames a new log
+        # over it, and delete unlinks it first thing (see FileStorage.delete).
+        if st.st_nlink > 0 and handle.folder is not None:
+            self.size = st.st_size
+            self.checked = self.placed = True
+            return True
+        self.forget()
+        return False
+
+    def folder(self, create: bool = False) -> Folder | None:
+        """The session folder (None: it does not exist and ``create`` is False).
+
+        Opened afresh, through the held ``sessions/`` folder without following a symlink,
+        unless the held log shows the held folder is still the session's.
+
+        Raises:
+            StorageError: a symlink or a file is where a folder should be, or the file
+                system refused.
+        """
+        handle = self.handle
+        if not self.placed:
+            self._keep()
+        if self.placed and (handle.folder is not None or not create):
+            return handle.folder
+        if handle.folder is not None:
+            handle.drop()
+        sessions = self.storage.sessions_folder(create)
+        found = None if sessions is None else sessions.open_folder(handle.name, create=create)
+        handle.folder = found
+        self.placed = True
+        if found is not None and not handle.swept and self.tidy:
+            handle.swept = True
+            sweep_temp_files(found)
+        return found
+
+    def _here(self) -> Folder:
+        """The session folder, which the caller knows exists (its log is open)."""
+        found = self.folder()
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, "the session folder is gone", str(self.path.parent))
+        return found
+
     def _fd(self, create: bool) -> int | None:
         handle = self.handle
-        if handle.fd is not None and self.checked:
+        if self.checked or self._keep():
             return handle.fd
-        if handle.fd is not None:
-            st = os.fstat(handle.fd)
-            # A log stops being the session's log only by being unlinked: pruning renames a new
-            # log over it, and delete unlinks it first thing (see FileStorage.delete).
-            if st.st_nlink > 0:
-                self.size = st.st_size
-                self.checked = True
-                return handle.fd
-            os.close(handle.fd)
-            handle.fd = None
         flags = os.O_RDWR | os.O_APPEND
         try:
             # Whenever the log is (re)opened: a change another writer decided but did not
             # finish (it crashed) is finished first, so nobody builds on a half-made one.
             self.settle()
+            found = self.folder(create)
+            if found is None:
+                return None
             try:
-                handle.fd = open_file(self.path, flags)
+                handle.fd = found.open(LOG_NAME, flags)
             except FileNotFoundError:
                 if not create:
                     return None
-                check_missing_log(self.path.parent)  # a lost log is damage, not a fresh start
-                ensure_dir(self.path.parent)
-                handle.fd = open_file(self.path, flags | os.O_CREAT)
+                check_missing_log(found)  # a lost log is damage, not a fresh start
+                handle.fd = found.open(LOG_NAME, flags | os.O_CREAT)
                 if self.storage.fsync != "never":
-                    fsync_dir(self.path.parent)  # the new file's name must survive too
+                    found.fsync()  # the new file's name must survive too
         except OSError as exc:
             raise StorageError.wrap("open", str(self.path), exc) from None
         self.size = os.fstat(handle.fd).st_size
@@ -156,44 +246,44 @@ class FileTransaction:
 
     def settle(self) -> None:
         """Finish, or drop, the change the session folder's intent records (see ``intent``)."""
-        folder = self.path.parent
+        folder = self.folder()
+        if folder is None:
+            return
         pending = intent.read(folder)
         if pending is None:
             return
         try:
             if isinstance(pending, intent.Delete):
-                if os.path.lexists(self.path):
+                if folder.exists(LOG_NAME):
                     intent.clear(folder)  # stopped before its commit point: it never happened
                 else:
                     self.storage.remove_folder(folder)
                 return
             log.warning(
-                "%s: finishing a change a crash interrupted (%s)", folder, type(pending).__name__.lower()
+                "%s: finishing a change a crash interrupted (%s)", folder.path, type(pending).__name__.lower()
             )
             if isinstance(pending, intent.Moves):
                 intent.run_moves(folder, pending)
             else:
-                fd = open_file(self.path, os.O_RDONLY)
+                fd = folder.open(LOG_NAME, os.O_RDONLY)
                 try:
                     # The intent is written before the redaction event: without the event,
                     # the redaction never happened and there is nothing to erase.
                     if redaction_stored(folder, fd, pending.message_id, pending.by):
                         size = os.fstat(fd).st_size
-                        erase_message(folder, self.path, fd, size, pending.message_id, pending.by)
+                        erase_message(folder, fd, size, pending.message_id, pending.by)
                 finally:
                     os.close(fd)
             intent.clear(folder)
         except OSError as exc:
-            raise StorageError.wrap("finish a pending change", str(folder), exc) from None
+            raise StorageError.wrap("finish a pending change", str(folder.path), exc) from None
         finally:
-            self.forget()  # the log may be another file now
+            self.forget()  # the log may be another file now, the folder gone
 
     def forget(self) -> None:
-        """Drop the cached descriptor (before the log is removed or replaced)."""
-        self.checked = False
-        if self.handle.fd is not None:
-            os.close(self.handle.fd)
-            self.handle.fd = None
+        """Drop the cached descriptors (before the log is removed or replaced)."""
+        self.checked = self.placed = False
+        self.handle.drop()
 
     def read(self, after: Head | None) -> Iterator[Record]:
         fd = self._fd(create=False)
@@ -246,10 +336,14 @@ class FileTransaction:
 
     def snapshot(self) -> tuple[Session, Head] | None:
         fd = self._fd(create=False)
-        return None if fd is None else load_snapshot(self.path.parent, fd, self.size)
+        return None if fd is None else load_snapshot(self._here(), fd, self.size)
 
     def history(self) -> History:
-        return read_history(self.path.parent, self.path, self.read)
+        self._fd(create=False)  # checked first: reading on never reopens the folder being read
+        found = self.folder()
+        if found is None:
+            return None, None, iter(())
+        return read_history(found, self.read)
 
     def sync_log(self) -> None:
         """Make the log durable before a file that describes it (a snapshot, an archive).
@@ -265,7 +359,7 @@ class FileTransaction:
     def save_snapshot(self, session: Session, head: Head) -> None:
         try:
             self.sync_log()
-            save_snapshot(self.path.parent, session, head)
+            save_snapshot(self._here(), session, head)
         except OSError as exc:
             raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
 
@@ -276,21 +370,31 @@ class FileTransaction:
             raise StaleHeadError()
         try:
             self.sync_log()
-            result = prune_active_log(self.path.parent, self.path, fd, state, head)
+            folder = self._here()
+            result = prune_active_log(folder, fd, state, head)
+            st = folder.lstat(LOG_NAME)
         except OSError as exc:
             raise StorageError.wrap("prune", str(self.path), exc) from None
-        self.forget()  # the active log is a new file now
-        return result, stamp_of(os.stat(self.path))
+        finally:
+            self.forget()  # the active log is a new file now
+        return result, stamp_of(st)
 
     def quarantined(self, message_id: str) -> bool:
         """Whether the session's quarantine holds anything of the message."""
-        return quarantine_mentions(self.path.parent, message_id)
+        try:
+            return quarantine_mentions(self._here(), message_id)
+        except OSError as exc:
+            raise StorageError.wrap("read the quarantine", str(self.path.parent), exc) from None
 
     def intend_erase(self, message_id: str, by: int) -> None:
         """Decide the erasure before its redaction event (seq ``by``) is appended: once the
         event is there, a crash leaves an intent that the next writer finishes."""
         try:
-            intent.write(self.path.parent, intent.Erase(message_id, by))
+            folder = self._here()
+            # The erasure reaches into the quarantine: if it cannot be opened (a symlink in its
+            # place), refuse now, before the event; after it every writer would fail the same.
+            folder.child(QUARANTINE_DIR)
+            intent.write(folder, intent.Erase(message_id, by))
         except OSError as exc:
             raise StorageError.wrap("redact", str(self.path.parent), exc) from None
 
@@ -299,13 +403,13 @@ class FileTransaction:
         fd = self._fd(create=False)
         if fd is None or self.size != head.position:
             raise StaleHeadError()
-        folder = self.path.parent
         try:
+            folder = self._here()
             # Decided first: a crash part way is finished by the next writer to open the log.
             intent.write(folder, intent.Erase(message_id, by))
-            erase_message(folder, self.path, fd, self.size, message_id, by)
+            erase_message(folder, fd, self.size, message_id, by)
             intent.clear(folder)
-            stamp = stamp_of(os.stat(self.path))
+            stamp = stamp_of(folder.lstat(LOG_NAME))
         except OSError as exc:
             raise StorageError.wrap("redact", str(self.path.parent), exc) from None
         finally:
@@ -315,7 +419,7 @@ class FileTransaction:
     def retain(self, before: datetime) -> int:
         """Fold archive segments older than ``before`` into the base; returns events dropped."""
         try:
-            return apply_retention(self.path.parent, before)
+            return apply_retention(self._here(), before)
         except OSError as exc:
             raise StorageError.wrap("retention", str(self.path.parent), exc) from None
 
@@ -335,7 +439,7 @@ class FileTransaction:
             self.size = start
             raise StorageError.wrap("append", str(self.path), exc) from None
         if self.storage.fsync == "interval":
-            self.storage.mark_dirty(self.path)
+            self.storage.mark_dirty(self.handle.name)
         position = start
         line = 0 if after is None else after.line
         head = after
@@ -375,3 +479,30 @@ def scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]
         record = check_line(data, head, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
         head = record.head
         yield record
+
+
+def sweep_temp_files(folder: Folder) -> None:
+    """Remove the hidden temporary files older than ``STALE_TEMP_SECONDS`` that crashed writers
+    left in session ``folder``, its archive and its quarantine (each removal logged).
+
+    Tidying never fails the operation it precedes: a refusal is logged, and the operation
+    meets (and reports) the same trouble itself if it matters to it.
+    """
+    try:
+        places = [folder]
+        archive = folder.child(ARCHIVE_DIR)
+        if archive is not None:
+            places.append(archive)
+        quarantine = folder.child(QUARANTINE_DIR)
+        if quarantine is not None:
+            places.append(quarantine)
+            for name in sorted(quarantine.names()):
+                # Each repair's own folder (temporary files of its copies land there); never
+                # a symlink.
+                if stat.S_ISDIR(quarantine.lstat(name).st_mode) and (moved := quarantine.child(name)):
+                    places.append(moved)
+        for place in places:
+            for name in place.sweep_temp(STALE_TEMP_SECONDS):
+                log.info("%s: removed a stale temporary file", place.path / name)
+    except OSError as exc:
+        log.warning("%s: could not remove stale temporary files: %s", folder.path, exc)

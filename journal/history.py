@@ -16,15 +16,18 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from journal import intent
 from journal.archive import SEGMENT_ERRORS, Segment, inflate, list_segments, read_segment_lines
 from journal.codec import LineError, decode
-from journal.errors import CorruptLogError, StorageError
+from journal.errors import CorruptLogError
+from journal.fsio import Folder
 from journal.logfile import LineScan, last_line, line_ending_at
-from journal.paths import LOG_NAME, fsync_dir, list_names, open_existing, read_regular, write_atomic
+from journal.paths import LOG_NAME, SESSIONS_DIR, dirname_for
 from journal.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.state import Session
 from journal.storage import Head, History, Record, StaleHeadError, apply_record, check_line
@@ -33,6 +36,7 @@ __all__ = [
     "ARCHIVE_DIR",
     "BASE_NAME",
     "QUARANTINE_DIR",
+    "Quarantined",
     "check_missing_log",
     "first_seq",
     "holds_history",
@@ -40,6 +44,7 @@ __all__ = [
     "load_snapshot",
     "quarantined_files",
     "save_snapshot",
+    "stored_snapshot_seqs",
 ]
 
 log = logging.getLogger("journal")
@@ -50,17 +55,29 @@ BASE_NAME = "base.snap"
 _SNAPSHOT = re.compile(r"^snapshot-(\d{20})\.snap$")
 
 
-def snapshot_path(folder: Path, seq: int) -> Path:
-    return folder / f"snapshot-{seq:020d}.snap"
+def snapshot_name(seq: int) -> str:
+    return f"snapshot-{seq:020d}.snap"
 
 
-def snapshot_seqs(folder: Path) -> list[int]:
-    """Seqs of the snapshot files in ``folder``, newest first."""
-    names = list_names(folder)
+def snapshot_seqs(folder: Folder) -> list[int]:
+    """Seqs of the snapshot files in session ``folder``, newest first."""
+    names = folder.names()
     return sorted((int(m[1]) for n in names if (m := _SNAPSHOT.match(n))), reverse=True)
 
 
-def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, Head] | None:
+def stored_snapshot_seqs(root: Path, session_id: str) -> list[int]:
+    """Seqs of a session's snapshot files under ``root``, newest first ([] if none), found
+    without following a symlink below the root."""
+    top = Folder.root(root, create=False)
+    if top is None:
+        return []
+    with top:
+        sessions = top.child(SESSIONS_DIR)
+        folder = None if sessions is None else sessions.child(dirname_for(session_id))
+        return [] if folder is None else snapshot_seqs(folder)
+
+
+def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, Head] | None:
     """The newest snapshot that agrees with the active log open as ``log_fd``; None if none.
 
     A snapshot agrees when the log's line ending at its position decodes to its seq and
@@ -78,9 +95,9 @@ def load_snapshot(folder: Path, log_fd: int, log_size: int) -> tuple[Session, He
         return None
     last_seq = _last_seq(log_fd, log_size)
     for seq in seqs:
-        path = snapshot_path(folder, seq)
+        path = folder.path / snapshot_name(seq)
         try:
-            data = read_regular(path)
+            data = folder.read(snapshot_name(seq))
         except FileNotFoundError:
             continue  # replaced by a newer one while we looked
         except OSError as exc:
@@ -139,36 +156,36 @@ def _disagrees(log_fd: int, log_size: int, head: Head) -> str:
     return ""
 
 
-def save_snapshot(folder: Path, session: Session | bytes, head: Head, *, replace: bool = True) -> bool:
+def save_snapshot(folder: Folder, session: Session | bytes, head: Head, *, replace: bool = True) -> bool:
     """Write a snapshot (a state, or its encoding) atomically, then remove older ones.
 
-    ``replace=False`` (writers outside the lock) never replaces an existing snapshot of the
-    same seq: that one may describe a log pruned meanwhile, and this one the log before it.
-    Returns whether the snapshot was written.
+    ``replace=False`` (a snapshot encoded outside the lock) never replaces an existing
+    snapshot of the same seq: that one may describe a log pruned meanwhile, and this one the
+    log before it. Returns whether the snapshot was written. ``folder`` is open: a session
+    deleted meanwhile cannot come back as a snapshot (its folder is gone, and with it the
+    name the file would get).
     """
-    # Without replace (a writer outside the lock), the folder is not created either: a
-    # session deleted meanwhile must not come back as a snapshot of its messages.
     data = session if isinstance(session, bytes) else encode_snapshot(session, head)
-    written = write_atomic(snapshot_path(folder, head.seq), data, replace=replace, make_dirs=replace)
+    written = folder.write_atomic(snapshot_name(head.seq), data, replace=replace)
     if written:
         remove_snapshots_before(folder, head.seq)
     return written
 
 
-def remove_snapshots_before(folder: Path, seq: int) -> None:
+def remove_snapshots_before(folder: Folder, seq: int) -> None:
     """Delete snapshots older than ``seq`` (they are superseded), durably."""
     removed = False
     for older in snapshot_seqs(folder):
         if older < seq:
-            snapshot_path(folder, older).unlink(missing_ok=True)
+            folder.unlink(snapshot_name(older), missing_ok=True)
             removed = True
     if removed:
         # Readers ignore a superseded snapshot that a power cut brought back, but once a
         # retention base replaced the events it describes, verify reports it as a mismatch.
-        fsync_dir(folder)
+        folder.fsync()
 
 
-def load_base(folder: Path) -> tuple[Session, Head] | None:
+def load_base(folder: Folder) -> tuple[Session, Head] | None:
     """The retention base, if a policy dropped early history.
 
     Unlike a snapshot, the base is the only record of what it replaced, so damage to it is
@@ -176,23 +193,25 @@ def load_base(folder: Path) -> tuple[Session, Head] | None:
 
     Raises:
         CorruptLogError: the base file is damaged.
+        StorageError: it cannot be read (a symlink in its place included).
     """
-    path = folder / ARCHIVE_DIR / BASE_NAME
-    try:
-        data = read_regular(path)
-    except (FileNotFoundError, NotADirectoryError):
+    archive = folder.child(ARCHIVE_DIR)
+    if archive is None:
         return None
-    except OSError as exc:
-        raise StorageError.wrap("read", path, exc) from None
+    path = archive.path / BASE_NAME
+    try:
+        data = archive.read(BASE_NAME)
+    except FileNotFoundError:
+        return None
     try:
         return decode_snapshot(data, kind="base")
     except SnapshotError as exc:
         raise CorruptLogError(str(path), 0, 0, f"retention base unusable: {exc.reason}") from None
 
 
-def first_seq(log_path: Path) -> int | None:
-    """Seq of the active log's first complete line (None: empty or absent)."""
-    fd = open_existing(log_path)
+def first_seq(folder: Folder) -> int | None:
+    """Seq of the active log's first complete line in session ``folder`` (None: empty or absent)."""
+    fd = folder.open_existing(LOG_NAME)
     if fd is None:
         return None
     try:
@@ -205,37 +224,65 @@ def first_seq(log_path: Path) -> int | None:
     try:
         return decode(line).event.seq
     except LineError as exc:
-        raise CorruptLogError(str(log_path), 1, 0, exc.reason) from None
+        raise CorruptLogError(str(folder.path / LOG_NAME), 1, 0, exc.reason) from None
 
 
-def quarantined_files(folder: Path) -> Iterator[tuple[Path, bytes, bool]]:
-    """Every file ``repair`` moved into the session's quarantine (its reports excepted): its
-    path, its bytes (a segment decompressed as far as it goes), and whether those are all.
+class Quarantined(NamedTuple):
+    """A file in the session's quarantine: ``name`` in ``folder``, its bytes (a segment
+    decompressed as far as it goes), and whether those are all of it."""
 
-    Quarantined files failed a check: they are read loosely, and never trusted."""
-    quarantine = folder / QUARANTINE_DIR
-    for moved in sorted(list_names(quarantine)):
-        for name in sorted(list_names(quarantine / moved)):
+    folder: Folder
+    name: str
+    data: bytes
+    whole: bool
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path / self.name
+
+
+def quarantined_files(folder: Folder) -> Iterator[Quarantined]:
+    """Every file ``repair`` moved into the session's quarantine (its reports excepted).
+
+    Quarantined files failed a check: they are read loosely, and never trusted. Only folders
+    of the quarantine are looked into (a symlink there is no folder).
+
+    Raises:
+        StorageError: ``quarantine/`` itself is not a folder (a symlink, say).
+    """
+    quarantine = folder.child(QUARANTINE_DIR)
+    if quarantine is None:
+        return
+    for moved in sorted(quarantine.names()):
+        try:
+            if not stat.S_ISDIR(quarantine.lstat(moved).st_mode):
+                continue
+        except FileNotFoundError:
+            continue
+        place = quarantine.child(moved)
+        if place is None:
+            continue
+        for name in sorted(place.names()):
             if name == "repair.json":
                 continue
-            path = quarantine / moved / name
             try:
-                raw = read_regular(path)
+                raw = place.read(name)
             except OSError:
-                continue  # a folder or a FIFO moved there: it holds no line
-            yield (path, *inflate(raw)) if name.endswith(".gz") else (path, raw, True)
+                continue  # a folder, a FIFO or a symlink moved there: it holds no line
+            data, whole = inflate(raw) if name.endswith(".gz") else (raw, True)
+            yield Quarantined(place, name, data, whole)
 
 
-def holds_history(folder: Path) -> bool:
+def holds_history(folder: Folder) -> bool:
     """Whether ``folder`` holds any of a session's history besides its active log: a snapshot,
     an archive segment or a retention base."""
-    if any(_SNAPSHOT.match(name) for name in list_names(folder)):
+    if any(_SNAPSHOT.match(name) for name in folder.names()):
         return True
-    archive = folder / ARCHIVE_DIR
-    return bool(list_segments(archive)) or os.path.lexists(archive / BASE_NAME)
+    archive = folder.child(ARCHIVE_DIR)
+    return archive is not None and (bool(list_segments(archive)) or archive.exists(BASE_NAME))
 
 
-def check_missing_log(folder: Path) -> None:
+def check_missing_log(folder: Folder) -> None:
     """Return if a session folder whose active log is missing holds no session; raise if it
     holds a damaged one.
 
@@ -250,7 +297,7 @@ def check_missing_log(folder: Path) -> None:
     if isinstance(intent.read(folder), intent.Delete) or not holds_history(folder):
         return
     raise CorruptLogError(
-        str(folder / LOG_NAME),
+        str(folder.path / LOG_NAME),
         0,
         -1,
         "the active log is missing, but the session folder holds its history (archive or "
@@ -259,8 +306,7 @@ def check_missing_log(folder: Path) -> None:
 
 
 def read_history(
-    folder: Path,
-    log_path: Path,
+    folder: Folder,
     read_active: Callable[[Head | None], Iterator[Record]],
     resume: tuple[int, str] | None = None,
 ) -> History:
@@ -268,18 +314,22 @@ def read_history(
 
     With ``resume`` (seq, chain hash), archive segments before that event are skipped and the
     chain is checked from its hash on (when it precedes the active log; else all is read).
+    ``folder`` must stay open until the records are read (archive segments are read lazily).
     """
     base = load_base(folder)
     state, head = (None, None) if base is None else base
-    start = first_seq(log_path)
+    start = first_seq(folder)
     if start is None:
-        if not os.path.lexists(log_path):
+        if not folder.exists(LOG_NAME):
             check_missing_log(folder)
             return None, None, iter(())
-        if head is not None or list_segments(folder / ARCHIVE_DIR):
+        if head is not None or list_segments(folder.child(ARCHIVE_DIR)):
             # Pruning always leaves the last event in the active log.
             raise CorruptLogError(
-                str(log_path), 1, 0, "the active log holds no event, but the archive does: run repair"
+                str(folder.path / LOG_NAME),
+                1,
+                0,
+                "the active log holds no event, but the archive does: run repair",
             )
         # No complete line: nothing to read, but a writer's read still cuts a torn tail.
         return state, head, read_active(None)
@@ -290,13 +340,15 @@ def read_history(
 
 
 def _records(
-    folder: Path, after: Head | None, start: int, read_active: Callable[[Head | None], Iterator[Record]]
+    folder: Folder, after: Head | None, start: int, read_active: Callable[[Head | None], Iterator[Record]]
 ) -> Iterator[Record]:
     for record, _ in _archived(folder, after, start):
         after = record.head
         yield record
     if after is None and start != 1:
-        raise CorruptLogError(str(folder), 0, 0, f"events 1..{start - 1} are missing (no archive holds them)")
+        raise CorruptLogError(
+            str(folder.path), 0, 0, f"events 1..{start - 1} are missing (no archive holds them)"
+        )
     if after is not None:
         # Resume at the start of the active log, chained to the last archived event.
         after = Head(after.seq, after.hash, 0, -1, 0)
@@ -311,13 +363,13 @@ def _records(
         # The active log had a first line when the read began: it was deleted or replaced
         # since (delete, pruning in another process). Never end a history early: callers
         # retry when the files moved (see loading.retrying) and report a delete.
-        raise CorruptLogError(str(folder / LOG_NAME), 1, 0, "the active log vanished while it was read")
+        raise CorruptLogError(str(folder.path / LOG_NAME), 1, 0, "the active log vanished while it was read")
 
 
-def _archived(folder: Path, after: Head | None, start: int | None) -> Iterator[tuple[Record, bytes]]:
+def _archived(folder: Folder, after: Head | None, start: int | None) -> Iterator[tuple[Record, bytes]]:
     """Each archived record after ``after`` and before seq ``start`` (the active log's first; None:
     no active log), with its line's bytes, skipping leftovers of an interrupted compaction."""
-    for segment in list_segments(folder / ARCHIVE_DIR):
+    for segment in list_segments(folder.child(ARCHIVE_DIR)):
         floor = 0 if after is None else after.seq
         if segment.last <= floor or (start is not None and segment.first >= start):
             continue  # left over from an interrupted compaction: covered elsewhere
@@ -368,7 +420,7 @@ def fold_segments(state: Session | None, head: Head | None, segments: list[Segme
     return state, after
 
 
-def history_lines(folder: Path, fd: int) -> list[bytes]:
+def history_lines(folder: Folder, fd: int) -> list[bytes]:
     """Every stored line after the retention base, byte for byte, oldest first: the archive
     segments (as ``read_history`` walks them) and then the active log, open as ``fd``, each
     checked against the chain.
@@ -379,10 +431,10 @@ def history_lines(folder: Path, fd: int) -> list[bytes]:
     base = load_base(folder)
     after = None if base is None else base[1]
     out: list[bytes] = []
-    for record, data in _archived(folder, after, first_seq(folder / LOG_NAME)):
+    for record, data in _archived(folder, after, first_seq(folder)):
         after = record.head
         out.append(data)
-    path = str(folder / LOG_NAME)
+    path = str(folder.path / LOG_NAME)
     for line_no, offset, data in LineScan(fd):
         record = check_line(data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
         after = record.head

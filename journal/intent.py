@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import msgspec
 
 from journal.errors import CorruptLogError
-from journal.paths import LOG_NAME, fsync_dir, open_file, read_regular, write_atomic
+from journal.fsio import Folder
+from journal.paths import LOG_NAME
 
 __all__ = ["INTENT_NAME", "Delete", "Erase", "Intent", "Move", "Moves", "clear", "read", "run_moves", "write"]
 
@@ -64,22 +64,22 @@ Intent = Delete | Moves | Erase
 _DECODER = msgspec.json.Decoder(Intent)
 
 
-def write(folder: Path, intent: Intent) -> None:
+def write(folder: Folder, intent: Intent) -> None:
     """Record ``intent`` durably: after this returns, the change is decided."""
-    write_atomic(folder / INTENT_NAME, msgspec.json.encode(intent) + b"\n", make_dirs=False)
+    folder.write_atomic(INTENT_NAME, msgspec.json.encode(intent) + b"\n")
 
 
-def read(folder: Path) -> Intent | None:
+def read(folder: Folder) -> Intent | None:
     """The pending intent of ``folder``, or None.
 
     Raises:
-        CorruptLogError: the intent file exists but cannot be read, or names a path outside
-            its folder.
+        CorruptLogError: the intent file exists but cannot be read (a symlink in its place
+            included), or names a path outside its folder.
     """
-    path = folder / INTENT_NAME
+    path = folder.path / INTENT_NAME
     try:
-        data = read_regular(path)
-    except (FileNotFoundError, NotADirectoryError):
+        data = folder.read(INTENT_NAME)
+    except FileNotFoundError:
         return None
     except OSError as exc:
         raise CorruptLogError(str(path), 0, -1, f"pending change unreadable: {exc}") from None
@@ -97,16 +97,16 @@ def read(folder: Path) -> Intent | None:
     return intent
 
 
-def clear(folder: Path) -> None:
+def clear(folder: Folder) -> None:
     """Remove the intent once the change is complete (durably)."""
     try:
-        os.unlink(folder / INTENT_NAME)
+        folder.unlink(INTENT_NAME)
     except FileNotFoundError:
         return
-    fsync_dir(folder)
+    folder.fsync()
 
 
-def run_moves(folder: Path, switch: Moves) -> None:
+def run_moves(folder: Folder, switch: Moves) -> None:
     """Carry out ``switch``: moves already done (only the target exists) are skipped, and the
     cut shortens the log only if it is longer.
 
@@ -114,23 +114,30 @@ def run_moves(folder: Path, switch: Moves) -> None:
         CorruptLogError: neither the source nor the target of a move exists: something
             outside journal removed a file the change needs.
     """
-    touched: set[Path] = set()
+    touched: dict[str, Folder] = {}
     for move in switch.moves:
-        source, target = folder / move.source, folder / move.target
-        if os.path.lexists(source):
-            os.replace(source, target)
-            touched.update((source.parent, target.parent))
-        elif not os.path.lexists(target):
+        source, target = folder.resolve(move.source), folder.resolve(move.target)
+        if source is not None and source[0].exists(source[1]):
+            if target is None:
+                raise CorruptLogError(
+                    str(folder.path / INTENT_NAME),
+                    0,
+                    -1,
+                    f"pending change: the folder of {move.target} is missing",
+                )
+            source[0].rename(source[1], target[0], target[1])
+            touched.update({str(source[0].path): source[0], str(target[0].path): target[0]})
+        elif target is None or not target[0].exists(target[1]):
             raise CorruptLogError(
-                str(folder / INTENT_NAME),
+                str(folder.path / INTENT_NAME),
                 0,
                 -1,
                 f"pending change: neither {move.source} nor {move.target} exists",
             )
     for place in sorted(touched):
-        fsync_dir(place)
+        touched[place].fsync()
     if switch.cut is not None:
-        fd = open_file(folder / LOG_NAME, os.O_WRONLY)
+        fd = folder.open(LOG_NAME, os.O_WRONLY)
         try:
             if os.fstat(fd).st_size > switch.cut:
                 os.ftruncate(fd, switch.cut)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from filelock import lock_descriptor, unlock_descriptor
 
 from journal.errors import LockTimeoutError, StorageError
-from journal.paths import ensure_dir, open_file
+from journal.fsio import Folder
 
 __all__ = ["SessionLock"]
 
@@ -34,18 +35,31 @@ class SessionLock:
 
     Not thread-safe by itself: callers serialise threads first (the journal holds a per-session
     thread lock around it), because ``flock`` treats all threads of a process as one holder.
+
+    Args:
+        path: the lock file (named in errors).
+        timeout: seconds ``acquire`` waits (negative: for ever).
+        opener: opens (creating if needed) the lock file and returns its descriptor; the
+            storage passes one that opens it relative to its held ``locks/`` folder. Without
+            one, ``path``'s folder is created if missing and taken as given.
     """
 
-    def __init__(self, path: Path, timeout: float) -> None:
+    def __init__(self, path: Path, timeout: float, opener: Callable[[], int] | None = None) -> None:
         self.path = path
         self.timeout = timeout
+        self._opener = opener or self._open_alone
         self._fd: int | None = None
+
+    def _open_alone(self) -> int:
+        folder = Folder.root(self.path.parent, create=True)
+        assert folder is not None
+        with folder:
+            return folder.open(self.path.name, os.O_RDWR | os.O_CREAT)
 
     def _open(self) -> int:
         if self._fd is None:
-            ensure_dir(self.path.parent)
             try:
-                self._fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
+                self._fd = self._opener()
             except OSError as exc:
                 raise StorageError.wrap("open lock", str(self.path), exc) from None
         return self._fd

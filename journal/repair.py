@@ -19,9 +19,9 @@ already repaired); running ``repair`` again finishes the job.
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import msgspec
 
@@ -36,9 +36,10 @@ from journal.archive import (
 )
 from journal.errors import CorruptLogError
 from journal.filecheck import Checked, Intact
-from journal.history import ARCHIVE_DIR, QUARANTINE_DIR
+from journal.fsio import Folder
+from journal.history import ARCHIVE_DIR, QUARANTINE_DIR, snapshot_name
 from journal.logfile import read_range
-from journal.paths import LOG_NAME, ensure_dir, fsync_dir, write_atomic, write_temp
+from journal.paths import LOG_NAME
 from journal.verify import Moved, RepairReport
 
 __all__ = ["repair_files", "set_aside"]
@@ -48,11 +49,12 @@ class _Plan(msgspec.Struct):
     cut_log_at: int | None = None  # truncate the active log here
     new_log: bytes | None = None  # replace the active log with these bytes (archive case)
     new_segment: tuple[int, int, bytes] | None = None  # first, last, lines
-    whole: list[tuple[Path, str]] = msgspec.field(default_factory=list)  # files to move: path, reason
+    # Files to move: the name relative to the session folder ("archive/<segment>"), reason.
+    whole: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
 def repair_files(
-    folder: Path, fd: int | None, size: int, checked: Checked, session_id: str, *, dry_run: bool
+    folder: Folder, fd: int | None, size: int, checked: Checked, session_id: str, *, dry_run: bool
 ) -> RepairReport:
     """Carry out (or, with ``dry_run``, only describe) the repair ``checked`` calls for.
 
@@ -70,11 +72,11 @@ def repair_files(
         cut = plan.cut_log_at
         moved.append(
             _moved(
-                folder / LOG_NAME, cut, size - cut, f"events.jsonl.from-byte-{cut}", "after the intact prefix"
+                folder, LOG_NAME, cut, size - cut, f"events.jsonl.from-byte-{cut}", "after the intact prefix"
             )
         )
-    for path, reason in plan.whole:
-        moved.append(_moved(path, 0, path.lstat().st_size, _quarantine_name(folder, path), reason))
+    for name, reason in plan.whole:
+        moved.append(_moved(folder, name, 0, _size(folder, name), _quarantine_name(name), reason))
     if dry_run or not moved:
         planned = tuple(msgspec.structs.replace(m, destination=None) for m in moved)
         return RepairReport(
@@ -85,47 +87,68 @@ def repair_files(
             moved=planned,
             quarantine=None,
         )
-    quarantine = folder / QUARANTINE_DIR / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    ensure_dir(quarantine)
+    stamp, quarantine = _new_quarantine(folder)
     if plan.cut_log_at is not None and fd is not None:
         # Part of a file: copied (and fsynced) before the cut.
         item = moved[0]
-        write_atomic(quarantine / str(item.destination), read_range(fd, item.offset, item.size))
+        quarantine.write_atomic(str(item.destination), read_range(fd, item.offset, item.size))
     report = RepairReport(
         session_id=session_id,
         dry_run=False,
         kept=kept,
         problems=problems,
         moved=tuple(
-            msgspec.structs.replace(m, destination=str(quarantine / str(m.destination))) for m in moved
+            msgspec.structs.replace(m, destination=str(quarantine.path / str(m.destination))) for m in moved
         ),
-        quarantine=str(quarantine),
+        quarantine=str(quarantine.path),
     )
-    write_atomic(quarantine / "repair.json", msgspec.json.format(msgspec.json.encode(report)) + b"\n")
-    _apply(folder, fd, plan, quarantine)
+    quarantine.write_atomic("repair.json", msgspec.json.format(msgspec.json.encode(report)) + b"\n")
+    _apply(folder, fd, plan, stamp, quarantine)
     return report
 
 
-def set_aside(folder: Path, paths: list[Path], reason: str) -> Path:
-    """Move whole files of a session folder into a new quarantine folder (with a
-    ``repair.json`` saying what moved and why), never deleting them; returns that folder."""
-    quarantine = folder / QUARANTINE_DIR / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    ensure_dir(quarantine)
+def set_aside(folder: Folder, names: list[str], reason: str) -> Folder:
+    """Move whole files of a session folder (``names`` relative to it) into a new quarantine
+    folder (with a ``repair.json`` saying what moved and why), never deleting them; returns
+    that folder."""
+    _, quarantine = _new_quarantine(folder)
     moved = [
-        _moved(path, 0, path.lstat().st_size, str(quarantine / _quarantine_name(folder, path)), reason)
-        for path in paths
+        _moved(folder, name, 0, _size(folder, name), str(quarantine.path / _quarantine_name(name)), reason)
+        for name in names
     ]
-    write_atomic(
-        quarantine / "repair.json", msgspec.json.format(msgspec.json.encode({"moved": moved})) + b"\n"
-    )
-    for path in paths:
-        os.rename(path, quarantine / _quarantine_name(folder, path))
-        fsync_dir(path.parent)
-    fsync_dir(quarantine)
+    quarantine.write_atomic("repair.json", msgspec.json.format(msgspec.json.encode({"moved": moved})) + b"\n")
+    for name in names:
+        place, base = _where(folder, name)
+        place.rename(base, quarantine, _quarantine_name(name))
+        place.fsync()
+    quarantine.fsync()
     return quarantine
 
 
-def _plan(folder: Path, fd: int | None, size: int, checked: Checked) -> _Plan:
+def _new_quarantine(folder: Folder) -> tuple[str, Folder]:
+    """A new ``quarantine/<UTC time>/`` folder (and its name), made durably."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    quarantine = folder.child(QUARANTINE_DIR, create=True)
+    assert quarantine is not None
+    made = quarantine.child(stamp, create=True)
+    assert made is not None
+    return stamp, made
+
+
+def _where(folder: Folder, name: str) -> tuple[Folder, str]:
+    """The open folder holding ``name`` (relative to the session folder) and its own name."""
+    found = folder.resolve(name)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or folder", str(folder.path / name))
+    return found
+
+
+def _size(folder: Folder, name: str) -> int:
+    place, base = _where(folder, name)
+    return place.lstat(base).st_size
+
+
+def _plan(folder: Folder, fd: int | None, size: int, checked: Checked) -> _Plan:
     check, intact = checked.check, checked.intact
     kept = check.intact_seq
     plan = _Plan()
@@ -141,24 +164,25 @@ def _plan(folder: Path, fd: int | None, size: int, checked: Checked) -> _Plan:
                 raise _base_only(folder)
             _plan_archive_cut(folder, fd, size, checked, intact, plan)
     for snap in checked.snapshots:
+        name = snapshot_name(snap.seq)
         if not snap.agrees:
-            plan.whole.append((snap.path, "the snapshot disagrees with the log or is damaged"))
+            plan.whole.append((name, "the snapshot disagrees with the log or is damaged"))
         elif snap.seq > kept:
-            plan.whole.append((snap.path, "the snapshot covers events past the intact prefix"))
+            plan.whole.append((name, "the snapshot covers events past the intact prefix"))
         elif plan.new_log is not None:
-            plan.whole.append((snap.path, "the snapshot describes the active log being replaced"))
+            plan.whole.append((name, "the snapshot describes the active log being replaced"))
     return plan
 
 
 def _plan_archive_cut(
-    folder: Path, fd: int | None, size: int, checked: Checked, intact: Intact | None, plan: _Plan
+    folder: Folder, fd: int | None, size: int, checked: Checked, intact: Intact | None, plan: _Plan
 ) -> None:
     kept = checked.check.intact_seq
-    for segment in list_segments(folder / ARCHIVE_DIR):
+    for segment in list_segments(folder.child(ARCHIVE_DIR)):
         if segment.last > kept:
-            plan.whole.append((segment.path, "archive segment past the intact prefix"))
+            plan.whole.append((f"{ARCHIVE_DIR}/{segment.name}", "archive segment past the intact prefix"))
     if fd is not None and size > 0:
-        plan.whole.append((folder / LOG_NAME, "active log past the intact prefix"))
+        plan.whole.append((LOG_NAME, "active log past the intact prefix"))
     plan.new_log = b"" if intact is None else intact.data + b"\n"
     if intact is not None and intact.segment is not None and intact.segment.last > kept:
         # The segment holding the last intact line is moved: keep its intact lines before it.
@@ -179,7 +203,7 @@ def _plan_archive_cut(
             plan.new_segment = (first, kept - 1, b"".join(line + b"\n" for line in lines))
 
 
-def _apply(folder: Path, fd: int | None, plan: _Plan, quarantine: Path) -> None:
+def _apply(folder: Folder, fd: int | None, plan: _Plan, stamp: str, quarantine: Folder) -> None:
     """Switch to the repaired files at one commit point: the intent (see ``intent``).
 
     Before it, only copies in the quarantine and prepared files beside the old ones are
@@ -192,43 +216,44 @@ def _apply(folder: Path, fd: int | None, plan: _Plan, quarantine: Path) -> None:
     """
     if plan.new_log is not None and fd is not None:
         old_log = read_range(fd, 0, os.fstat(fd).st_size)
-        write_atomic(quarantine / _quarantine_name(folder, folder / LOG_NAME), old_log)
+        quarantine.write_atomic(_quarantine_name(LOG_NAME), old_log)
     moves = [
-        intent.Move(_relative(folder, path), _relative(folder, quarantine / _quarantine_name(folder, path)))
-        for path, _ in plan.whole
-        if path != folder / LOG_NAME
+        intent.Move(name, f"{QUARANTINE_DIR}/{stamp}/{_quarantine_name(name)}")
+        for name, _ in plan.whole
+        if name != LOG_NAME
     ]
     if plan.new_segment is not None:
         first, last, lines = plan.new_segment
-        staged = write_temp(ensure_archive(folder), "staged", compress(lines))
-        moves.append(intent.Move(_relative(folder, staged), f"{ARCHIVE_DIR}/{segment_name(first, last)}"))
+        staged = ensure_archive(folder).write_temp("staged", compress(lines))
+        moves.append(intent.Move(f"{ARCHIVE_DIR}/{staged}", f"{ARCHIVE_DIR}/{segment_name(first, last)}"))
     if plan.new_log is not None:
-        staged_log = write_temp(folder, "staged", plan.new_log)
-        moves.append(intent.Move(staged_log.name, LOG_NAME))
+        staged_log = folder.write_temp("staged", plan.new_log)
+        moves.append(intent.Move(staged_log, LOG_NAME))
     # Everything the intent names must be durable before the intent is.
-    for place in (quarantine, folder / ARCHIVE_DIR, folder):
-        fsync_dir(place)
+    quarantine.fsync()
+    archive = folder.child(ARCHIVE_DIR)
+    if archive is not None:
+        archive.fsync()
+    folder.fsync()
     switch = intent.Moves(tuple(moves), plan.cut_log_at if fd is not None else None)
     intent.write(folder, switch)
     intent.run_moves(folder, switch)
     intent.clear(folder)
 
 
-def _relative(folder: Path, path: Path) -> str:
-    return "/".join(path.relative_to(folder).parts)
+def _moved(folder: Folder, name: str, offset: int, size: int, destination: str, reason: str) -> Moved:
+    return Moved(
+        source=str(folder.path / name), offset=offset, size=size, destination=destination, reason=reason
+    )
 
 
-def _moved(source: Path, offset: int, size: int, name: str, reason: str) -> Moved:
-    return Moved(source=str(source), offset=offset, size=size, destination=name, reason=reason)
+def _quarantine_name(name: str) -> str:
+    return name.replace("/", "-")
 
 
-def _quarantine_name(folder: Path, path: Path) -> str:
-    return "-".join(path.relative_to(folder).parts)
-
-
-def _base_only(folder: Path) -> CorruptLogError:
+def _base_only(folder: Folder) -> CorruptLogError:
     return CorruptLogError(
-        str(folder / ARCHIVE_DIR),
+        str(folder.path / ARCHIVE_DIR),
         0,
         -1,
         "nothing after the retention base is intact: restore the archive from a backup",

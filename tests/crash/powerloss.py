@@ -65,6 +65,9 @@ __all__ = [
 # Path.unlink/rename/replace/mkdir (Python 3.11+) and shutil.rmtree call ``os`` at call time,
 # so the first block covers them; Python 3.10's pathlib reached ``os`` through an accessor
 # class that captured the functions at import, hence the optional rows at the end.
+# The journal's own calls are descriptor-relative (``dir_fd=``, ``src_dir_fd=`` and
+# ``dst_dir_fd=``, see ``journal/fsio.py``): each is resolved against the model folder its
+# descriptor names, including descriptors opened before recording began.
 PATCH_TARGETS: tuple[tuple[str, str, str, bool], ...] = (
     ("os", "open", "open", True),
     ("os", "write", "write", True),
@@ -338,7 +341,7 @@ class Recorder:
         """The model folder a path starts from and its components; None outside the root."""
         text = os.fsdecode(os.fspath(path))
         if dir_fd is not None and not os.path.isabs(text):
-            base = self._fds.get(dir_fd)
+            base = self._folder_of(dir_fd)
             if base is None:
                 return None
             return base, [p for p in text.split("/") if p not in ("", ".")]
@@ -348,6 +351,30 @@ class Recorder:
         if not full.startswith(self._base + os.sep):
             return None
         return ROOT, full[len(self._base) + 1 :].split(os.sep)
+
+    def _folder_of(self, dir_fd: int) -> int | None:
+        """The model folder a descriptor names; None if it is outside the root.
+
+        A descriptor the recorder did not see opened (the journal opened it before recording
+        began and it was not adopted, or it came from ``dup``) is recognised by its inode, so
+        a call relative to it is never mistaken for one outside the root.
+        """
+        known = self._fds.get(dir_fd)
+        if known is not None:
+            return known
+        try:
+            st = os.fstat(dir_fd)
+        except OSError:
+            return None  # not open: the real call fails (EBADF) and changes nothing
+        found = self._inodes.get((st.st_dev, st.st_ino))
+        if found is None:
+            return None
+        if found not in self._live.dirs:
+            raise RecorderError(
+                f"descriptor {dir_fd} ({self._names.get(found)}) is used as a folder: not modelled"
+            )
+        self._fds[dir_fd] = found
+        return found
 
     def _locate(self, path: Any, dir_fd: int | None = None) -> tuple[int, str] | None:
         """(folder inode, name) of a path under the root; None outside it."""

@@ -188,7 +188,8 @@ def count_steps(monkeypatch: pytest.MonkeyPatch, crash_at: int | None, after: bo
     leaves the temporary file a rename would have moved). Returns a function giving the count.
     """
     count = 0
-    real_replace, real_unlink = os.replace, Path.unlink
+    # The journal renames and deletes through os (relative to held folder descriptors).
+    real_replace, real_unlink = os.replace, os.unlink
 
     def step(do: Callable[[], None]) -> None:
         nonlocal count
@@ -202,11 +203,11 @@ def count_steps(monkeypatch: pytest.MonkeyPatch, crash_at: int | None, after: bo
     def replace(src: Any, dst: Any, **kwargs: Any) -> None:
         step(lambda: real_replace(src, dst, **kwargs))
 
-    def unlink(self: Path, missing_ok: bool = False) -> None:
-        step(lambda: real_unlink(self, missing_ok=missing_ok))
+    def unlink(path: Any, **kwargs: Any) -> None:
+        step(lambda: real_unlink(path, **kwargs))
 
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(os, "unlink", unlink)
     return lambda: count
 
 
@@ -365,7 +366,10 @@ def test_crash_before_the_log_switch_keeps_the_previous_snapshot_usable(
         real_replace = os.replace
 
         def replace(src: Any, dst: Any, **kwargs: Any) -> None:
-            if Path(dst) == target:
+            # The journal renames relative to a held folder descriptor: name it by its path.
+            folder = kwargs.get("dst_dir_fd")
+            named = Path(dst) if folder is None else Path(os.readlink(f"/proc/self/fd/{folder}")) / dst
+            if named == target.resolve():
                 raise Crash
             real_replace(src, dst, **kwargs)
 

@@ -49,7 +49,8 @@ import pytest
 from journal import CorruptLogError, Journal, Session, SessionNotFoundError
 from journal.events import Event
 from journal.filestore import FileStorage
-from journal.paths import Layout, fsync_dir, write_atomic
+from journal.fsio import Folder
+from journal.paths import Layout
 from journal.verify import VerifyReport
 from tests.crash.powerloss import CrashState, Recorder, Tree, materialize, sample
 
@@ -568,7 +569,10 @@ def test_the_model_loses_what_was_not_fsynced_and_keeps_what_was(tmp_path: Path)
         os.write(fd, b"x" * 1000)
         os.close(fd)
         rec.mark("plain written")
-        write_atomic(root / "atomic", b"y" * 1000)
+        top = Folder.root(root, create=False)
+        assert top is not None
+        with top:
+            top.write_atomic("atomic", b"y" * 1000)
         rec.mark("returned")
     states = rec.crash_states()
     plain = {s.tree.get("plain") for s in states}
@@ -597,7 +601,9 @@ def test_the_model_follows_pathlib_shutil_renames_and_hard_links(tmp_path: Path)
         os.close(fd)
         os.link(root / "a", root / "b")
         os.rename(root / "a", root / "c")
-        fsync_dir(root)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(fd)
+        os.close(fd)
         rec.mark("synced")
     assert [step.call for step in rec.steps if step.call.startswith("unlink")] == [
         "unlink gone",
@@ -610,3 +616,46 @@ def test_the_model_follows_pathlib_shutil_renames_and_hard_links(tmp_path: Path)
     assert any(s.tree.get("a") == b"" for s in states)  # created, its data not yet durable
     final = [dict(s.tree) for s in states if "synced" in s.marks]
     assert final == [{"b": b"data", "c": b"data"}]
+
+
+def test_the_model_follows_descriptor_relative_calls(tmp_path: Path) -> None:
+    # The journal reaches every file through held folder descriptors (journal/fsio.py):
+    # openat, mkdirat, renameat, linkat and unlinkat relative to them, and fsync of them. A
+    # call the model placed outside the root would go unrecorded, and the recorder's own
+    # check (the model's tree equals the real one at exit) would fail. The descriptors
+    # include one opened before recording and a dup the recorder never saw opened.
+    root = tmp_path / "root"
+    (root / "old" / "deep").mkdir(parents=True)
+    (root / "old" / "deep" / "f").write_bytes(b"f")
+    (root / "gone").write_bytes(b"g")
+    top = Folder.root(root, create=False)
+    assert top is not None
+    with top, Recorder(root) as rec:
+        sub = top.child("sub", create=True)
+        assert sub is not None
+        sub.write_atomic("a", b"data")
+        assert not sub.write_atomic("a", b"other", replace=False)  # linkat refuses: a stays
+        assert sub.write_atomic("b", b"new", replace=False)
+        unseen = Folder(os.dup(top.fd), root)  # never opened through os.open
+        with unseen:
+            sub.rename("a", unseen, "c")
+            unseen.unlink("gone")
+            unseen.remove_tree("old")
+            unseen.fsync()
+        sub.fsync()
+        rec.mark("synced")
+    calls = [step.call for step in rec.steps]
+    assert "mkdir sub" in calls
+    assert "rename sub/a -> c" in calls
+    assert [c for c in calls if c.startswith("unlink ") and "tmp" not in c] == [
+        "unlink gone",
+        "unlink old/deep/f",
+        "unlink old/deep",
+        "unlink old",
+    ]
+    states = rec.crash_states()
+    final = [dict(s.tree) for s in states if "synced" in s.marks]
+    assert final == [{"c": b"data", "sub": None, "sub/b": b"new"}]
+    # Before the folders were fsynced the removals and the rename could each be undone.
+    assert any("gone" in s.tree for s in states)
+    assert any("sub/a" in s.tree and "c" not in s.tree for s in states)

@@ -44,7 +44,8 @@ from journal import (
 )
 from journal.errors import MessageNotFoundError
 from journal.events import MessageEdited, MessageRedacted, MessageRemoved
-from journal.paths import Layout, write_atomic
+from journal.fsio import Folder
+from journal.paths import Layout
 from journal.snapshot import encode_snapshot
 from journal.store import NewMessage
 from tests.conftest import JOIN_TIMEOUT
@@ -1031,12 +1032,12 @@ def slow_erasure(monkeypatch: pytest.MonkeyPatch, erasing: Callable[[], None]) -
     made certain instead of left to the scheduler.
     """
 
-    def slowly(path: Path, data: bytes, **kwargs: Any) -> bool:
+    def slowly(folder: Folder, name: str, data: bytes) -> None:
         erasing()
         time.sleep(0.02)
-        return write_atomic(path, data, **kwargs)
+        folder.write_atomic(name, data)
 
-    monkeypatch.setattr("journal.erasure.write_atomic", slowly)
+    monkeypatch.setattr("journal.erasure._rewrite", slowly)
 
 
 def test_threads_appending_while_another_thread_redacts(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
