@@ -75,8 +75,10 @@ _REDACTED = b'"type":"message_redacted"'
 _sync = getattr(os, "fdatasync", os.fsync)
 # What a symlink (or a file) where a folder or file should be raises: never followed.
 _IN_THE_WAY = (errno.ELOOP, errno.ENOTDIR)
-# Longer than any kernel clock tick that file times follow (Linux: 1-10 ms; see _outlast_tick).
-_TICK_NS = 20_000_000
+# A deleted session folder is renamed to this prefix (then its creation time) and kept, empty,
+# this long: see remove_folder.
+_TOMB = ".deleted-"
+_TOMB_NS = 3600 * 10**9
 
 
 class _Target(NamedTuple):
@@ -157,13 +159,14 @@ class FileStorage:
         # the stamp is only compared with a view that was read through safe opens, never
         # used to decide what to read or write.
         st = None if sessions is None else sessions.stat_through(name, LOG_NAME)
-        if st is None:
+        folder_st = None if st is None or sessions is None else sessions.stat_through(name)
+        if st is None or folder_st is None:
             folder = self._find(name)
             if folder is not None:
                 with folder:
                     check_missing_log(folder)  # absent, unless the folder holds its history
             return None
-        return stamp_of(st)
+        return stamp_of(st, folder_st.st_ino)
 
     def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
         path = self.layout.log_path(session_id)
@@ -463,7 +466,6 @@ class FileStorage:
                 # A folder whose log holds no complete event (a create that crashed) is removed
                 # all the same, but the session did not exist.
                 existed = _holds_events(folder)
-                last_write = _identity(folder, LOG_NAME)
                 # The intent says what the missing log means from here on: deleted, not lost.
                 # The unlink is the commit point; writers holding the log open see it
                 # unlinked (st_nlink 0) and never append to a file that is gone.
@@ -475,8 +477,6 @@ class FileStorage:
                 raise StorageError.wrap("delete", str(folder.path), exc) from None
             finally:
                 tx.forget()  # the folder is gone
-            if last_write is not None:
-                _outlast_tick(last_write[2])
         return existed
 
     def remove_folder(self, folder: Folder) -> None:
@@ -484,18 +484,28 @@ class FileStorage:
 
         Renamed first, so the rest vanishes in one step (a crash leaves a hidden folder that
         no listing shows and the next delete clears); the parent is fsynced so the rename
-        survives power loss. Removing never follows a symlink.
+        survives power loss. The files go at once; the emptied folder stays an hour, so that
+        no new session folder gets its inode while a cache may still hold a stamp naming it
+        (see ``filetx.stamp_of``). Removing never follows a symlink.
         """
         sessions = self.sessions_folder(create=False)
         if sessions is None:
             return
-        tomb = f".deleted-{uuid.uuid4().hex}"
-        sessions.rename(folder.name, sessions, tomb)
+        sessions.rename(folder.name, sessions, f"{_TOMB}{time.time_ns()}-{uuid.uuid4().hex}")
         sessions.fsync()
         for leftover in sessions.names():
-            if leftover.startswith(".deleted-"):
-                # Another process's delete may be clearing the same leftover: best effort.
-                with contextlib.suppress(OSError):
+            if not leftover.startswith(_TOMB):
+                continue
+            # Another process's delete may be clearing the same leftover: best effort.
+            with contextlib.suppress(OSError):
+                born = leftover[len(_TOMB) :].split("-", 1)[0]
+                if born.isdigit() and time.time_ns() - int(born) < _TOMB_NS:
+                    tomb = sessions.open_folder(leftover)
+                    if tomb is not None:
+                        with tomb:
+                            for entry in tomb.names():
+                                tomb.remove_tree(entry)
+                else:
                     sessions.remove_tree(leftover)
 
     def _pin(self, session_id: str) -> Handle:
@@ -647,19 +657,6 @@ def _holds_events(folder: Folder) -> bool:
     # No event in the log (a create that never wrote, or a lost log): a session only if its
     # history is still there.
     return holds_history(folder) and not isinstance(intent.read(folder), intent.Delete)
-
-
-def _outlast_tick(mtime_ns: int) -> None:
-    """Wait until file times move past ``mtime_ns`` (the deleted log's last write).
-
-    Caches recognise an unchanged log by (device, inode, size, mtime). File times advance by
-    the kernel's clock tick (a few milliseconds), and a new log may reuse the deleted one's
-    inode: re-created and written to the same size within that tick, it would look unchanged
-    to another process's cache. Returning only once the clock is past the tick makes every
-    later write carry a later time. Deletes are rare; the wait is at most a few milliseconds.
-    """
-    while time.time_ns() <= mtime_ns + _TICK_NS:
-        time.sleep(0.001)
 
 
 def _identity(folder: Folder, name: str) -> tuple[int, int, int] | None:

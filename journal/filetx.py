@@ -372,12 +372,12 @@ class FileTransaction:
             self.sync_log()
             folder = self._here()
             result = prune_active_log(folder, fd, state, head)
-            st = folder.lstat(LOG_NAME)
+            stamp = stamp_of(folder.lstat(LOG_NAME), folder.ino)
         except OSError as exc:
             raise StorageError.wrap("prune", str(self.path), exc) from None
         finally:
             self.forget()  # the active log is a new file now
-        return result, stamp_of(st)
+        return result, stamp
 
     def quarantined(self, message_id: str) -> bool:
         """Whether the session's quarantine holds anything of the message."""
@@ -409,7 +409,7 @@ class FileTransaction:
             intent.write(folder, intent.Erase(message_id, by))
             erase_message(folder, fd, self.size, message_id, by)
             intent.clear(folder)
-            stamp = stamp_of(folder.lstat(LOG_NAME))
+            stamp = stamp_of(folder.lstat(LOG_NAME), folder.ino)
         except OSError as exc:
             raise StorageError.wrap("redact", str(self.path.parent), exc) from None
         finally:
@@ -449,7 +449,7 @@ class FileTransaction:
             position += len(data_line)
         assert head is not None
         self.size = position
-        return head, stamp_of(os.fstat(fd))
+        return head, stamp_of(os.fstat(fd), self._here().ino)
 
     def _undo(self, fd: int, start: int) -> None:
         # After a failed write or fsync the new bytes' fate is unknown: remove them so no reader
@@ -462,8 +462,13 @@ class FileTransaction:
             )
 
 
-def stamp_of(st: os.stat_result) -> Stamp:
-    return Stamp((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns), st.st_size)
+def stamp_of(st: os.stat_result, folder_ino: int) -> Stamp:
+    """What tells a session's log unchanged: the log's (device, inode, size, mtime), and the
+    inode of the session folder holding it. A log can get a deleted one's inode and, within
+    one file-time tick (or on a file system with coarse times), its size and mtime too; a
+    session folder cannot get a deleted one's inode, because a deleted folder is kept (empty)
+    for an hour (see ``FileStorage.remove_folder``)."""
+    return Stamp((st.st_dev, folder_ino, st.st_ino, st.st_size, st.st_mtime_ns), st.st_size)
 
 
 def check_head(fd: int, size: int, after: Head | None) -> None:

@@ -61,12 +61,20 @@ class Folder:
     dropped unread).
     """
 
-    __slots__ = ("_children", "_fd", "path")
+    __slots__ = ("_children", "_fd", "_ino", "path")
 
     def __init__(self, fd: int, path: Path) -> None:
         self._fd = fd
         self.path = path
         self._children: dict[str, Folder] = {}
+        self._ino = -1
+
+    @property
+    def ino(self) -> int:
+        """The folder's inode number (read once: a folder keeps its inode)."""
+        if self._ino < 0:
+            self._ino = os.fstat(self.fd).st_ino
+        return self._ino
 
     # -- opening folders
 
