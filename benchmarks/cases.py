@@ -18,8 +18,8 @@ from benchmarks.baselines import SQLiteStore, file_chat_history, human_message
 from benchmarks.common import CONTENT, METADATA, Row, fill, timed
 from benchmarks.workers import threaded_appends, timed_worker
 from journal import Journal
-from journal.locking import SessionLock
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
+from journal.backends.files.locking import SessionLock
 
 MESSAGE = {"role": "user", "content": CONTENT, "metadata": METADATA}
 

@@ -10,6 +10,19 @@ See ``docs/`` for the format, the guarantees and the API.
 
 from __future__ import annotations
 
+from journal.core.events import (
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+)
+from journal.core.reports import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
+from journal.core.state import Message, Messages, Session, apply, replay
+from journal.engine.journal import Compaction, Journal, NewMessage
 from journal.errors import (
     ConflictError,
     CorruptLogError,
@@ -25,19 +38,6 @@ from journal.errors import (
     StorageError,
     UnsupportedFormatError,
 )
-from journal.events import (
-    Cleared,
-    Created,
-    Event,
-    MessageAdded,
-    MessageEdited,
-    MessageRedacted,
-    MessageRemoved,
-    SettingsChanged,
-)
-from journal.state import Message, Messages, Session, apply, replay
-from journal.store import Compaction, Journal, NewMessage
-from journal.verify import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
 
 __version__ = "0.1.0"
 

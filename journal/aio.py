@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from journal.events import Event
-from journal.state import Message, Session
-from journal.store import Compaction, Journal, NewMessage
-from journal.verify import Anchor, RepairReport, VerifyReport
+from journal.core.events import Event
+from journal.core.reports import Anchor, RepairReport, VerifyReport
+from journal.core.state import Message, Session
+from journal.engine.journal import Compaction, Journal, NewMessage
 
 __all__ = ["AsyncJournal"]
 

@@ -26,10 +26,10 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from journal.events import thaw
-from journal.shared import shared_journal
-from journal.state import Message, Session
-from journal.store import Journal
+from journal.core.events import thaw
+from journal.core.state import Message, Session
+from journal.engine.journal import Journal
+from journal.integrations.shared import shared_journal
 
 __all__ = ["add_message_to_session", "clear_session", "configure", "get_or_create_session"]
 

@@ -17,7 +17,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from journal import Journal
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
 from tests.helpers_proc import BARRIER_TIMEOUT, content_for
 
 __all__ = [

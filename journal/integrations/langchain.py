@@ -32,12 +32,12 @@ import msgspec
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, ChatMessage, message_to_dict, messages_from_dict
 
+from journal.core.events import thaw
+from journal.core.state import Message
+from journal.engine.journal import Journal
+from journal.engine.writes import NewMessage
 from journal.errors import SessionNotFoundError
-from journal.events import thaw
-from journal.shared import shared_journal
-from journal.state import Message
-from journal.store import Journal
-from journal.writes import NewMessage
+from journal.integrations.shared import shared_journal
 
 __all__ = ["JournalChatMessageHistory"]
 

@@ -76,7 +76,7 @@ from journal import (
     SessionNotFoundError,
 )
 from journal.integrations import settled
-from journal.shared import shared_journal
+from journal.integrations.shared import shared_journal
 
 __all__ = ["JournalChatStore"]
 

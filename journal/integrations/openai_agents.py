@@ -55,6 +55,9 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
 from journal.aio import AsyncJournal
+from journal.core.state import Message
+from journal.engine.journal import Journal
+from journal.engine.writes import NewMessage
 from journal.errors import (
     InvalidValueError,
     JournalClosedError,
@@ -62,10 +65,7 @@ from journal.errors import (
     SessionNotFoundError,
 )
 from journal.integrations import settled
-from journal.shared import shared_journal
-from journal.state import Message
-from journal.store import Journal
-from journal.writes import NewMessage
+from journal.integrations.shared import shared_journal
 
 __all__ = ["JournalSession"]
 

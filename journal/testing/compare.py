@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from journal.errors import ConflictError, JournalError, MessageNotFoundError
-from journal.events import (
+from journal.core.events import (
     Created,
     Event,
     MessageAdded,
@@ -20,7 +19,8 @@ from journal.events import (
     MessageRemoved,
     SettingsChanged,
 )
-from journal.state import Message, Session
+from journal.core.state import Message, Session
+from journal.errors import ConflictError, JournalError, MessageNotFoundError
 from journal.testing.model import ModelEvent, ModelMessage, ModelSession, canon
 
 __all__ = [

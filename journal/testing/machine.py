@@ -47,10 +47,10 @@ from hypothesis import currently_in_test_context, event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from journal.core.events import MessageAdded
+from journal.core.state import Message, Session
+from journal.engine.journal import Compaction, Journal
 from journal.errors import JournalClosedError, JournalError, SessionNotFoundError
-from journal.events import MessageAdded
-from journal.state import Message, Session
-from journal.store import Compaction, Journal
 from journal.testing.compare import (
     assert_same_error,
     assert_same_message,

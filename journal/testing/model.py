@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from journal.core.events import thaw
 from journal.errors import (
     ConflictError,
     HistoryPrunedError,
@@ -53,7 +54,6 @@ from journal.errors import (
     SessionExistsError,
     SessionNotFoundError,
 )
-from journal.events import thaw
 
 __all__ = [
     "InMemoryJournal",

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 from hypothesis import strategies as st
 
-from journal.codec import GENESIS, encode
-from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
+from journal.core.codec import GENESIS, encode
+from journal.core.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
 
 __all__ = [
     "HOSTILE_SESSION_IDS",

@@ -23,7 +23,7 @@ from multiprocessing.reduction import ForkingPickler
 from multiprocessing.synchronize import Barrier
 from typing import Any, TypeAlias
 
-from journal.store import Journal
+from journal.engine.journal import Journal
 from journal.testing.linearizability import History, Operation
 
 __all__ = ["DEFAULT_MIX", "JournalFactory", "run_workers"]

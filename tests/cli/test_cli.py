@@ -39,8 +39,8 @@ import msgspec
 import pytest
 
 from journal import Anchor, Cleared, Created, Event, Journal, MessageAdded, Session, SettingsChanged
-from journal.codec import encode
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
+from journal.core.codec import encode
 from journal.testing import plain
 
 JOURNAL = Path(sys.executable).with_name("journal")

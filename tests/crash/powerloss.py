@@ -85,8 +85,8 @@ PATCH_TARGETS: tuple[tuple[str, str, str, bool], ...] = (
     ("os", "rmdir", "unlink", True),
     ("os", "close", "close", True),
     # ``_sync = getattr(os, "fdatasync", os.fsync)``, captured at import.
-    ("journal.filetx", "_sync", "fsync", True),
-    ("journal.filestore", "_sync", "fsync", True),
+    ("journal.backends.files.transaction", "_sync", "fsync", True),
+    ("journal.backends.files.storage", "_sync", "fsync", True),
     # Python 3.10 only (the accessor is gone in 3.11).
     ("pathlib", "_NormalAccessor.unlink", "unlink", False),
     ("pathlib", "_NormalAccessor.rename", "rename", False),

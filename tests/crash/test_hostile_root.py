@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from journal import CorruptLogError, Journal, StorageError
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
 
 SID = "victim"
 OTHER = "bystander"

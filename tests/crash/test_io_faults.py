@@ -9,8 +9,8 @@ root that cannot be written gives a StorageError naming a path at the first writ
 Real faults where the kernel can make them: a full tmpfs (ENOSPC), ``RLIMIT_FSIZE`` in a child
 process (EFBIG; CPython ignores SIGXFSZ, so ``write`` fails instead of killing the process), a
 read-only remount (EROFS), an unprivileged user (EACCES). EIO cannot be had on demand, so it is
-injected at the two calls that write and sync a log: ``os.write`` as ``journal.logfile`` sees it
-and ``journal.filetx._sync``.
+injected at the two calls that write and sync a log: ``os.write`` as
+``journal.backends.files.logfile`` sees it and ``journal.backends.files.transaction._sync``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any, NoReturn
 
 import pytest
 
-import journal.filetx
-import journal.logfile
+import journal.backends.files.logfile
+import journal.backends.files.transaction
 from journal import Journal, JournalError, MessageAdded, StorageError
 
 CTX = multiprocessing.get_context("spawn")
@@ -309,7 +309,7 @@ def test_efbig_from_rlimit_fsize_fails_cleanly_and_recovers(root: Path, spawned:
 
 
 class _OsWithWrite:
-    """The ``os`` module as ``journal.logfile`` sees it, with ``write`` replaced."""
+    """The ``os`` module as ``journal.backends.files.logfile`` sees it, with ``write`` replaced."""
 
     def __init__(self, write: Callable[[int, Any], int]) -> None:
         self.write = write
@@ -387,11 +387,11 @@ def test_eio_fails_the_append_removes_its_bytes_and_the_next_append_continues(
         head = j.head(SID)
 
         write_fault = _WriteFault(fault.removeprefix("write-"))
-        sync_fault = _SyncFault(journal.filetx._sync)
+        sync_fault = _SyncFault(journal.backends.files.transaction._sync)
         if fault == "fsync":
-            monkeypatch.setattr(journal.filetx, "_sync", sync_fault)
+            monkeypatch.setattr(journal.backends.files.transaction, "_sync", sync_fault)
         else:
-            monkeypatch.setattr(journal.logfile, "os", _OsWithWrite(write_fault))
+            monkeypatch.setattr(journal.backends.files.logfile, "os", _OsWithWrite(write_fault))
 
         with pytest.raises(StorageError) as caught:
             j.add_message(SID, "user", "FAILED-APPEND " + BIG)

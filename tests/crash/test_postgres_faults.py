@@ -37,7 +37,7 @@ import psycopg
 import pytest
 
 from journal import ConflictError, Journal, MessageAdded, StorageError
-from journal.state import Message
+from journal.core.state import Message
 
 CTX = multiprocessing.get_context("spawn")
 # Only turn a hang into a failure; never a speed assertion.

@@ -47,11 +47,11 @@ from typing import Any, NamedTuple
 import pytest
 
 from journal import CorruptLogError, Journal, Session, SessionNotFoundError
-from journal.events import Event
-from journal.filestore import FileStorage
-from journal.fsio import Folder
-from journal.paths import Layout
-from journal.verify import VerifyReport
+from journal.backends.files.fsio import Folder
+from journal.backends.files.layout import Layout
+from journal.backends.files.storage import FileStorage
+from journal.core.events import Event
+from journal.core.reports import VerifyReport
 from tests.crash.powerloss import CrashState, Recorder, Tree, materialize, sample
 
 SIDS = ("alpha", "beta", "gamma")

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from journal import Journal, Session
-from journal.events import MessageRedacted
+from journal.core.events import MessageRedacted
 from tests.crash.test_compaction_crash import Crash, count_steps
 from tests.helpers_compaction import copy_root, session_dir, snapshot_names
 from tests.helpers_proc import BARRIER_TIMEOUT

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from journal.shared import close_shared
+from journal.integrations.shared import close_shared
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ from llama_index.core.memory import ChatMemoryBuffer, ChatSummaryMemoryBuffer
 from llama_index.core.storage.chat_store import BaseChatStore, SimpleChatStore
 
 from journal import Journal
-from journal.events import MessageAdded, MessageRemoved
+from journal.core.events import MessageAdded, MessageRemoved
 from journal.integrations.llama_index import JournalChatStore
 from tests.conftest import JOIN_TIMEOUT
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from journal import Journal, JournalClosedError, compat
-from journal.shared import close_shared, shared_journal
+from journal.integrations.shared import close_shared, shared_journal
 
 INSTANCES = 300
 

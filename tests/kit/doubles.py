@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from journal import Journal, filetx, locking
+from journal import Journal
+from journal.backends.files import locking, transaction
 
 
 def durable_journal(root: str) -> Journal:
@@ -27,13 +28,13 @@ def unlocked_journal(root: str) -> Journal:
 
     locking.SessionLock.acquire = no_lock  # type: ignore[method-assign]
     locking.SessionLock.release = no_lock  # type: ignore[method-assign]
-    original = filetx.FileTransaction.read
+    original = transaction.FileTransaction.read
 
     def slow_read(self: Any, after: Any) -> Iterator[Any]:
         yield from original(self, after)
         time.sleep(0.002)
 
-    filetx.FileTransaction.read = slow_read  # type: ignore[method-assign]
+    transaction.FileTransaction.read = slow_read  # type: ignore[method-assign]
     return Journal(root, fsync="never")
 
 

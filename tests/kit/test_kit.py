@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule, run_state_machine_as_test
 
 from journal import CorruptLogError, InvalidSessionIdError, Journal, MessageAdded, Session, replay
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
 from journal.testing import InMemoryJournal, JournalMachine, canon, event_facts, strategies
 from tests.machines import machine_settings
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from journal.codec import GENESIS, LineError, decode, encode
-from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
+from journal.core.codec import GENESIS, LineError, decode, encode
+from journal.core.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
 from journal.testing import canon
 from journal.testing.strategies import actors, json_objects, json_values, keys, short_texts, texts
 

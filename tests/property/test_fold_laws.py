@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from journal import Journal
-from journal.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
-from journal.state import Message, Session, apply, replay
+from journal.core.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
+from journal.core.state import Message, Session, apply, replay
 from journal.testing import canon, plain
 from journal.testing.strategies import actors, json_objects, json_values, keys, short_texts
 

@@ -58,8 +58,8 @@ from journal import (
     JournalError,
     SessionNotFoundError,
 )
-from journal.paths import Layout
-from journal.snapshot import SnapshotError, decode_snapshot
+from journal.backends.files.layout import Layout
+from journal.core.snapshot import SnapshotError, decode_snapshot
 from journal.testing import (
     InMemoryJournal,
     JournalMachine,

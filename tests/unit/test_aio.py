@@ -18,9 +18,9 @@ from journal import (
     MessageNotFoundError,
     NewMessage,
     SessionNotFoundError,
-    filetx,
 )
 from journal.aio import AsyncJournal
+from journal.backends.files import transaction as filetx
 
 
 def test_constructing_does_no_file_work(root: Path) -> None:

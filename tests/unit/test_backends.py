@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from journal import InvalidSessionIdError, Journal, SessionNotFoundError
-from journal.copying import copy_sessions
+from journal.engine.transfer import copy_sessions
 from tests.helpers_verify import clean_but_the_base
 
 
@@ -121,7 +121,7 @@ def test_the_schema_is_made_once_even_by_processes_starting_together(pg_url: str
     # uses (each its own connection, like separate processes) neither fail nor repeat a step.
     import psycopg
 
-    from journal.pgschema import SCHEMA_VERSION, migrate
+    from journal.backends.postgres.schema import SCHEMA_VERSION, migrate
 
     def first_use() -> int:
         with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -155,7 +155,7 @@ def test_a_newer_schema_is_refused_and_left_alone(pg_url: str) -> None:
     import psycopg
 
     from journal import StorageError
-    from journal.pgschema import SCHEMA_VERSION, migrate
+    from journal.backends.postgres.schema import SCHEMA_VERSION, migrate
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         migrate(conn)

@@ -29,7 +29,7 @@ from journal import (
     Session,
     SessionNotFoundError,
 )
-from journal.codec import encode
+from journal.core.codec import encode
 from tests.helpers_compaction import (
     archived_bytes,
     flip,

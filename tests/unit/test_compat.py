@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journal import Journal, JournalClosedError, compat
-from journal.shared import close_shared, shared_journal
+from journal.integrations.shared import close_shared, shared_journal
 
 CTX = multiprocessing.get_context("spawn")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from journal import Journal, LockTimeoutError
-from journal.locking import SessionLock
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
+from journal.backends.files.locking import SessionLock
 
 
 def test_a_held_lock_makes_writes_time_out_without_writing(root: Path) -> None:

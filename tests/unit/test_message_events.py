@@ -42,12 +42,12 @@ from journal import (
     SessionNotFoundError,
     VerifyReport,
 )
+from journal.backends.files.fsio import Folder
+from journal.backends.files.layout import Layout
+from journal.core.events import MessageEdited, MessageRedacted, MessageRemoved
+from journal.core.snapshot import encode_snapshot
+from journal.engine.journal import NewMessage
 from journal.errors import MessageNotFoundError
-from journal.events import MessageEdited, MessageRedacted, MessageRemoved
-from journal.fsio import Folder
-from journal.paths import Layout
-from journal.snapshot import encode_snapshot
-from journal.store import NewMessage
 from tests.conftest import JOIN_TIMEOUT
 from tests.helpers_compaction import leftovers, log_path, segment_paths, session_dir, snapshot_names
 from tests.helpers_proc import BARRIER_TIMEOUT, content_for, parse_content
@@ -989,7 +989,7 @@ def test_a_snapshot_encoded_before_a_redaction_never_brings_the_content_back(
                 redactor.redact_message(SID, session.messages[-1].id, reason="asked")
             return data
 
-        monkeypatch.setattr("journal.filestore.encode_snapshot", encode_then_redact)
+        monkeypatch.setattr("journal.backends.files.storage.encode_snapshot", encode_then_redact)
         writer.add_message(SID, "user", "written-back secret")
         monkeypatch.undo()
     assert holders(root, "written-back") == set()
@@ -1037,7 +1037,7 @@ def slow_erasure(monkeypatch: pytest.MonkeyPatch, erasing: Callable[[], None]) -
         time.sleep(0.02)
         folder.write_atomic(name, data)
 
-    monkeypatch.setattr("journal.erasure._rewrite", slowly)
+    monkeypatch.setattr("journal.backends.files.erasure._rewrite", slowly)
 
 
 def test_threads_appending_while_another_thread_redacts(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

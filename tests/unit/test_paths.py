@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from journal import InvalidSessionIdError
-from journal.paths import MAX_ID_LENGTH, Layout, check_session_id, dirname_for
+from journal.backends.files.layout import MAX_ID_LENGTH, Layout, check_session_id, dirname_for
 
 HOSTILE = [
     "../x",

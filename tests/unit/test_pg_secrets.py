@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from journal import Journal, StorageError
-from journal.cli import main
-from journal.pgurl import shown_url
+from journal.backends.postgres.url import shown_url
+from journal.cli.main import main
 
 pytest.importorskip("psycopg", reason="psycopg is installed by the dev and postgres extras")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import journal.filestore
+import journal.backends.files.storage
 from journal import Journal, JournalClosedError
 
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
@@ -60,13 +60,13 @@ def test_a_dropped_interval_journal_flushes_its_pending_fsync(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     synced: list[str] = []
-    real = journal.filestore._sync
+    real = journal.backends.files.storage._sync
 
     def recording(fd: int) -> None:
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real(fd)
 
-    monkeypatch.setattr(journal.filestore, "_sync", recording)
+    monkeypatch.setattr(journal.backends.files.storage, "_sync", recording)
     dropped = Journal(root, fsync="interval")
     dropped.create("s")
     flusher = dropped._storage._flusher  # type: ignore[attr-defined]

@@ -21,8 +21,8 @@ import msgspec
 import pytest
 
 from journal import CorruptLogError, Journal, MessageAdded, Session
-from journal.codec import decode, encode
-from journal.snapshot import decode_snapshot
+from journal.core.codec import decode, encode
+from journal.core.snapshot import decode_snapshot
 from tests.helpers_compaction import (
     copy_root,
     flip,

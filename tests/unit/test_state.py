@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from journal import Cleared, Created, MessageAdded, Messages, SettingsChanged, apply, replay
-from journal.events import freeze
-from journal.state import Message
+from journal.core.events import freeze
+from journal.core.state import Message
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

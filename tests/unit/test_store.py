@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+import journal.backends.files.storage
+import journal.backends.files.transaction
 from journal import (
     ConflictError,
     CorruptLogError,
@@ -28,7 +30,7 @@ from journal import (
     SessionExistsError,
     SessionNotFoundError,
 )
-from journal.paths import Layout
+from journal.backends.files.layout import Layout
 
 
 def log_bytes(root: Path) -> dict[str, bytes]:
@@ -508,12 +510,11 @@ def test_a_failing_automatic_snapshot_never_fails_the_write(
 ) -> None:
     # Oracle: a snapshot is a cache written after the append was durable; its failure is
     # logged and the write still returns the stored message.
-    import journal.filestore
 
     def broken(*args: object, **kwargs: object) -> bytes:
         raise OverflowError("cannot encode")
 
-    monkeypatch.setattr(journal.filestore, "encode_snapshot", broken)
+    monkeypatch.setattr(journal.backends.files.storage, "encode_snapshot", broken)
     with Journal(root, snapshot_every=1) as j:
         j.create("s1")
         assert j.add_message("s1", "user", "kept").seq == 2
@@ -528,12 +529,11 @@ def test_a_failing_automatic_pruning_never_fails_the_writes(
     # Oracle: the appends were durable before pruning started; reporting them as failed would
     # make callers retry and append twice. Every append returns, the failure is logged, and the
     # log holds each message exactly once.
-    import journal.filetx
 
     def broken(*args: object, **kwargs: object) -> object:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(journal.filetx, "prune_active_log", broken)
+    monkeypatch.setattr(journal.backends.files.transaction, "prune_active_log", broken)
     with Journal(root, archive_after=2) as j:
         j.create("s1")
         seqs = [j.add_message("s1", "user", f"m{n}").seq for n in range(4)]

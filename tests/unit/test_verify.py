@@ -25,10 +25,10 @@ from journal import (
     SessionNotFoundError,
     VerifyReport,
 )
-from journal.codec import decode, encode
-from journal.events import MessageAdded
-from journal.snapshot import decode_snapshot, encode_snapshot
-from journal.state import Message, Messages
+from journal.core.codec import decode, encode
+from journal.core.events import MessageAdded
+from journal.core.snapshot import decode_snapshot, encode_snapshot
+from journal.core.state import Message, Messages
 from tests.contract.stored import Stored
 from tests.helpers_compaction import log_path, session_dir
 

@@ -1,0 +1,1 @@
+"""Where sessions are stored: each backend implements ``journal.engine.storage.Storage``."""

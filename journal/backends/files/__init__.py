@@ -1,0 +1,1 @@
+"""The files backend: one append-only JSONL log per session under a root folder."""

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: the same event lines, one row each (extra ``postgres``)."""

@@ -1,0 +1,316 @@
+"""The commands that read, check and maintain one journal: ``ls`` to ``stats``.
+
+Each is a thin wrapper over one library call and prints through ``clirender``. They share one
+signature (``Command``): the open journal, the parsed arguments and where to print; the
+return value is the exit code (0 ok, 1 a problem was found). ``tail`` and ``copy`` have
+their own modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import msgspec
+
+from journal.backends.files.history import stored_snapshot_seqs
+from journal.cli.render import (
+    Progress,
+    UsageError,
+    event_doc,
+    event_line,
+    local,
+    one_line,
+    parse_point,
+    print_session,
+    session_doc,
+    to_json,
+)
+from journal.core.events import MessageAdded
+from journal.core.reports import Anchor
+from journal.engine.journal import Journal
+from journal.errors import JournalError, SessionNotFoundError
+
+__all__ = [
+    "Command",
+    "cmd_compact",
+    "cmd_diff",
+    "cmd_export",
+    "cmd_head",
+    "cmd_log",
+    "cmd_ls",
+    "cmd_repair",
+    "cmd_replay",
+    "cmd_show",
+    "cmd_stats",
+    "cmd_verify",
+]
+
+# The open journal, the parsed arguments, where to print; returns the exit code.
+Command = Callable[[Journal, argparse.Namespace, TextIO], int]
+
+
+def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    rows = []
+    damaged = 0
+    for sid in j.sessions():
+        try:
+            s = j.get(sid)
+        except SessionNotFoundError:
+            continue  # deleted while listing
+        except JournalError as exc:  # one damaged session must not hide the others
+            print(f"journal: {sid}: {exc}", file=sys.stderr)
+            damaged += 1
+            continue
+        rows.append(s)
+    key: dict[str, Callable[[Any], Any]] = {
+        "id": lambda s: s.id,
+        "created": lambda s: s.created_at,
+        "updated": lambda s: s.updated_at,
+        "messages": lambda s: len(s.messages),
+        "version": lambda s: s.version,
+    }
+    rows.sort(key=key[args.sort], reverse=args.reverse)
+    if args.limit:
+        rows = rows[: args.limit]
+    code = 1 if damaged else 0
+    if args.json:
+        docs = [
+            {k: v for k, v in session_doc(s).items() if k not in ("messages", "settings")}
+            | {"messages": len(s.messages)}
+            for s in rows
+        ]
+        print(to_json(docs), file=out)
+        return code
+    # Whole ids (they are what show, log and replay take), one per line however long.
+    width = max([7, *(len(one_line(s.id, 10**6)) for s in rows)])
+    print(f"{'SESSION':<{width}} {'MESSAGES':>8} {'VERSION':>8}  {'CREATED':<25} UPDATED", file=out)
+    for s in rows:
+        print(
+            f"{one_line(s.id, 10**6):<{width}} {len(s.messages):>8} {s.version:>8}  "
+            f"{local(s.created_at):<25} {local(s.updated_at)}",
+            file=out,
+        )
+    return code
+
+
+def cmd_show(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    _print_state(j.get(args.id), args, out)
+    return 0
+
+
+def _print_state(state: Any, args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        print(to_json(session_doc(state)), file=out)
+    else:
+        print_session(state, out)
+
+
+def cmd_log(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    for event in j.events(args.id, after=args.after):
+        if args.type and event.type not in args.type:
+            continue
+        print(to_json(event_doc(event)) if args.json else event_line(event), file=out)
+    return 0
+
+
+def cmd_replay(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    _print_state(j.replay(args.id, at=parse_point(args.at)), args, out)
+    return 0
+
+
+def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    sid = args.id
+    j.get(sid)  # the session must exist now
+    a, b = _version_at(j, sid, args.a), _version_at(j, sid, args.b)
+    if a > b:
+        raise UsageError(f"{args.a} is after {args.b}: give the earlier point first")
+    events = [e for e in j.events(sid, after=a) if e.seq <= b]
+    before = dict(j.replay(sid, at=a).settings) if a else {}
+    after = dict(j.replay(sid, at=b).settings) if b else {}
+    added = [e for e in events if isinstance(e, MessageAdded)]
+    if args.json:
+        print(
+            to_json(
+                {
+                    "session_id": sid,
+                    "from_version": a,
+                    "to_version": b,
+                    "events": [event_doc(e) for e in events],
+                    "messages_added": [event_doc(e) for e in added],
+                    "settings_before": before,
+                    "settings_after": after,
+                }
+            ),
+            file=out,
+        )
+        return 0
+    print(f"{sid}: version {a} -> {b}, {len(events)} events, {len(added)} messages added", file=out)
+    for event in events:
+        print(f"  {event_line(event)}", file=out)
+    if before != after:
+        print(f"settings: {to_json(before)} -> {to_json(after)}", file=out)
+    return 0
+
+
+def _version_at(j: Journal, sid: str, text: str) -> int:
+    point = parse_point(text)
+    if isinstance(point, int):
+        return min(point, j.get(sid).version)
+    try:
+        return j.replay(sid, at=point).version
+    except SessionNotFoundError:
+        return 0  # before the session existed
+
+
+def cmd_verify(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    anchors = _read_anchors(args.anchors) if args.anchors else []
+    report = j.verify(args.id, anchors=anchors, progress=Progress("verify") if args.id is None else None)
+    if args.json:
+        print(to_json(msgspec.to_builtins(report) | {"ok": report.ok}), file=out)
+    else:
+        for problem in report.problems:
+            print(f"{problem.session_id}: {problem}", file=out)
+        verdict = "ok" if report.ok else f"{len(report.problems)} problems"
+        print(f"checked {report.sessions} sessions, {report.events} events: {verdict}", file=out)
+    return 0 if report.ok else 1
+
+
+def _read_anchors(path: str) -> list[Anchor]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read anchors from {path}: {exc.strerror or exc}") from None
+    try:
+        if text.lstrip().startswith("["):
+            return msgspec.json.decode(text, type=list[Anchor])
+        return [msgspec.json.decode(line, type=Anchor) for line in text.splitlines() if line.strip()]
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"{path}: not a list of heads (session_id, seq, hash): {exc}") from None
+
+
+def cmd_head(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    anchor = j.head(args.id)
+    print(
+        to_json(msgspec.to_builtins(anchor))
+        if args.json
+        else f"{anchor.session_id} {anchor.seq} {anchor.hash}",
+        file=out,
+    )
+    return 0
+
+
+def cmd_repair(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    report = j.repair(args.id, dry_run=not args.apply)
+    if args.json:
+        print(to_json(msgspec.to_builtins(report) | {"changed": report.changed}), file=out)
+    else:
+        if not report.changed:
+            print(f"{args.id}: nothing to repair (version {report.kept})", file=out)
+        verb = "would move" if report.dry_run else "moved"
+        for moved in report.moved:
+            where = f" -> {moved.destination}" if moved.destination else ""
+            print(
+                f"{verb} {moved.size} bytes of {moved.source} from byte {moved.offset}{where}: "
+                f"{moved.reason}",
+                file=out,
+            )
+        if report.changed:
+            print(f"keeps events 1..{report.kept}", file=out)
+            if report.dry_run:
+                print("run again with --apply to do it (nothing is deleted: it goes to quarantine)", file=out)
+    return 1 if report.dry_run and report.changed else 0
+
+
+def cmd_compact(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    results = j.compact(args.id, prune=args.prune, progress=Progress("compact") if args.id is None else None)
+    for r in results:
+        if args.json:
+            print(to_json(r._asdict()), file=out)
+        else:
+            print(
+                f"{r.session_id}: snapshot at seq {r.seq}, {r.archived} archived, {r.dropped} dropped",
+                file=out,
+            )
+    return 0
+
+
+def cmd_export(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    if args.format == "jsonl":
+        text = "".join(to_json(event_doc(e)) + "\n" for e in j.events(args.id))
+    elif args.format == "json":
+        text = to_json(session_doc(j.get(args.id))) + "\n"
+    else:
+        text = _markdown(j.get(args.id))
+    if args.output is None:
+        out.write(text)
+        return 0
+    try:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        os.fchmod(fd, 0o600)  # a transcript is as private as the journal
+        file.write(text)
+    return 0
+
+
+def _markdown(s: Any) -> str:
+    lines = [f"# Session {s.id}", ""]
+    lines.append(f"- version {s.version}, created {local(s.created_at)}, updated {local(s.updated_at)}")
+    if s.settings:
+        lines.append(f"- settings: `{to_json(s.settings)}`")
+    for m in s.messages:
+        who = f" ({m.actor})" if m.actor else ""
+        text = "*[content erased]*" if m.redacted else m.content
+        lines += ["", f"## {m.role}{who} · #{m.seq} · {local(m.at)}", "", text]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    # Bytes and snapshot files are facts of the files backend; a database does not say what
+    # one journal's rows take (other tables, TOAST, indexes), so they stay unreported there.
+    files = j.backend == "files"
+    ids = list(j.sessions())
+    progress = Progress("stats")
+    sessions = events = covered = with_snapshot = damaged = 0
+    for done, sid in enumerate(ids, 1):
+        try:
+            version = j.get(sid).version
+        except SessionNotFoundError:
+            continue
+        except JournalError as exc:  # counted, reported, and the others still counted
+            print(f"journal: {sid}: {exc}", file=sys.stderr)
+            damaged += 1
+            continue
+        sessions += 1
+        events += version
+        seqs = [s for s in stored_snapshot_seqs(Path(j.root), sid) if s <= version] if files else []
+        if seqs:
+            with_snapshot += 1
+            covered += max(seqs)
+        progress(done, len(ids), sid)
+    total_bytes = sum(f.stat().st_size for f in Path(j.root).rglob("*") if f.is_file()) if files else None
+    doc = {
+        "sessions": sessions,
+        "events": events,
+        "bytes": total_bytes,
+        "sessions_with_snapshot": with_snapshot if files else None,
+        "events_covered_by_snapshots": covered if files else None,
+        "damaged_sessions": damaged,
+    }
+    if args.json:
+        print(to_json(doc), file=out)
+        return 1 if damaged else 0
+    print(f"sessions  {sessions}\nevents    {events}", file=out)
+    if not files:
+        print("bytes and snapshot coverage: not reported for PostgreSQL", file=out)
+        return 1 if damaged else 0
+    share = f"{100 * covered / events:.0f}%" if events else "-"
+    print(f"bytes     {total_bytes}", file=out)
+    print(f"snapshots {with_snapshot} sessions, covering {covered} events ({share})", file=out)
+    return 1 if damaged else 0

@@ -1,0 +1,230 @@
+"""The ``journal`` command: audit, replay and operate journals from the terminal.
+
+This module is the front: the argument parser, dispatch to the commands and the mapping of
+errors to exit codes. The commands are thin wrappers over the library, in ``clicommands``
+(one journal: read, check, maintain), ``clitail`` (follow appends) and ``clicopy`` (between
+two journals); ``clijournal`` opens the journal and ``clirender`` does the printing. argparse
+and plain text were chosen on purpose: nothing to install beyond the library, a fast start,
+and output that pipes cleanly (``--json`` for machines, progress only on a terminal).
+
+A root is a folder, a ``file://`` URL or a ``postgresql://`` URL (``Journal.from_url``).
+
+Exit codes: 0 ok, 1 a problem was found (``verify``, a ``repair`` dry run with work to do, a
+``copy`` that skipped a session or whose copy differs, a storage error), 2 usage error (bad
+arguments, unknown session, malformed time, missing root, unknown URL scheme).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from journal import __version__
+from journal.cli.commands import (
+    Command,
+    cmd_compact,
+    cmd_diff,
+    cmd_export,
+    cmd_head,
+    cmd_log,
+    cmd_ls,
+    cmd_repair,
+    cmd_replay,
+    cmd_show,
+    cmd_stats,
+    cmd_verify,
+)
+from journal.cli.copy import cmd_copy
+from journal.cli.open import DEFAULT_ROOT, open_journal, root_location
+from journal.cli.render import UsageError, safe_message
+from journal.cli.tail import PG_INTERVAL, cmd_tail
+from journal.core import events
+from journal.errors import (
+    InvalidSessionIdError,
+    InvalidValueError,
+    JournalError,
+    SessionNotFoundError,
+)
+
+__all__ = ["main"]
+
+EVENT_TYPES = events.EVENT_TYPES
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors on one line like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("journal").strip()
+        prefix = f"journal: {where}: " if where else "journal: "
+        self.exit(2, f"{prefix}{safe_message(message)} (see {self.prog} --help)\n")
+
+
+def _global(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    # Accepted before or after the command: below it, an option not given must not reset
+    # what was given above it, hence SUPPRESS.
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--root",
+        default=default,
+        metavar="ROOT",
+        help=(
+            "the journal: a folder, file:// URL or postgresql:// URL"
+            f" (default: $JOURNAL_URL, else $JOURNAL_ROOT, else ./{DEFAULT_ROOT})"
+        ),
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False if top else argparse.SUPPRESS, help="machine output"
+    )
+
+
+# Relative times (-10m, -2h) must read as values, not as options; argparse only exempts
+# negative numbers, through this (long-standing, if private) attribute.
+_VALUE_NOT_OPTION = re.compile(r"^-\d+([smhdw]|\.\d+)?$")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="journal", description="Audit, replay and operate chat journals.")
+    parser._negative_number_matcher = _VALUE_NOT_OPTION
+    parser.add_argument("--version", action="version", version=f"journal {__version__}")
+    _global(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub._negative_number_matcher = _VALUE_NOT_OPTION
+        _global(sub, top=False)
+        return sub
+
+    ls = command("ls", "list sessions with message count, version, created and updated times")
+    ls.add_argument("--sort", choices=["id", "created", "updated", "messages", "version"], default="id")
+    ls.add_argument("--limit", type=_positive, help="show at most N sessions")
+    ls.add_argument("--reverse", action="store_true", help="reverse the order")
+    command("show", "the current conversation: messages, times, settings").add_argument("id")
+    log = command("log", "every event in order, cleared history included")
+    log.add_argument("id")
+    log.add_argument("--after", type=_seq, default=0, metavar="SEQ", help="only events after this seq")
+    log.add_argument(
+        "--type", action="append", choices=EVENT_TYPES, help="only these event types (repeatable)"
+    )
+    replay = command("replay", "the conversation as it was at a seq or a time")
+    replay.add_argument("id")
+    replay.add_argument(
+        "--at", required=True, metavar="SEQ|TIME", help="a seq, RFC 3339 time, or -10m/-2h/-1d"
+    )
+    diff = command("diff", "what changed between two points (seq or time)")
+    diff.add_argument("id")
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    tail = command("tail", "follow new events as other processes append them")
+    tail.add_argument("id", nargs="?")
+    tail.add_argument("--all", action="store_true", help="every session, also ones created later")
+    tail.add_argument("--count", type=_positive, help="exit after N events")
+    tail.add_argument(
+        "--interval",
+        type=float,
+        help=(
+            "seconds between checks (default 0.2); on PostgreSQL, which wakes the tail on"
+            f" every append, the longest wait between catch-up reads (default {PG_INTERVAL:g})"
+        ),
+    )
+    verify = command("verify", "check every line, the hash chain and snapshots; exit 1 on any problem")
+    verify.add_argument("id", nargs="?")
+    verify.add_argument("--anchors", metavar="FILE", help="exported heads (JSON array or JSON Lines)")
+    command(
+        "head", "a session's last seq and chain hash, to keep elsewhere (see verify --anchors)"
+    ).add_argument("id")
+    repair = command("repair", "show what repair would quarantine; --apply does it")
+    repair.add_argument("id")
+    repair.add_argument("--apply", action="store_true", help="move the damaged part into quarantine")
+    compact = command("compact", "record snapshots; with --prune move old events into the archive")
+    compact.add_argument("id", nargs="?")
+    compact.add_argument("--prune", action="store_true")
+    export = command("export", "a transcript (md, json) or the events (jsonl)")
+    export.add_argument("id")
+    export.add_argument("--format", choices=["md", "json", "jsonl"], required=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+    command("stats", "sessions, events, bytes, snapshot coverage")
+    copy = command("copy", "copy sessions with their whole history into another journal, and verify each")
+    copy.add_argument(
+        "--from", dest="source", metavar="SRC", help="the journal to copy from (default: the root)"
+    )
+    copy.add_argument(
+        "--to",
+        dest="target",
+        metavar="DST",
+        required=True,
+        help="the journal to copy into (created if missing)",
+    )
+    copy.add_argument("sessions", nargs="*", metavar="SESSION", help="only these sessions (default: all)")
+    demo = command("demo", "run a scripted tour in a temporary folder (or --root)")
+    del demo
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _seq(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a seq (an integer >= 0), not {text!r}")
+    return int(text)
+
+
+# The commands that run on the one journal at the root; demo and copy open their own (see main).
+COMMANDS: dict[str, Command] = {
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "log": cmd_log,
+    "replay": cmd_replay,
+    "diff": cmd_diff,
+    "tail": cmd_tail,
+    "verify": cmd_verify,
+    "head": cmd_head,
+    "repair": cmd_repair,
+    "compact": cmd_compact,
+    "export": cmd_export,
+    "stats": cmd_stats,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 problem found, 2 usage error)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command == "demo":
+            from journal.cli.demo import run_demo
+
+            if args.root is not None and "://" in args.root:
+                raise UsageError("demo runs in a folder: give --root DIR, not a URL")
+            return run_demo(args.root)
+        if args.command == "copy":
+            return cmd_copy(args, sys.stdout)
+        with open_journal(root_location(args)) as journal:
+            return COMMANDS[args.command](journal, args, sys.stdout)
+    except (UsageError, SessionNotFoundError, InvalidSessionIdError, InvalidValueError) as exc:
+        print(f"journal: {safe_message(str(exc))}", file=sys.stderr)
+        return 2
+    except JournalError as exc:
+        print(f"journal: {safe_message(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Piped into head(1) and the reader left: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""What the ``journal`` command prints: values as JSON documents, times, tables, progress.
+
+Human output shows times in the local zone with their offset; JSON output keeps UTC RFC 3339
+strings, as stored. Plain text and ``argparse`` only: the command starts fast and the library
+needs nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+import msgspec
+
+from journal.backends.postgres.url import shown_url
+from journal.core.codec import thaw_proxy
+from journal.core.events import (
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+)
+from journal.core.state import Message, Session
+from journal.engine.transfer import Copied
+
+__all__ = [
+    "Progress",
+    "UsageError",
+    "copied_doc",
+    "copied_line",
+    "copy_status",
+    "event_doc",
+    "event_line",
+    "local",
+    "message_doc",
+    "parse_point",
+    "parse_time",
+    "safe_message",
+    "session_doc",
+    "to_json",
+]
+
+_RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class UsageError(Exception):
+    """Bad input on the command line: printed as one line, exit code 2."""
+
+
+# The same hook the log encoder uses: msgspec writes tuples itself, and is handed the stored
+# read-only mappings as dicts.
+_ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
+
+
+def to_json(value: Any) -> str:
+    """One JSON document (read-only mappings and tuples as objects and arrays)."""
+    return _ENCODER.encode(value).decode("utf-8")
+
+
+def utc(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def local(at: datetime) -> str:
+    """A time in the local zone, with its offset, to the second."""
+    return at.astimezone().isoformat(timespec="seconds")
+
+
+def parse_time(text: str, *, now: datetime | None = None) -> datetime:
+    """An RFC 3339 time with an offset (``...Z`` too), or ``-30s``/``-10m``/``-2h``/``-1d``/``-1w``."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        base = now if now is not None else datetime.now(timezone.utc)
+        try:
+            return base - timedelta(**{_UNITS[match[2]]: int(match[1])})
+        except OverflowError:
+            raise UsageError(f"time {text!r} is out of range") from None
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"not a time: {text!r} (use RFC 3339 like 2026-11-29T14:02:00+01:00, or -10m)"
+        ) from None
+    if at.tzinfo is None:
+        raise UsageError(f"time {text!r} has no offset: add one (Z, +01:00) so it names one moment")
+    return at
+
+
+def parse_point(text: str) -> int | datetime:
+    """A seq (digits) or a time (see ``parse_time``)."""
+    if text.isdigit():
+        return int(text)
+    return parse_time(text)
+
+
+def message_doc(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "seq": m.seq,
+        "role": m.role,
+        "content": m.content,
+        "at": utc(m.at),
+        "metadata": m.metadata,
+        "references": m.references,
+        "actor": m.actor,
+        "redacted": m.redacted,
+        "edited_at": None if m.edited_at is None else utc(m.edited_at),
+    }
+
+
+def session_doc(s: Session) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "version": s.version,
+        "created_at": utc(s.created_at),
+        "updated_at": utc(s.updated_at),
+        "settings": s.settings,
+        "messages": [message_doc(m) for m in s.messages],
+    }
+
+
+def event_doc(e: Event) -> dict[str, Any]:
+    doc: dict[str, Any] = {"seq": e.seq, "type": e.type, "at": utc(e.at), "actor": e.actor}
+    if isinstance(e, Created):
+        doc["session_id"] = e.session_id
+    elif isinstance(e, MessageAdded):
+        doc.update(
+            message_id=e.message_id,
+            role=e.role,
+            content=e.content,
+            metadata=e.metadata,
+            references=e.references,
+            before=e.before,
+            redacted_by=e.redacted_by,
+        )
+    elif isinstance(e, SettingsChanged):
+        doc.update(changes=e.changes, removed=e.removed)
+    elif isinstance(e, MessageEdited):
+        doc.update(message_id=e.message_id, content=e.content, metadata=e.metadata, redacted_by=e.redacted_by)
+    elif isinstance(e, MessageRemoved):
+        doc.update(message_id=e.message_id)
+    elif isinstance(e, MessageRedacted):
+        doc.update(message_id=e.message_id, reason=e.reason)
+    return doc
+
+
+def event_line(e: Event, session_id: str | None = None) -> str:
+    """One event for people: seq, local time, type, actor, and what it did."""
+    who = f" by {e.actor}" if e.actor else ""
+    where = f"{session_id} " if session_id is not None else ""
+    head = f"{where}#{e.seq} {local(e.at)} {e.type}{who}"
+    if isinstance(e, MessageAdded):
+        where = f" (before {e.before[:8]})" if e.before else ""
+        return f"{head}: {e.role}{where}: {_text(e.content, e.redacted_by)}"
+    if isinstance(e, MessageEdited):
+        return f"{head}: message {e.message_id[:8]}: {_text(e.content, e.redacted_by)}"
+    if isinstance(e, MessageRemoved):
+        return f"{head}: message {e.message_id[:8]} left the conversation"
+    if isinstance(e, MessageRedacted):
+        return f"{head}: message {e.message_id[:8]} erased: {one_line(e.reason)}"
+    if isinstance(e, SettingsChanged):
+        parts = [f"{k}={to_json(v)}" for k, v in e.changes.items()] + [f"-{k}" for k in e.removed]
+        return f"{head}: {' '.join(parts)}"
+    if isinstance(e, Cleared):
+        return f"{head}: the visible conversation was emptied"
+    return head
+
+
+def _text(content: str, redacted_by: int | None) -> str:
+    return one_line(content) if redacted_by is None else f"[content erased by #{redacted_by}]"
+
+
+def one_line(text: str, width: int = 200) -> str:
+    """Text on one line (line breaks shown as ⏎), shortened to ``width`` characters."""
+    flat = re.sub(r"\r\n|[\n\r\u2028\u2029\u0085\x0b\x0c]", " ⏎ ", text)
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def copy_status(c: Copied) -> str:
+    """``copied``, ``skipped`` or ``failed`` (copied, but the copy does not match the source)."""
+    if c.skipped is not None:
+        return "skipped"
+    return "failed" if c.problems else "copied"
+
+
+def copied_doc(c: Copied) -> dict[str, Any]:
+    return {
+        "session_id": c.session_id,
+        "status": copy_status(c),
+        "events": c.events,
+        "head": None if c.head is None else msgspec.to_builtins(c.head),
+        "skipped": c.skipped,
+        "problems": [msgspec.to_builtins(p) for p in c.problems],
+    }
+
+
+def copied_line(c: Copied) -> str:
+    """One session's outcome for people, then one indented line per problem of the copy."""
+    sid = one_line(c.session_id, 10**6)
+    if c.skipped is not None:
+        return f"{sid}: skipped: {c.skipped}"
+    line = f"{sid}: copied {c.events} events"
+    if c.head is not None:
+        line += f", verified at seq {c.head.seq} hash {c.head.hash}"
+    if not c.problems:
+        return line
+    problems = "".join(f"\n  {p}" for p in c.problems)
+    return f"{sid}: copied {c.events} events, but the copy differs from the source:{problems}"
+
+
+# Any URL in a message (an argparse complaint quoting an argument, say) is shown without its
+# passwords (user:pass@, password=, sslpassword=: see pgurl), since messages end up in logs.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def safe_message(text: str) -> str:
+    """An error message on one line (driver messages span several) and without passwords."""
+    flat = re.sub(r"\s*[\r\n]+\s*", " ", text.strip())
+    return _URL.sub(lambda url: shown_url(url.group(0)), flat)
+
+
+def print_session(s: Session, out: TextIO) -> None:
+    print(f"session {s.id}  version {s.version}", file=out)
+    print(f"created {local(s.created_at)}  updated {local(s.updated_at)}", file=out)
+    if s.settings:
+        print(f"settings {to_json(s.settings)}", file=out)
+    print(f"{len(s.messages)} messages", file=out)
+    for m in s.messages:
+        who = f" ({m.actor})" if m.actor else ""
+        edited = f" (edited {local(m.edited_at)})" if m.edited_at is not None else ""
+        print(f"\n[#{m.seq} {local(m.at)}] {m.role}{who}{edited}:", file=out)
+        lines = ["[content erased]"] if m.redacted else m.content.splitlines() or [""]
+        for line in lines:
+            print(f"  {line}", file=out)
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal; silent otherwise (pipes, files, CI)."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self._last = 0.0
+        self._drawn = 0
+
+    def __call__(self, done: int, total: int, item: str) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self._last < 0.05:
+            return  # at most 20 redraws a second
+        self._last = now
+        width = 30
+        filled = width * done // max(total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        text = f"\r{self.label} [{bar}] {done}/{total} {one_line(item, 30):<30}"
+        self.stream.write(text)
+        self._drawn = len(text)
+        if done >= total:
+            self.stream.write("\n")
+            self._drawn = 0
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Blank an unfinished bar, so a line printed next on the same terminal starts clean."""
+        if self.enabled and self._drawn:
+            self.stream.write("\r" + " " * self._drawn + "\r")
+            self.stream.flush()
+            self._drawn = 0

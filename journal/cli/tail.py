@@ -1,0 +1,112 @@
+"""``journal tail``: follow new events as other processes append them.
+
+A folder is polled; PostgreSQL wakes the tail through its change feed, with a timed read of
+everything followed only to make up for a lost notification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from journal.cli.render import UsageError, event_doc, event_line, safe_message, to_json
+from journal.engine.journal import Journal
+from journal.errors import SessionNotFoundError, StorageError
+
+__all__ = ["FILES_INTERVAL", "PG_INTERVAL", "cmd_tail"]
+
+FILES_INTERVAL = 0.2
+# Notifications wake a PostgreSQL tail; its timed read only makes up for a lost one, and
+# over every session it costs a query each, so it runs less often than file polling.
+PG_INTERVAL = 1.0
+
+
+def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    if args.all == (args.id is not None):
+        raise UsageError("tail needs a session id or --all (not both)")
+    postgres = j.backend == "postgres"
+    interval = args.interval
+    if interval is None:
+        interval = PG_INTERVAL if postgres else FILES_INTERVAL
+    if not math.isfinite(interval) or not 0 < interval <= 3600:
+        raise UsageError("--interval must be a number of seconds between 0 and 3600")
+    # Listening starts before the first read: an append between the two is then both read
+    # and notified, never neither.
+    feed = _listen(j) if postgres else None
+    try:
+        seen = {sid: _version(j, sid) for sid in (j.sessions() if args.all else [args.id])}
+        if not args.all and seen[args.id] == 0:
+            raise SessionNotFoundError(args.id)
+        printed = 0
+        due = time.monotonic() + interval  # the next read of everything followed
+        woken: set[str] = set()
+        while True:
+            if time.monotonic() >= due or feed is None:
+                if postgres and feed is None:
+                    feed = _listen(j, required=False)  # lost earlier: listen again, then read
+                due = time.monotonic() + interval
+                sids = list(j.sessions()) if args.all else [args.id]
+            else:
+                # Woken (or timed out early, which costs one cheap read): the sessions named.
+                sids = sorted(woken) if args.all else [args.id]
+            for sid in sids:
+                for line in _new_lines(j, sid, seen, args.json):
+                    print(line, file=out, flush=True)
+                    printed += 1
+                    if args.count and printed >= args.count:
+                        return 0
+            if feed is None:
+                if not postgres:
+                    time.sleep(interval)
+                continue
+            try:
+                woken = feed.wait(max(0.0, due - time.monotonic()))
+            except StorageError as exc:
+                # The listening connection dropped: read on a timer until it is back.
+                print(f"journal: {safe_message(str(exc))} (listening again)", file=sys.stderr)
+                feed.close()
+                feed = None
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0  # the usual way to stop following
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _listen(j: Journal, *, required: bool = True) -> Any:
+    """A ``ChangeFeed`` on the journal's database (None when it fails and is not ``required``)."""
+    from journal.backends.postgres.storage import ChangeFeed, PgStorage
+
+    storage = j._storage  # the feed needs the backend itself; Journal does not expose it
+    assert isinstance(storage, PgStorage)
+    try:
+        return ChangeFeed(storage)
+    except StorageError:
+        if required:
+            raise
+        return None
+
+
+def _new_lines(j: Journal, sid: str, seen: dict[str, int], as_json: bool) -> Iterator[str]:
+    """The events of ``sid`` after the last one printed, rendered; ``seen`` moves along."""
+    version = _version(j, sid)
+    last = seen.get(sid, 0)
+    if version < last:
+        last = 0  # deleted and created again: a new history
+    if version <= last:
+        return
+    for event in j.events(sid, after=last):
+        seen[sid] = event.seq
+        yield to_json({"session_id": sid} | event_doc(event)) if as_json else event_line(event, sid)
+
+
+def _version(j: Journal, sid: str) -> int:
+    try:
+        return j.get(sid).version
+    except SessionNotFoundError:
+        return 0

@@ -1,0 +1,537 @@
+"""The line envelope: one event as one self-checking, chained JSON line.
+
+A line is ``SEALED ,"hash":"HASH" [,"body":BODY] }`` followed by ``\\n`` where
+
+* ``SEALED`` is ``{"v":1,"seq":..,"type":..,"at":..,"actor":..,"data":{..},"prev":".."``
+  (the object's opening brace and members, without its closing brace);
+* ``HASH`` is the lowercase hex SHA-256 of the exact ``SEALED`` bytes, and ``prev`` is the
+  previous line's ``HASH`` (64 zeros for seq 1), which makes the log a hash chain;
+* ``BODY`` holds a message's erasable content and salt. ``SEALED`` only carries
+  ``content_sha256 = SHA-256(salt || UTF-8 content)``, so a redaction can replace the body by
+  ``{"redacted":N}`` (N: the seq of the redaction) without breaking the chain, and the salt
+  keeps short contents from being guessed.
+
+A line is written with ``v`` 1 when version-1 readers can read it exactly (the four original
+event types, no insertion), and with ``v`` 2 otherwise, so old readers stop at the first line
+they would misread instead of misreading it.
+
+``docs/format.md`` is the normative description; this module is its reference implementation.
+Decoding checks, in order: version, hash of the sealed bytes, JSON shape, content digest. A
+line that fails any check raises :class:`LineError` and is never returned half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, NamedTuple
+
+import msgspec
+
+from journal.core.events import (
+    EMPTY_MAPPING,
+    EVENT_TYPES,
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+    SettingsChanged,
+    freeze,
+)
+from journal.core.validate import plain_str
+from journal.errors import InvalidValueError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS",
+    "Decoded",
+    "LineError",
+    "decode",
+    "encode",
+    "erase_body",
+    "freeze_json",
+]
+
+FORMAT_VERSION = 2
+GENESIS = "0" * 64
+MAX_DEPTH = 64
+
+_HASH_KEY = b',"hash":"'
+_BODY_KEY = b',"body":'
+_V_PREFIX = b'{"v":'
+_KNOWN_PREFIXES = (b'{"v":1,', b'{"v":2,')
+# Types a version-1 reader does not know: their lines are written with v 2.
+_V2_TYPES = frozenset({"message_removed", "message_edited", "message_redacted"})
+_HASH_LEN = 64
+_ZERO = timedelta(0)
+# The range every JSON reader worth the name and MessagePack (snapshots) can hold exactly.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+class LineError(Exception):
+    """A line failed a check; the reader adds file, line number and offset."""
+
+    def __init__(self, reason: str, *, unsupported: bool = False, altered: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unsupported = unsupported
+        # Well-formed but not matching its own hash or digest: changed after it was written.
+        self.altered = altered
+
+
+class Decoded(NamedTuple):
+    """A checked line: the event, its chain link and where its hash sits in the line."""
+
+    event: Event
+    prev: str
+    hash: str
+    hash_at: int
+
+
+# -- wire structs: the exact member order of SEALED is the field order below ---------------
+
+
+class _Sealed(msgspec.Struct):
+    v: int
+    seq: int
+    type: str
+    at: datetime
+    actor: str | None
+    data: Any
+    prev: str
+
+
+class _CreatedData(msgspec.Struct):
+    session_id: str
+
+
+class _MessageData(msgspec.Struct):
+    id: str
+    role: str
+    content_sha256: str
+    metadata: dict[str, Any] = {}
+    references: list[Any] = []
+    before: str | msgspec.UnsetType = msgspec.UNSET  # a string when present, never null
+
+
+class _SettingsData(msgspec.Struct):
+    set: dict[str, Any] = {}
+    unset: list[str] = []
+
+
+class _ClearedData(msgspec.Struct):
+    pass
+
+
+class _RemovedData(msgspec.Struct):
+    id: str
+
+
+class _EditedData(msgspec.Struct):
+    id: str
+    content_sha256: str
+    metadata: dict[str, Any] = {}
+
+
+class _RedactedData(msgspec.Struct):
+    id: str
+    reason: str
+
+
+# What the writer encodes: the same members in the same order as the decoding structs above,
+# holding the events' read-only values as they are (see thaw_proxy).
+class _MessageOut(msgspec.Struct, omit_defaults=True):
+    id: str
+    role: str
+    content_sha256: str
+    metadata: Any
+    references: Any
+    before: str | None = None  # omitted when None: such a line is exactly a version-1 line
+
+
+class _EditedOut(msgspec.Struct):
+    id: str
+    content_sha256: str
+    metadata: Any
+
+
+class _SettingsOut(msgspec.Struct):
+    set: Any
+    unset: Any
+
+
+class _Body(msgspec.Struct, omit_defaults=True):
+    """``{"salt":..,"content":..}``, or ``{"redacted":N}`` once a redaction erased it."""
+
+    salt: str | None = None
+    content: str | None = None
+    redacted: int | None = None
+
+
+class _LineBase(msgspec.Struct, tag_field="type"):
+    type_name: ClassVar[str]
+    v: int
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    at: UtcTime
+    actor: str | None
+    prev: str
+    hash: str
+
+
+class _CreatedLine(_LineBase, tag="created"):
+    type_name: ClassVar[str] = "created"
+    data: _CreatedData
+
+
+class _MessageLine(_LineBase, tag="message_added"):
+    type_name: ClassVar[str] = "message_added"
+    data: _MessageData
+    body: _Body | None = None
+
+
+class _SettingsLine(_LineBase, tag="settings_changed"):
+    type_name: ClassVar[str] = "settings_changed"
+    data: _SettingsData
+
+
+class _ClearedLine(_LineBase, tag="cleared"):
+    type_name: ClassVar[str] = "cleared"
+    data: _ClearedData
+
+
+class _RemovedLine(_LineBase, tag="message_removed"):
+    type_name: ClassVar[str] = "message_removed"
+    data: _RemovedData
+
+
+class _EditedLine(_LineBase, tag="message_edited"):
+    type_name: ClassVar[str] = "message_edited"
+    data: _EditedData
+    body: _Body | None = None
+
+
+class _RedactedLine(_LineBase, tag="message_redacted"):
+    type_name: ClassVar[str] = "message_redacted"
+    data: _RedactedData
+
+
+_Line = (
+    _CreatedLine | _MessageLine | _SettingsLine | _ClearedLine | _RemovedLine | _EditedLine | _RedactedLine
+)
+
+
+def thaw_proxy(value: Any) -> Any:
+    # msgspec encodes dicts and tuples itself; read-only mappings are handed to it as dicts.
+    if type(value) is MappingProxyType:
+        return dict(value)
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
+_LINE_DECODER = msgspec.json.Decoder(_Line)
+_ANY_DECODER = msgspec.json.Decoder()
+
+
+class _Refused(Exception):
+    """Raised inside ``freeze_json``; carries the path to the refused value, innermost first."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[object] = []
+
+
+def freeze_json(value: Any, field: str) -> Any:
+    """Check a caller's JSON value and return a deeply immutable copy of it.
+
+    Accepted: None, bool, int in -2**63 .. 2**64-1, finite float, str, list/tuple, mapping with
+    str keys, at most ``MAX_DEPTH`` levels deep. Mappings become read-only, lists tuples, and
+    subclasses (enums, str subclasses) their plain base type, so what a caller gets back equals
+    what a fresh replay of the log gives.
+
+    Raises:
+        InvalidValueError: naming the offending place, e.g. ``metadata['a'][2]``.
+    """
+    try:
+        return _freeze(value, 0)
+    except _Refused as refused:
+        where = "".join(f"[{p!r}]" for p in reversed(refused.path))
+        raise InvalidValueError(field + where, refused.reason) from None
+
+
+def _freeze(value: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return value
+    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise _Refused("integers must lie in -2**63 .. 2**64-1")
+        return value if kind is int else int(value)
+    if kind is float or isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Refused(f"{value!r} is not a JSON number")
+        return value if kind is float else float(value)
+    if kind is dict or isinstance(value, Mapping):
+        if not value:
+            return EMPTY_MAPPING
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _Refused(f"key {key!r} is not a str")
+                key = plain_str(key)
+            try:
+                out[key] = _freeze(item, depth + 1)
+            except _Refused as refused:
+                refused.path.append(key)
+                raise
+        return MappingProxyType(out)
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_freeze(item, depth + 1))
+            except _Refused as refused:
+                refused.path.append(index)
+                raise
+        return tuple(items)
+    if isinstance(value, str):
+        return plain_str(value)
+    raise _Refused(f"{type(value).__name__} is not a JSON value")
+
+
+def content_digest(salt: bytes, content: str) -> str:
+    """``SHA-256(salt || UTF-8 content)`` as lowercase hex."""
+    return hashlib.sha256(salt + content.encode("utf-8")).hexdigest()
+
+
+def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes, str, int]:
+    """Encode ``event`` as one line chained to ``prev``.
+
+    Returns:
+        (line bytes ending in ``\\n``, the line's hash, the hash's offset within the line)
+
+    Raises:
+        InvalidValueError: a value cannot be encoded (nothing is written by the caller then).
+        ValueError: the event is redacted (only ``erase_body`` makes redacted lines).
+    """
+    body: bytes = b""
+    data: msgspec.Struct
+    version = 1
+    match event:
+        case Created():
+            data = _CreatedData(event.session_id)
+        case MessageAdded():
+            salt, body = _body(event.content, event.redacted_by, salt)
+            digest = content_digest(salt, event.content)
+            data = _MessageOut(
+                event.message_id, event.role, digest, event.metadata, event.references, event.before
+            )
+            version = 1 if event.before is None else 2
+        case SettingsChanged():
+            data = _SettingsOut(event.changes, event.removed)
+        case Cleared():
+            data = _ClearedData()
+        case MessageRemoved():
+            data, version = _RemovedData(event.message_id), 2
+        case MessageEdited():
+            salt, body = _body(event.content, event.redacted_by, salt)
+            data = _EditedOut(event.message_id, content_digest(salt, event.content), event.metadata)
+            version = 2
+        case MessageRedacted():
+            data, version = _RedactedData(event.message_id, event.reason), 2
+    sealed_obj = _Sealed(version, event.seq, event.type, event.at, event.actor, data, prev)
+    try:
+        sealed = _ENCODER.encode(sealed_obj)[:-1]
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise InvalidValueError(f"{event.type} event", str(exc)) from None
+    digest_hex = hashlib.sha256(sealed).hexdigest()
+    hash_at = len(sealed) + len(_HASH_KEY)
+    line = b"".join((sealed, _HASH_KEY, digest_hex.encode("ascii"), b'"', body, b"}\n"))
+    return line, digest_hex, hash_at
+
+
+def _body(content: str, redacted_by: int | None, salt: bytes | None) -> tuple[bytes, bytes]:
+    """A fresh salt (unless given) and the canonical body holding ``content``."""
+    if redacted_by is not None:
+        raise ValueError("a redacted event cannot be encoded: its content digest is gone")
+    salt = os.urandom(16) if salt is None else salt
+    try:
+        content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError("content", f"not valid Unicode ({exc.reason})") from None
+    return salt, _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), content))
+
+
+def erase_body(line: bytes, redacted_by: int) -> bytes:
+    """``line`` (a line with a body, without its newline) with its body erased, same length.
+
+    The sealed part and the hash stay byte for byte, so the line and every later link still
+    verify; the body becomes ``{"redacted":N}`` (N: the redaction's seq), padded with spaces
+    before the line's closing brace so that no byte after it moves: positions that readers and
+    snapshots hold stay true.
+    """
+    end = line.rfind(_HASH_KEY) + len(_HASH_KEY) + _HASH_LEN
+    erased = line[:end] + b'"' + _BODY_KEY + _ENCODER.encode(_Body(redacted=redacted_by))
+    pad = len(line) - len(erased) - 1
+    if pad < 0:  # a body holds at least a 32-digit salt: never longer than its erasure
+        raise ValueError("line too short to hold an erased body")
+    return erased + b" " * pad + b"}"
+
+
+def decode(line: bytes) -> Decoded:
+    """Check and decode one line (without its ``\\n``).
+
+    Raises:
+        LineError: the line is damaged, altered, of the wrong shape, or from a newer format
+            (``unsupported`` is then True).
+    """
+    if not line.startswith(_KNOWN_PREFIXES):
+        _reject_version(line)
+    cut = line.rfind(_HASH_KEY)
+    if cut < 0:
+        raise LineError("no hash member: line is damaged or truncated")
+    hash_at = cut + len(_HASH_KEY)
+    stored = line[hash_at : hash_at + _HASH_LEN]
+    if hashlib.sha256(line[:cut]).hexdigest().encode("ascii") != stored:
+        raise LineError("hash does not match the line's contents: damaged or edited", altered=True)
+    tail = line[hash_at + _HASH_LEN :]
+    if tail != b'"}' and not (tail.startswith(b'"' + _BODY_KEY) and tail.endswith(b"}")):
+        raise LineError("unexpected bytes after the hash member")
+    try:
+        raw = _LINE_DECODER.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, msgspec.ValidationError):
+            _reject_unknown_type(line)
+        raise LineError(f"not a valid event: {exc}") from None
+    if raw.at.utcoffset() != _ZERO:
+        raise LineError("at is not in UTC")
+    if raw.v == 1 and (
+        raw.type_name in _V2_TYPES or (isinstance(raw, _MessageLine) and raw.data.before is not msgspec.UNSET)
+    ):
+        raise LineError(f"a version-1 line cannot hold what this {raw.type_name} line holds")
+    if isinstance(raw, (_MessageLine, _EditedLine)):
+        # The body is outside the hash, so only its exact canonical bytes are accepted: no
+        # duplicate members, no re-spelled escapes, nothing smuggled beside the content.
+        if raw.body is not None and not _canonical(raw.body, tail):
+            raise LineError("message body is not in canonical form")
+    elif tail != b'"}':
+        raise LineError(f"a {raw.type_name} line must not have a body")
+    try:
+        event = _event(raw)
+    except RecursionError:
+        # Writers refuse values nested deeper than MAX_DEPTH; only a forged line gets here.
+        raise LineError(f"values nested deeper than {MAX_DEPTH} levels") from None
+    return Decoded(event, raw.prev, raw.hash, hash_at)
+
+
+def _canonical(body: _Body, tail: bytes) -> bool:
+    """Whether the bytes after the hash spell ``body`` exactly (an erased one may be padded)."""
+    spelled = b'"' + _BODY_KEY + _ENCODER.encode(body)
+    if body.redacted is None:
+        return tail == spelled + b"}"
+    return tail.startswith(spelled) and tail[len(spelled) : -1].strip(b" ") == b""
+
+
+def _reject_version(line: bytes) -> None:
+    if line.startswith(_V_PREFIX) and b"," in line:
+        digits = line[len(_V_PREFIX) : line.find(b",")]
+        if digits.isdigit() and len(digits) <= 9 and int(digits) > FORMAT_VERSION:
+            raise LineError(
+                f"format version {int(digits)} is newer than this reader ({FORMAT_VERSION})",
+                unsupported=True,
+            )
+    raise LineError('not a journal line: it must start with {"v":1, or {"v":2,')
+
+
+def _reject_unknown_type(line: bytes) -> None:
+    try:
+        kind = _ANY_DECODER.decode(line).get("type")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, AttributeError):
+        return
+    if isinstance(kind, str) and kind not in EVENT_TYPES:
+        raise LineError(f"unknown event type {kind!r} (written by a newer journal?)", unsupported=True)
+
+
+def _content(body: _Body | None, digest: str, seq: int) -> tuple[str, int | None]:
+    """The checked content of a body, or ("", N) for a body erased by redaction N."""
+    if body is None:
+        raise LineError("message has no body (content missing)")
+    if body.redacted is not None:
+        if body.salt is not None or body.content is not None:
+            raise LineError("a redacted body must hold nothing but the redaction's seq")
+        if body.redacted <= seq:
+            raise LineError(
+                f"its content was erased naming seq {body.redacted}, which is not a later event", altered=True
+            )
+        return "", body.redacted
+    if body.salt is None or body.content is None:
+        raise LineError("message body must hold salt and content")
+    try:
+        salt = bytes.fromhex(body.salt)
+    except ValueError:
+        salt = b""
+    if len(salt) != 16 or salt.hex() != body.salt:
+        raise LineError("message body salt is not 32 lowercase hex digits")
+    if content_digest(salt, body.content) != digest:
+        raise LineError("message content does not match its content_sha256", altered=True)
+    return body.content, None
+
+
+def _event(raw: _Line) -> Event:
+    match raw:
+        case _MessageLine():
+            content, redacted_by = _content(raw.body, raw.data.content_sha256, raw.seq)
+            return MessageAdded(
+                seq=raw.seq,
+                at=raw.at,
+                actor=raw.actor,
+                message_id=raw.data.id,
+                role=raw.data.role,
+                content=content,
+                metadata=freeze(raw.data.metadata),
+                references=freeze(raw.data.references),
+                before=None if raw.data.before is msgspec.UNSET else raw.data.before,
+                redacted_by=redacted_by,
+            )
+        case _CreatedLine():
+            return Created(seq=raw.seq, at=raw.at, actor=raw.actor, session_id=raw.data.session_id)
+        case _SettingsLine():
+            return SettingsChanged(
+                seq=raw.seq,
+                at=raw.at,
+                actor=raw.actor,
+                changes=freeze(raw.data.set),
+                removed=tuple(raw.data.unset),
+            )
+        case _ClearedLine():
+            return Cleared(seq=raw.seq, at=raw.at, actor=raw.actor)
+        case _RemovedLine():
+            return MessageRemoved(seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id)
+        case _EditedLine():
+            content, redacted_by = _content(raw.body, raw.data.content_sha256, raw.seq)
+            return MessageEdited(
+                seq=raw.seq,
+                at=raw.at,
+                actor=raw.actor,
+                message_id=raw.data.id,
+                content=content,
+                metadata=freeze(raw.data.metadata),
+                redacted_by=redacted_by,
+            )
+        case _RedactedLine():
+            return MessageRedacted(
+                seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id, reason=raw.data.reason
+            )
+    raise AssertionError("unreachable: _Line is a closed union")
