@@ -23,9 +23,7 @@ line that fails any check raises :class:`LineError` and is never returned half-r
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, NamedTuple
@@ -33,7 +31,6 @@ from typing import Annotated, Any, ClassVar, NamedTuple
 import msgspec
 
 from journal.core.events import (
-    EMPTY_MAPPING,
     EVENT_TYPES,
     Cleared,
     Created,
@@ -45,7 +42,7 @@ from journal.core.events import (
     SettingsChanged,
     freeze,
 )
-from journal.core.validate import plain_str
+from journal.core.validate import MAX_DEPTH
 from journal.errors import InvalidValueError
 
 __all__ = [
@@ -56,12 +53,10 @@ __all__ = [
     "decode",
     "encode",
     "erase_body",
-    "freeze_json",
 ]
 
 FORMAT_VERSION = 2
 GENESIS = "0" * 64
-MAX_DEPTH = 64
 
 _HASH_KEY = b',"hash":"'
 _BODY_KEY = b',"body":'
@@ -71,8 +66,6 @@ _KNOWN_PREFIXES = (b'{"v":1,', b'{"v":2,')
 _V2_TYPES = frozenset({"message_removed", "message_edited", "message_redacted"})
 _HASH_LEN = 64
 _ZERO = timedelta(0)
-# The range every JSON reader worth the name and MessagePack (snapshots) can hold exactly.
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -239,76 +232,6 @@ def thaw_proxy(value: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
 _LINE_DECODER = msgspec.json.Decoder(_Line)
 _ANY_DECODER = msgspec.json.Decoder()
-
-
-class _Refused(Exception):
-    """Raised inside ``freeze_json``; carries the path to the refused value, innermost first."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path: list[object] = []
-
-
-def freeze_json(value: Any, field: str) -> Any:
-    """Check a caller's JSON value and return a deeply immutable copy of it.
-
-    Accepted: None, bool, int in -2**63 .. 2**64-1, finite float, str, list/tuple, mapping with
-    str keys, at most ``MAX_DEPTH`` levels deep. Mappings become read-only, lists tuples, and
-    subclasses (enums, str subclasses) their plain base type, so what a caller gets back equals
-    what a fresh replay of the log gives.
-
-    Raises:
-        InvalidValueError: naming the offending place, e.g. ``metadata['a'][2]``.
-    """
-    try:
-        return _freeze(value, 0)
-    except _Refused as refused:
-        where = "".join(f"[{p!r}]" for p in reversed(refused.path))
-        raise InvalidValueError(field + where, refused.reason) from None
-
-
-def _freeze(value: Any, depth: int) -> Any:
-    if depth > MAX_DEPTH:
-        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
-    kind = type(value)
-    if kind is str or value is None or kind is bool:
-        return value
-    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise _Refused("integers must lie in -2**63 .. 2**64-1")
-        return value if kind is int else int(value)
-    if kind is float or isinstance(value, float):
-        if not math.isfinite(value):
-            raise _Refused(f"{value!r} is not a JSON number")
-        return value if kind is float else float(value)
-    if kind is dict or isinstance(value, Mapping):
-        if not value:
-            return EMPTY_MAPPING
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                if not isinstance(key, str):
-                    raise _Refused(f"key {key!r} is not a str")
-                key = plain_str(key)
-            try:
-                out[key] = _freeze(item, depth + 1)
-            except _Refused as refused:
-                refused.path.append(key)
-                raise
-        return MappingProxyType(out)
-    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
-        items = []
-        for index, item in enumerate(value):
-            try:
-                items.append(_freeze(item, depth + 1))
-            except _Refused as refused:
-                refused.path.append(index)
-                raise
-        return tuple(items)
-    if isinstance(value, str):
-        return plain_str(value)
-    raise _Refused(f"{type(value).__name__} is not a JSON value")
 
 
 def content_digest(salt: bytes, content: str) -> str:

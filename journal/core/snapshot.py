@@ -27,8 +27,8 @@ import msgspec
 
 from journal.core.codec import thaw_proxy
 from journal.core.events import freeze
+from journal.core.head import Head
 from journal.core.state import Message, Messages, Session
-from journal.engine.storage import Head
 
 __all__ = ["SNAPSHOT_VERSION", "SnapshotError", "decode_snapshot", "encode_snapshot", "shows_content"]
 

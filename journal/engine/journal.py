@@ -24,31 +24,28 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from journal.backends.files.layout import check_session_id
 from journal.backends.files.storage import FSYNC_POLICIES, FileStorage
-from journal.core.codec import freeze_json
+from journal.core.chain import ErasureCheck, apply_record
+from journal.core.commands import Build, NewMessage, add_build, check_message
 from journal.core.events import Cleared, Created, Event, SettingsChanged
 from journal.core.state import Message, Session
 from journal.core.validate import (
     Point,
     check_actor,
+    check_session_id,
     check_text,
     check_version,
+    freeze_json,
     mapping,
     precondition,
     sequence,
     stop_condition,
 )
-from journal.engine.commit import Build, Committer, Slot
+from journal.engine.commit import Committer, Slot
 from journal.engine.loading import BaseMark, Reader, View, load, retrying, streamed_history
-from journal.engine.storage import ErasureCheck, Storage, apply_record
+from journal.engine.storage import Storage
 from journal.engine.upkeep import Compaction, Upkeep
-from journal.engine.writes import (
-    MessageWrites,
-    NewMessage,
-    add_build,
-    check_message,
-)
+from journal.engine.writes import MessageWrites
 from journal.errors import (
     HistoryPrunedError,
     InvalidValueError,

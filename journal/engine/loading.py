@@ -13,18 +13,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
+from journal.core.chain import ErasureCheck, History, Record, apply_record
+from journal.core.head import Head
 from journal.core.state import Session
-from journal.engine.storage import (
-    ErasureCheck,
-    Head,
-    History,
-    Record,
-    StaleHeadError,
-    Stamp,
-    Storage,
-    Transaction,
-    apply_record,
-)
+from journal.engine.storage import StaleHeadError, Stamp, Storage, Transaction
 from journal.errors import CorruptLogError, HistoryPrunedError, SessionNotFoundError
 
 __all__ = ["BaseMark", "Reader", "View", "load", "retrying", "streamed_history"]

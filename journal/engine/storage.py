@@ -9,66 +9,25 @@ then append after an expected head), list and delete sessions. Everything above 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from journal.core.codec import GENESIS, Decoded, LineError, decode
-from journal.core.events import Event, MessageAdded, MessageEdited, MessageRedacted
-from journal.core.state import Session, apply
-from journal.errors import CorruptLogError, UnsupportedFormatError
+from journal.core.chain import History, Record
+from journal.core.head import Head
+from journal.core.state import Session
 
 if TYPE_CHECKING:
     from journal.core.reports import Anchor, RepairReport, SessionCheck
 
 __all__ = [
-    "ErasureCheck",
-    "Head",
-    "History",
     "PruneResult",
-    "Record",
     "StaleHeadError",
     "Stamp",
     "Storage",
     "Transaction",
-    "apply_record",
-    "check_line",
-    "classify_tail",
-    "holds_hash",
 ]
-
-
-class Head(NamedTuple):
-    """A point in a session's log: just after event ``seq``.
-
-    Attributes:
-        seq: the seq of the last event read (the session's version there).
-        hash: that event's chain hash.
-        position: backend position just after it (files: byte offset).
-        hash_at: backend position of its hash (files: byte offset of the hex digits).
-        line: how many lines precede ``position`` in the backend's unit (files: line number).
-    """
-
-    seq: int
-    hash: str
-    position: int
-    hash_at: int
-    line: int
-
-
-class Record(NamedTuple):
-    """One checked event, the head just after it, and where its line starts."""
-
-    event: Event
-    head: Head
-    offset: int
-
-
-# Where a history read starts: the retention base (None: from nothing), its head, and every
-# record after it.
-History = tuple[Session | None, Head | None, Iterator[Record]]
 
 
 class PruneResult(NamedTuple):
@@ -220,129 +179,3 @@ class Storage(Protocol):
     def close(self) -> None:
         """Flush pending syncs and release resources."""
         ...
-
-
-def holds_hash(fd: int, head: Head) -> bool:
-    """Whether the log open as ``fd`` has ``head``'s chain hash where ``head`` says it is.
-
-    Logs are only appended to, so this proves the log still holds the events up to ``head``.
-    """
-    return os.pread(fd, 64, head.hash_at) == head.hash.encode("ascii")
-
-
-def apply_record(state: Session | None, record: Record, path: str) -> Session:
-    """``apply`` for a stored record: an event that cannot follow ``state`` is damage at its line.
-
-    The line itself checked out (hash, chain), so only the fold can object: a second
-    ``created``, an ``at`` earlier than the one before, anything but ``created`` first.
-    """
-    try:
-        return apply(state, record.event)
-    except ValueError as exc:
-        raise CorruptLogError(path, record.head.line, record.offset, str(exc)) from None
-
-
-class ErasureCheck:
-    """Checks, as records are folded in order, that every erased body names a later redaction
-    of its own message, so a read reports a forged erasure like any other edited line.
-
-    An erased line stays hash-valid (its body is outside the hash); only the redaction event
-    it names vouches for it. A read that stops early leaves later claims unchecked (``verify``
-    checks everything).
-    """
-
-    __slots__ = ("path", "pending")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.pending: dict[int, list[tuple[str, Record]]] = {}
-
-    def see(self, record: Record) -> None:
-        event = record.event
-        if self.pending:
-            for message_id, claim in self.pending.pop(event.seq, ()):
-                if not (isinstance(event, MessageRedacted) and event.message_id == message_id):
-                    self._raise(claim, "which does not redact this message")
-        if isinstance(event, (MessageAdded, MessageEdited)) and event.redacted_by is not None:
-            self.pending.setdefault(event.redacted_by, []).append((event.message_id, record))
-
-    def finish(self) -> None:
-        """At the end of the stored history: every named redaction must have been seen."""
-        for claims in self.pending.values():
-            self._raise(claims[0][1], "which is not stored")
-
-    def _raise(self, claim: Record, why: str) -> None:
-        event = claim.event
-        assert isinstance(event, (MessageAdded, MessageEdited))
-        raise CorruptLogError(
-            self.path,
-            claim.head.line,
-            claim.offset,
-            f"its content was erased naming seq {event.redacted_by}, {why} (damaged or edited)",
-        )
-
-
-def classify_tail(tail: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Record | None:
-    """What the bytes after a log's last newline are: None for a torn write (a prefix of a line).
-
-    A crashed or in-progress write leaves a prefix of its line; it never leaves a whole line
-    whose final newline is replaced by another byte. So:
-
-    * the bytes are a whole, valid, chained line missing only its newline: that record is
-      returned (a write that completed all but its last byte, or lost it to damage: the
-      line is provably intact);
-    * all but the last byte are such a line: the newline was damaged: CorruptLogError;
-    * otherwise: a torn write, None.
-    """
-    try:
-        return check_line(tail, after, path=path, line=line, offset=offset, end=offset + len(tail) + 1)
-    except CorruptLogError:
-        pass
-    if len(tail) > 1:
-        try:
-            check_line(tail[:-1], after, path=path, line=line, offset=offset, end=offset + len(tail))
-        except CorruptLogError:
-            return None
-        raise CorruptLogError(path, line, offset, "the last line's newline is damaged (not a torn write)")
-    return None
-
-
-def check_line(
-    data: bytes,
-    after: Head | None,
-    *,
-    path: str,
-    line: int,
-    offset: int,
-    end: int,
-) -> Record:
-    """Decode one stored line and check that it follows ``after`` in seq and hash chain.
-
-    Args:
-        data: the line without its newline.
-        after: the head before this line (None: it must be seq 1, chained to GENESIS).
-        path, line, offset: where the line is, for error messages.
-        end: the position just after the line (its newline included).
-
-    Raises:
-        CorruptLogError: the line is damaged, edited, out of order, or does not chain.
-    """
-    try:
-        decoded: Decoded = decode(data)
-    except LineError as exc:
-        error: Callable[[str, int, int, str], CorruptLogError] = (
-            UnsupportedFormatError if exc.unsupported else CorruptLogError
-        )
-        raise error(path, line, offset, exc.reason) from None
-    expected_seq = 1 if after is None else after.seq + 1
-    seq = decoded.event.seq
-    if seq != expected_seq:
-        kind = "duplicate or reordered" if after is not None and seq <= after.seq else "gap"
-        raise CorruptLogError(path, line, offset, f"seq {seq} where {expected_seq} was expected ({kind})")
-    expected_prev = GENESIS if after is None else after.hash
-    if decoded.prev != expected_prev:
-        raise CorruptLogError(
-            path, line, offset, f"hash chain broken: prev does not match the hash of seq {expected_seq - 1}"
-        )
-    head = Head(seq, decoded.hash, end, offset + decoded.hash_at, line)
-    return Record(decoded.event, head, offset)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from journal.backends.files.layout import check_session_id
 from journal.core.codec import decode
 from journal.core.reports import Anchor, Problem
+from journal.core.validate import check_session_id
 from journal.engine.journal import Journal
 from journal.errors import SessionExistsError, SessionNotFoundError
 

@@ -12,16 +12,15 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import NamedTuple, Protocol
 
-from journal.backends.files.layout import check_session_id
 from journal.core.codec import encode
+from journal.core.commands import find_in_history
 from journal.core.events import MessageRedacted
 from journal.core.reports import Anchor, Problem, RepairReport, VerifyReport
 from journal.core.state import Session, apply
-from journal.core.validate import check_actor, check_text, check_version, precondition
+from journal.core.validate import check_actor, check_session_id, check_text, check_version, precondition
 from journal.engine.commit import Committer, Slot
 from journal.engine.loading import View, load
 from journal.engine.storage import Storage
-from journal.engine.writes import find_in_history
 from journal.errors import MessageNotFoundError, SessionNotFoundError
 
 __all__ = ["Compaction", "Upkeep"]

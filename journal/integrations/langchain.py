@@ -32,10 +32,10 @@ import msgspec
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, ChatMessage, message_to_dict, messages_from_dict
 
+from journal.core.commands import NewMessage
 from journal.core.events import thaw
 from journal.core.state import Message
 from journal.engine.journal import Journal
-from journal.engine.writes import NewMessage
 from journal.errors import SessionNotFoundError
 from journal.integrations.shared import shared_journal
 

@@ -55,9 +55,9 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
 from journal.aio import AsyncJournal
+from journal.core.commands import NewMessage
 from journal.core.state import Message
 from journal.engine.journal import Journal
-from journal.engine.writes import NewMessage
 from journal.errors import (
     InvalidValueError,
     JournalClosedError,

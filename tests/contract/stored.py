@@ -197,8 +197,8 @@ class Stored:
         """Replace the session's history up to ``seq`` with a retention base holding ``state``
         and the real chain hash ``digest`` of seq ``seq``, as someone able to write the
         storage could: the lines (or rows) up to it go, the base comes."""
+        from journal.core.head import Head
         from journal.core.snapshot import encode_snapshot
-        from journal.engine.storage import Head
 
         data = encode_snapshot(state, Head(seq, digest, -1, -1, 0), kind="base")
         if self.postgres:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from journal import InvalidSessionIdError
-from journal.backends.files.layout import MAX_ID_LENGTH, Layout, check_session_id, dirname_for
+from journal.backends.files.layout import Layout, dirname_for
+from journal.core.validate import MAX_ID_LENGTH, check_session_id
 
 HOSTILE = [
     "../x",

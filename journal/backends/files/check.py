@@ -27,10 +27,11 @@ from journal.backends.files.history import (
 )
 from journal.backends.files.layout import LOG_NAME
 from journal.backends.files.logfile import LineScan
-from journal.core.reports import Anchor, ChainCheck
+from journal.core.chain import ChainCheck, Record
+from journal.core.head import Head
+from journal.core.reports import Anchor
 from journal.core.snapshot import SnapshotError, decode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import Head, Record
 from journal.errors import CorruptLogError
 
 __all__ = ["Checked", "Intact", "Snapshot", "check_files"]

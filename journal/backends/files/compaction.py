@@ -31,9 +31,10 @@ from journal.backends.files.history import (
 from journal.backends.files.layout import LOG_NAME
 from journal.backends.files.logfile import read_range
 from journal.backends.files.repair import set_aside
+from journal.core.head import Head
 from journal.core.snapshot import encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import Head, PruneResult
+from journal.engine.storage import PruneResult
 
 __all__ = ["apply_retention", "prune_active_log"]
 

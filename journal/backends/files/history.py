@@ -26,10 +26,12 @@ from journal.backends.files.archive import SEGMENT_ERRORS, Segment, inflate, lis
 from journal.backends.files.fsio import Folder
 from journal.backends.files.layout import LOG_NAME, SESSIONS_DIR, dirname_for
 from journal.backends.files.logfile import LineScan, last_line, line_ending_at
+from journal.core.chain import History, Record, apply_record, check_line
 from journal.core.codec import LineError, decode
+from journal.core.head import Head
 from journal.core.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import Head, History, Record, StaleHeadError, apply_record, check_line
+from journal.engine.storage import StaleHeadError
 from journal.errors import CorruptLogError
 
 __all__ = [

@@ -26,47 +26,23 @@ import os
 import re
 from pathlib import Path
 
-from journal.errors import InvalidSessionIdError
+from journal.core.validate import check_session_id
 
 __all__ = [
     "LOCKS_DIR",
     "LOG_NAME",
-    "MAX_ID_LENGTH",
     "SESSIONS_DIR",
     "Layout",
-    "check_session_id",
     "dirname_for",
     "lock_name",
 ]
 
-MAX_ID_LENGTH = 1024
 _SLUG_LEN = 40
 _HASH_HEX = 32
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 LOG_NAME = "events.jsonl"
 SESSIONS_DIR = "sessions"
 LOCKS_DIR = "locks"
-
-
-def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it can name a session, else raise InvalidSessionIdError.
-
-    A session id is any non-empty ``str`` of at most ``MAX_ID_LENGTH`` characters without NUL
-    and encodable as UTF-8 (no lone surrogates).
-    """
-    if not isinstance(session_id, str):
-        raise InvalidSessionIdError(session_id, f"must be a str, not {type(session_id).__name__}")
-    if not session_id:
-        raise InvalidSessionIdError(session_id, "must not be empty")
-    if len(session_id) > MAX_ID_LENGTH:
-        raise InvalidSessionIdError(session_id, f"longer than {MAX_ID_LENGTH} characters")
-    if "\x00" in session_id:
-        raise InvalidSessionIdError(session_id, "must not contain NUL")
-    try:
-        session_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidSessionIdError(session_id, "is not valid Unicode (lone surrogate)") from None
-    return str.__str__(session_id)  # a str subclass (an enum) stands for its value, not its name
 
 
 def id_hash(session_id: str) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-__all__ = ["LineScan", "last_line", "line_ending_at", "read_range", "write_all"]
+from journal.core.head import Head
+
+__all__ = ["LineScan", "holds_hash", "last_line", "line_ending_at", "read_range", "write_all"]
 
 _CHUNK = 1 << 20
 _TAIL_CHUNK = 1 << 14  # most lines are shorter: one read finds the start of the last
@@ -121,3 +123,11 @@ def write_all(fd: int, data: bytes) -> None:
         if written == 0:
             raise OSError(0, f"write made no progress ({len(view)} bytes left)")
         view = view[written:]
+
+
+def holds_hash(fd: int, head: Head) -> bool:
+    """Whether the log open as ``fd`` has ``head``'s chain hash where ``head`` says it is.
+
+    Logs are only appended to, so this proves the log still holds the events up to ``head``.
+    """
+    return os.pread(fd, 64, head.hash_at) == head.hash.encode("ascii")

@@ -47,23 +47,16 @@ from journal.backends.files.history import (
 )
 from journal.backends.files.layout import LOCKS_DIR, LOG_NAME, SESSIONS_DIR, Layout, dirname_for, lock_name
 from journal.backends.files.locking import SessionLock
-from journal.backends.files.logfile import LineScan, read_range
+from journal.backends.files.logfile import LineScan, holds_hash, read_range
 from journal.backends.files.repair import repair_files
 from journal.backends.files.transaction import FileTransaction, Handle, check_head, scan_with, stamp_of
+from journal.core.chain import History, Record, check_line, classify_tail
 from journal.core.events import Created
+from journal.core.head import Head
 from journal.core.reports import Anchor, RepairReport, SessionCheck
 from journal.core.snapshot import encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import (
-    Head,
-    History,
-    Record,
-    StaleHeadError,
-    Stamp,
-    check_line,
-    classify_tail,
-    holds_hash,
-)
+from journal.engine.storage import StaleHeadError, Stamp
 from journal.errors import CorruptLogError, SessionExistsError, StorageError
 
 __all__ = ["FileStorage"]

@@ -41,19 +41,11 @@ from journal.backends.files.history import (
 )
 from journal.backends.files.layout import LOG_NAME
 from journal.backends.files.locking import SessionLock
-from journal.backends.files.logfile import LineScan, write_all
+from journal.backends.files.logfile import LineScan, holds_hash, write_all
+from journal.core.chain import History, Record, check_line, classify_tail
+from journal.core.head import Head
 from journal.core.state import Session
-from journal.engine.storage import (
-    Head,
-    History,
-    PruneResult,
-    Record,
-    StaleHeadError,
-    Stamp,
-    check_line,
-    classify_tail,
-    holds_hash,
-)
+from journal.engine.storage import PruneResult, StaleHeadError, Stamp
 from journal.errors import StorageError
 
 __all__ = ["FileTransaction", "Handle", "check_head", "scan_with", "stamp_of"]

@@ -10,9 +10,11 @@ import hashlib
 import logging
 from typing import Any
 
+from journal.core.chain import Record, check_line
+from journal.core.head import Head
 from journal.core.snapshot import SnapshotError, decode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import Head, Record, StaleHeadError, check_line
+from journal.engine.storage import StaleHeadError
 from journal.errors import CorruptLogError
 
 __all__ = [

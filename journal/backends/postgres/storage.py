@@ -44,16 +44,13 @@ from journal.backends.postgres.rows import (
 from journal.backends.postgres.schema import NewerSchemaError, migrate
 from journal.backends.postgres.transaction import PgTransaction
 from journal.backends.postgres.url import scrub, shown_url
+from journal.core.chain import History, Record
 from journal.core.codec import decode
+from journal.core.head import Head
 from journal.core.reports import Anchor, RepairReport, SessionCheck
 from journal.core.snapshot import decode_snapshot, encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import (
-    Head,
-    History,
-    Record,
-    Stamp,
-)
+from journal.engine.storage import Stamp
 from journal.errors import CorruptLogError, SessionExistsError, StorageError
 
 __all__ = ["ChangeFeed", "PgStorage", "is_postgres_url"]

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from journal.backends.files.erasure import content_of, erased_state, line_needles, scrub_line
 from journal.backends.postgres.rows import (
     SEP,
     head_at,
@@ -28,11 +27,14 @@ from journal.backends.postgres.rows import (
     record_of,
     write_snapshot,
 )
+from journal.core.chain import ChainCheck, History, Record, apply_record
 from journal.core.codec import erase_body
-from journal.core.reports import Anchor, ChainCheck, Moved, RepairReport
+from journal.core.head import Head
+from journal.core.redaction import content_of, erased_state, line_needles, scrub_line
+from journal.core.reports import Anchor, Moved, RepairReport
 from journal.core.snapshot import SnapshotError, decode_snapshot, encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import Head, History, PruneResult, Record, StaleHeadError, Stamp, apply_record
+from journal.engine.storage import PruneResult, StaleHeadError, Stamp
 from journal.errors import LockTimeoutError, StorageError
 
 if TYPE_CHECKING:

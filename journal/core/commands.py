@@ -1,0 +1,214 @@
+"""What each write appends: its argument checks, and the build run under the session's lock.
+
+Arguments are checked (and frozen) before anything is queued, so bad input raises before a
+byte is written; each build then checks the write against the session's true state, read
+under the session's lock, and returns the event(s) to append.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import msgspec
+
+from journal.core.chain import History
+from journal.core.events import (
+    EMPTY_MAPPING,
+    Cleared,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    MessageRedacted,
+    MessageRemoved,
+)
+from journal.core.state import Message, Session
+from journal.core.validate import check_text, freeze_json, mapping, precondition, sequence
+from journal.errors import InvalidValueError, MessageNotFoundError
+
+__all__ = [
+    "Build",
+    "NewMessage",
+    "add_build",
+    "check_message",
+    "checked_messages",
+    "edit_build",
+    "find_in_history",
+    "remove_build",
+]
+
+# A write: given the current state (None: absent), the next seq and the time, the event(s) to
+# append. Several events of one write go out together, with consecutive seqs.
+Build = Callable[[Session | None, int, datetime], Event | Sequence[Event]]
+
+
+class NewMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A message to add with ``Journal.add_messages`` (a mapping with these keys works too)."""
+
+    role: str
+    content: str
+    metadata: Mapping[str, Any] | None = None
+    references: Sequence[Any] | None = None
+
+
+class _Checked(NamedTuple):
+    role: str
+    content: str
+    metadata: Mapping[str, Any]
+    references: tuple[Any, ...]
+    message_id: str
+
+
+def check_message(
+    role: object, content: object, metadata: object, references: object, field: str = ""
+) -> _Checked:
+    """Check and freeze one new message's values, and give it a fresh id."""
+    meta = (
+        EMPTY_MAPPING
+        if metadata is None
+        else freeze_json(mapping(metadata, field + "metadata"), field + "metadata")
+    )
+    refs = (
+        ()
+        if references is None
+        else freeze_json(sequence(references, field + "references"), field + "references")
+    )
+    return _Checked(
+        check_text(role, field + "role", allow_empty=False),
+        check_text(content, field + "content"),
+        meta,
+        refs,
+        os.urandom(16).hex(),
+    )
+
+
+def checked_messages(messages: object) -> list[_Checked]:
+    """``add_messages``' argument: NewMessages or mappings with the same keys."""
+    out = []
+    for index, item in enumerate(sequence(messages, "messages")):
+        field = f"messages[{index}]."
+        if isinstance(item, NewMessage):
+            out.append(check_message(item.role, item.content, item.metadata, item.references, field))
+            continue
+        if not isinstance(item, Mapping):
+            raise InvalidValueError(
+                f"messages[{index}]", f"must be a NewMessage or a mapping, not {type(item).__name__}"
+            )
+        unknown = set(item) - {"role", "content", "metadata", "references"}
+        if unknown:
+            raise InvalidValueError(f"messages[{index}]", f"unknown keys {sorted(map(str, unknown))}")
+        for key in ("role", "content"):
+            if key not in item:
+                raise InvalidValueError(field + key, "is missing")
+        out.append(
+            check_message(item["role"], item["content"], item.get("metadata"), item.get("references"), field)
+        )
+    return out
+
+
+def add_build(
+    sid: str,
+    expected: int | None,
+    actor: str | None,
+    messages: Sequence[_Checked],
+    *,
+    before: str | None = None,
+    replace: bool = False,
+) -> Build:
+    """Append ``messages`` (after a ``cleared`` with ``replace``; in front of ``before``)."""
+
+    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+        state = precondition(sid, state, expected)
+        if before is not None and state.messages.index_of(before) < 0:
+            raise MessageNotFoundError(sid, before, "to insert before")
+        events: list[Event] = []
+        if replace:
+            events.append(Cleared(seq=seq, at=now, actor=actor))
+        for message in messages:
+            events.append(
+                MessageAdded(
+                    seq=seq + len(events),
+                    at=now,
+                    actor=actor,
+                    message_id=message.message_id,
+                    role=message.role,
+                    content=message.content,
+                    metadata=message.metadata,
+                    references=message.references,
+                    before=before,
+                )
+            )
+        return events
+
+    return build
+
+
+def remove_build(
+    sid: str, expected: int | None, actor: str | None, message_id: str | None, out: list[Message]
+) -> Build:
+    """Remove the visible message ``message_id`` (None: the last one); it goes into ``out``."""
+
+    def build(state: Session | None, seq: int, now: datetime) -> Event:
+        state = precondition(sid, state, expected)
+        if message_id is None:
+            if not state.messages:
+                raise MessageNotFoundError(sid, None, "to pop: the conversation is empty")
+            index = len(state.messages) - 1
+        else:
+            index = _visible(sid, state, message_id, "to remove")
+        out.append(state.messages[index])
+        return MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages[index].id)
+
+    return build
+
+
+def edit_build(
+    sid: str,
+    expected: int | None,
+    actor: str | None,
+    message_id: str,
+    content: str,
+    metadata: Mapping[str, Any] | None,
+) -> Build:
+    """Replace the visible message's content (and metadata, unless None)."""
+
+    def build(state: Session | None, seq: int, now: datetime) -> Event:
+        state = precondition(sid, state, expected)
+        old = state.messages[_visible(sid, state, message_id, "to edit")]
+        if old.redacted:
+            raise InvalidValueError(
+                "message_id", f"{message_id!r} is redacted: its content cannot be replaced"
+            )
+        return MessageEdited(
+            seq=seq,
+            at=now,
+            actor=actor,
+            message_id=message_id,
+            content=content,
+            metadata=old.metadata if metadata is None else metadata,
+        )
+
+    return build
+
+
+def find_in_history(history: History, message_id: str) -> tuple[bool, int | None]:
+    """Whether the stored history holds the message, and the seq of its redaction if any."""
+    base, _, records = history
+    found = base is not None and base.messages.index_of(message_id) >= 0
+    redacted_by = None
+    for record in records:
+        event = record.event
+        if isinstance(event, MessageAdded) and event.message_id == message_id:
+            found = True
+        elif isinstance(event, MessageRedacted) and event.message_id == message_id:
+            redacted_by = event.seq
+    return found, redacted_by
+
+
+def _visible(sid: str, state: Session, message_id: str, purpose: str) -> int:
+    index = state.messages.index_of(message_id)
+    if index < 0:
+        raise MessageNotFoundError(sid, message_id, f"{purpose}: it is not in the visible conversation")
+    return index
