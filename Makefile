@@ -20,6 +20,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check journal tests benchmarks examples
 	$(BIN)/ruff check journal tests benchmarks examples
+	$(BIN)/lint-imports
 
 # The example app is checked on its own: the tests load it by path, not as a package.
 typecheck: $(STAMP)

@@ -10,6 +10,8 @@ See ``docs/`` for the format, the guarantees and the API.
 
 from __future__ import annotations
 
+# The composition root: importing the backends hands Journal the way to open a root.
+import journal.backends  # noqa: F401
 from journal.core.events import (
     Cleared,
     Created,

@@ -20,6 +20,7 @@ from journal.core.events import Event
 from journal.core.reports import Anchor, RepairReport, VerifyReport
 from journal.core.state import Message, Session
 from journal.engine.journal import Compaction, Journal, NewMessage
+from journal.engine.storage import Exported
 
 __all__ = ["AsyncJournal"]
 
@@ -206,6 +207,10 @@ class AsyncJournal:
         """See ``Journal.delete``."""
         await self._run(self.journal.delete, session_id)
 
+    async def import_session(self, session_id: str, exported: Exported) -> None:
+        """See ``Journal.import_session``."""
+        await self._run(self.journal.import_session, session_id, exported)
+
     # -- reads -----------------------------------------------------------------------------
 
     async def get(self, session_id: str) -> Session:
@@ -226,6 +231,10 @@ class AsyncJournal:
     async def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """See ``Journal.replay``."""
         return await self._run(self.journal.replay, session_id, at=at)
+
+    async def export_session(self, session_id: str) -> Exported:
+        """See ``Journal.export_session``."""
+        return await self._run(self.journal.export_session, session_id)
 
     async def sessions(self) -> list[str]:
         """Every session id (see ``Journal.sessions``), listed off the event loop."""

@@ -20,6 +20,12 @@ who do not know journal::
 
 Each error keeps the facts as attributes and its constructor arguments in ``args``, so it
 survives pickling across process boundaries unchanged.
+
+Internal exceptions, never raised to callers (each is caught where it is raised, and becomes
+one of the errors above or a retry): ``LineError`` (a stored line failed a check, before its
+location is known), ``SnapshotError`` (a snapshot cannot be used: it is only a cache),
+``StaleHeadError`` (a cached position no longer describes the stored log: read afresh),
+``NewerSchemaError`` (a database holds a newer schema).
 """
 
 from __future__ import annotations
@@ -247,3 +253,33 @@ class JournalClosedError(JournalError, RuntimeError):
 
     def __str__(self) -> str:
         return f"journal at {self.root} is closed"
+
+
+# -- internal: never raised to callers (see the module docstring) ------------------------------
+
+
+class LineError(Exception):
+    """A line failed a check; the reader adds file, line number and offset."""
+
+    def __init__(self, reason: str, *, unsupported: bool = False, altered: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unsupported = unsupported
+        # Well-formed but not matching its own hash or digest: changed after it was written.
+        self.altered = altered
+
+
+class SnapshotError(Exception):
+    """A snapshot file cannot be used; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StaleHeadError(Exception):
+    """A head no longer describes the stored log (replaced or rewritten); read from the start."""
+
+
+class NewerSchemaError(Exception):
+    """The database holds a newer journal schema than this library knows."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -17,7 +18,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from journal import Journal
+from journal.backends.memory import drop_store
 from tests.requirements import required
+
+pytest_plugins = ["pytester"]
 
 for _name, _examples in (("ci", 60), ("dev", 500)):
     settings.register_profile(
@@ -104,11 +108,17 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["files", "postgres"])
+@pytest.fixture(params=["files", "postgres", "memory"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Where a Journal lives, once per backend: a folder, then a PostgreSQL schema."""
+    """Where a Journal lives, once per backend: a folder, a PostgreSQL schema, then a memory
+    store of its own (shared by every Journal of the test that names it)."""
     if request.param == "files":
         yield str(tmp_path / "journal")
+        return
+    if request.param == "memory":
+        name = uuid.uuid4().hex
+        yield f"memory:{name}"
+        drop_store(name)
         return
     from tests.pg import fresh_schema, need_server
 

@@ -7,8 +7,9 @@ import importlib.util
 import os
 from pathlib import Path
 
+from journal.backends import POSTGRES_SCHEMES
 from journal.cli.render import UsageError
-from journal.engine.journal import POSTGRES_SCHEMES, Journal
+from journal.engine.journal import Journal
 
 __all__ = ["DEFAULT_ROOT", "open_journal", "root_location"]
 

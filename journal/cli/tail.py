@@ -11,10 +11,11 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import TextIO
 
 from journal.cli.render import UsageError, event_doc, event_line, safe_message, to_json
 from journal.engine.journal import Journal
+from journal.engine.storage import ChangeFeed
 from journal.errors import SessionNotFoundError, StorageError
 
 __all__ = ["FILES_INTERVAL", "PG_INTERVAL", "cmd_tail"]
@@ -64,7 +65,7 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                     time.sleep(interval)
                 continue
             try:
-                woken = feed.wait(max(0.0, due - time.monotonic()))
+                woken = feed.wait(max(0.0, due - time.monotonic())) or set()
             except StorageError as exc:
                 # The listening connection dropped: read on a timer until it is back.
                 print(f"journal: {safe_message(str(exc))} (listening again)", file=sys.stderr)
@@ -78,14 +79,10 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
             feed.close()
 
 
-def _listen(j: Journal, *, required: bool = True) -> Any:
-    """A ``ChangeFeed`` on the journal's database (None when it fails and is not ``required``)."""
-    from journal.backends.postgres.storage import ChangeFeed, PgStorage
-
-    storage = j._storage  # the feed needs the backend itself; Journal does not expose it
-    assert isinstance(storage, PgStorage)
+def _listen(j: Journal, *, required: bool = True) -> ChangeFeed | None:
+    """The journal's change feed (None when it fails and is not ``required``)."""
     try:
-        return ChangeFeed(storage)
+        return j.storage.changes()
     except StorageError:
         if required:
             raise

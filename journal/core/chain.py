@@ -1,9 +1,9 @@
 """The chain: checking stored lines against each other, and folding them into a state.
 
 ``check_line`` checks one stored line (decoded, hashed) and that it follows the one before in
-seq and hash chain; ``classify_tail`` tells a torn write from damage; ``apply_record`` folds a
-checked record, turning an event that cannot follow into damage at its line; ``ErasureCheck``
-holds erased bodies to the redactions they name. ``ChainCheck`` is the patient version for
+seq and hash chain; ``classify_tail`` tells a torn write from damage; ``Fold`` is the one fold
+of checked records into a state, turning an event that cannot follow into damage at its line
+and holding erased bodies to the redactions they name. ``ChainCheck`` is the patient version for
 ``verify``: fed every stored line in history order, it classifies every anomaly instead of
 stopping at the first, and remembers where the intact prefix ends (what ``repair`` keeps).
 """
@@ -11,78 +11,72 @@ stopping at the first, and remembers where the intact prefix ends (what ``repair
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
 
 import msgspec
 
-from journal.core.codec import GENESIS, Decoded, LineError, decode
+from journal.core.codec import GENESIS, Decoded, decode
 from journal.core.events import Event, MessageAdded, MessageEdited, MessageRedacted
-from journal.core.head import Head
+from journal.core.head import Head, Record
 from journal.core.reports import Anchor, Problem
 from journal.core.snapshot import shows_content
 from journal.core.state import Session, apply
-from journal.errors import CorruptLogError, UnsupportedFormatError
+from journal.errors import CorruptLogError, LineError, UnsupportedFormatError
 
 __all__ = [
     "Break",
     "ChainCheck",
-    "ErasureCheck",
+    "Fold",
     "History",
-    "Record",
-    "apply_record",
     "check_line",
     "classify_tail",
 ]
-
-
-class Record(NamedTuple):
-    """One checked event, the head just after it, and where its line starts."""
-
-    event: Event
-    head: Head
-    offset: int
-
 
 # Where a history read starts: the retention base (None: from nothing), its head, and every
 # record after it.
 History = tuple[Session | None, Head | None, Iterator[Record]]
 
 
-def apply_record(state: Session | None, record: Record, path: str) -> Session:
-    """``apply`` for a stored record: an event that cannot follow ``state`` is damage at its line.
+class Fold:
+    """The one fold of stored records into a state, with the checks only a fold can make.
 
-    The line itself checked out (hash, chain), so only the fold can object: a second
-    ``created``, an ``at`` earlier than the one before, anything but ``created`` first.
-    """
-    try:
-        return apply(state, record.event)
-    except ValueError as exc:
-        raise CorruptLogError(path, record.head.line, record.offset, str(exc)) from None
-
-
-class ErasureCheck:
-    """Checks, as records are folded in order, that every erased body names a later redaction
-    of its own message, so a read reports a forged erasure like any other edited line.
-
-    An erased line stays hash-valid (its body is outside the hash); only the redaction event
-    it names vouches for it. A read that stops early leaves later claims unchecked (``verify``
-    checks everything).
+    A record's line already checked out (hash, chain), so only the fold can object: a second
+    ``created``, an ``at`` earlier than the one before, anything but ``created`` first; each is
+    damage at the record's line. It also holds every erased body to the redaction it names: an
+    erased line stays hash-valid (its body is outside the hash) and only a later redaction of
+    its own message vouches for it. A read that stops early leaves later claims unchecked
+    (``verify`` checks everything). ``size`` adds up the stored bytes folded.
     """
 
-    __slots__ = ("path", "pending")
+    __slots__ = ("head", "path", "pending", "size", "state")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, state: Session | None = None, head: Head | None = None) -> None:
         self.path = path
+        self.state = state
+        self.head = head
+        self.size = 0
         self.pending: dict[int, list[tuple[str, Record]]] = {}
 
-    def see(self, record: Record) -> None:
+    def add(self, record: Record) -> Session:
+        """Fold one record; returns the state after it.
+
+        Raises:
+            CorruptLogError: the event cannot follow the state, or it settles an erasure
+                claim that it does not make (located at the claiming line).
+        """
         event = record.event
+        try:
+            state = self.state = apply(self.state, event)
+        except ValueError as exc:
+            raise CorruptLogError(self.path, record.line, record.offset, str(exc)) from None
         if self.pending:
             for message_id, claim in self.pending.pop(event.seq, ()):
                 if not (isinstance(event, MessageRedacted) and event.message_id == message_id):
                     self._raise(claim, "which does not redact this message")
         if isinstance(event, (MessageAdded, MessageEdited)) and event.redacted_by is not None:
             self.pending.setdefault(event.redacted_by, []).append((event.message_id, record))
+        self.head = record.head
+        self.size += record.size
+        return state
 
     def finish(self) -> None:
         """At the end of the stored history: every named redaction must have been seen."""
@@ -94,59 +88,50 @@ class ErasureCheck:
         assert isinstance(event, (MessageAdded, MessageEdited))
         raise CorruptLogError(
             self.path,
-            claim.head.line,
+            claim.line,
             claim.offset,
             f"its content was erased naming seq {event.redacted_by}, {why} (damaged or edited)",
         )
 
 
-def classify_tail(tail: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Record | None:
+def classify_tail(tail: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Decoded | None:
     """What the bytes after a log's last newline are: None for a torn write (a prefix of a line).
 
     A crashed or in-progress write leaves a prefix of its line; it never leaves a whole line
     whose final newline is replaced by another byte. So:
 
-    * the bytes are a whole, valid, chained line missing only its newline: that record is
-      returned (a write that completed all but its last byte, or lost it to damage: the
-      line is provably intact);
+    * the bytes are a whole, valid, chained line missing only its newline: that line is
+      returned, decoded (a write that completed all but its last byte, or lost it to damage:
+      the line is provably intact);
     * all but the last byte are such a line: the newline was damaged: CorruptLogError;
     * otherwise: a torn write, None.
     """
     try:
-        return check_line(tail, after, path=path, line=line, offset=offset, end=offset + len(tail) + 1)
+        return check_line(tail, after, path=path, line=line, offset=offset)
     except CorruptLogError:
         pass
     if len(tail) > 1:
         try:
-            check_line(tail[:-1], after, path=path, line=line, offset=offset, end=offset + len(tail))
+            check_line(tail[:-1], after, path=path, line=line, offset=offset)
         except CorruptLogError:
             return None
         raise CorruptLogError(path, line, offset, "the last line's newline is damaged (not a torn write)")
     return None
 
 
-def check_line(
-    data: bytes,
-    after: Head | None,
-    *,
-    path: str,
-    line: int,
-    offset: int,
-    end: int,
-) -> Record:
+def check_line(data: bytes, after: Head | None, *, path: str, line: int, offset: int) -> Decoded:
     """Decode one stored line and check that it follows ``after`` in seq and hash chain.
 
     Args:
         data: the line without its newline.
         after: the head before this line (None: it must be seq 1, chained to GENESIS).
         path, line, offset: where the line is, for error messages.
-        end: the position just after the line (its newline included).
 
     Raises:
         CorruptLogError: the line is damaged, edited, out of order, or does not chain.
     """
     try:
-        decoded: Decoded = decode(data)
+        decoded = decode(data)
     except LineError as exc:
         error: Callable[[str, int, int, str], CorruptLogError] = (
             UnsupportedFormatError if exc.unsupported else CorruptLogError
@@ -162,8 +147,7 @@ def check_line(
         raise CorruptLogError(
             path, line, offset, f"hash chain broken: prev does not match the hash of seq {expected_seq - 1}"
         )
-    head = Head(seq, decoded.hash, end, offset + decoded.hash_at, line)
-    return Record(decoded.event, head, offset)
+    return decoded
 
 
 class Break(msgspec.Struct, frozen=True):

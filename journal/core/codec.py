@@ -43,13 +43,12 @@ from journal.core.events import (
     freeze,
 )
 from journal.core.validate import MAX_DEPTH
-from journal.errors import InvalidValueError
+from journal.errors import InvalidValueError, LineError
 
 __all__ = [
     "FORMAT_VERSION",
     "GENESIS",
     "Decoded",
-    "LineError",
     "decode",
     "encode",
     "erase_body",
@@ -59,6 +58,7 @@ FORMAT_VERSION = 2
 GENESIS = "0" * 64
 
 _HASH_KEY = b',"hash":"'
+_HASH_KEY_LEN = len(_HASH_KEY)
 _BODY_KEY = b',"body":'
 _V_PREFIX = b'{"v":'
 _KNOWN_PREFIXES = (b'{"v":1,', b'{"v":2,')
@@ -68,17 +68,6 @@ _HASH_LEN = 64
 _ZERO = timedelta(0)
 
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
-
-
-class LineError(Exception):
-    """A line failed a check; the reader adds file, line number and offset."""
-
-    def __init__(self, reason: str, *, unsupported: bool = False, altered: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.unsupported = unsupported
-        # Well-formed but not matching its own hash or digest: changed after it was written.
-        self.altered = altered
 
 
 class Decoded(NamedTuple):
@@ -230,6 +219,7 @@ def thaw_proxy(value: Any) -> Any:
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
+_NO_METADATA: dict[str, Any] = {}  # encoded as is: empty metadata needs no enc_hook call
 _LINE_DECODER = msgspec.json.Decoder(_Line)
 _ANY_DECODER = msgspec.json.Decoder()
 
@@ -256,10 +246,14 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
         case Created():
             data = _CreatedData(event.session_id)
         case MessageAdded():
-            salt, body = _body(event.content, event.redacted_by, salt)
-            digest = content_digest(salt, event.content)
+            body, digest = _body(event.content, event.redacted_by, salt)
             data = _MessageOut(
-                event.message_id, event.role, digest, event.metadata, event.references, event.before
+                event.message_id,
+                event.role,
+                digest,
+                event.metadata or _NO_METADATA,
+                event.references,
+                event.before,
             )
             version = 1 if event.before is None else 2
         case SettingsChanged():
@@ -269,8 +263,8 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
         case MessageRemoved():
             data, version = _RemovedData(event.message_id), 2
         case MessageEdited():
-            salt, body = _body(event.content, event.redacted_by, salt)
-            data = _EditedOut(event.message_id, content_digest(salt, event.content), event.metadata)
+            body, digest = _body(event.content, event.redacted_by, salt)
+            data = _EditedOut(event.message_id, digest, event.metadata or _NO_METADATA)
             version = 2
         case MessageRedacted():
             data, version = _RedactedData(event.message_id, event.reason), 2
@@ -280,21 +274,23 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         raise InvalidValueError(f"{event.type} event", str(exc)) from None
     digest_hex = hashlib.sha256(sealed).hexdigest()
-    hash_at = len(sealed) + len(_HASH_KEY)
+    hash_at = len(sealed) + _HASH_KEY_LEN
     line = b"".join((sealed, _HASH_KEY, digest_hex.encode("ascii"), b'"', body, b"}\n"))
     return line, digest_hex, hash_at
 
 
-def _body(content: str, redacted_by: int | None, salt: bytes | None) -> tuple[bytes, bytes]:
-    """A fresh salt (unless given) and the canonical body holding ``content``."""
+def _body(content: str, redacted_by: int | None, salt: bytes | None) -> tuple[bytes, str]:
+    """The canonical body holding ``content`` with a fresh salt (unless given), and the
+    content's digest under that salt (see ``content_digest``)."""
     if redacted_by is not None:
         raise ValueError("a redacted event cannot be encoded: its content digest is gone")
-    salt = os.urandom(16) if salt is None else salt
     try:
-        content.encode("utf-8")
+        raw = content.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidValueError("content", f"not valid Unicode ({exc.reason})") from None
-    return salt, _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), content))
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.sha256(salt + raw).hexdigest()
+    return _BODY_KEY + _ENCODER.encode(_Body(salt.hex(), content)), digest
 
 
 def erase_body(line: bytes, redacted_by: int) -> bytes:

@@ -8,25 +8,27 @@ under the session's lock, and returns the event(s) to append.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
-from journal.core.chain import History
 from journal.core.events import (
     EMPTY_MAPPING,
     Cleared,
+    Created,
     Event,
     MessageAdded,
     MessageEdited,
     MessageRedacted,
     MessageRemoved,
+    SettingsChanged,
 )
+from journal.core.head import Record
 from journal.core.state import Message, Session
 from journal.core.validate import check_text, freeze_json, mapping, precondition, sequence
-from journal.errors import InvalidValueError, MessageNotFoundError
+from journal.errors import InvalidValueError, MessageNotFoundError, SessionExistsError
 
 __all__ = [
     "Build",
@@ -34,14 +36,17 @@ __all__ = [
     "add_build",
     "check_message",
     "checked_messages",
+    "clear_build",
+    "create_build",
     "edit_build",
     "find_in_history",
     "remove_build",
+    "settings_build",
 ]
 
 # A write: given the current state (None: absent), the next seq and the time, the event(s) to
 # append. Several events of one write go out together, with consecutive seqs.
-Build = Callable[[Session | None, int, datetime], Event | Sequence[Event]]
+Build = Callable[[Session | None, int, datetime], Sequence[Event]]
 
 
 class NewMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +58,7 @@ class NewMessage(msgspec.Struct, frozen=True, kw_only=True):
     references: Sequence[Any] | None = None
 
 
-class _Checked(NamedTuple):
+class _Checked(msgspec.Struct, frozen=True):
     role: str
     content: str
     metadata: Mapping[str, Any]
@@ -75,13 +80,11 @@ def check_message(
         if references is None
         else freeze_json(sequence(references, field + "references"), field + "references")
     )
-    return _Checked(
-        check_text(role, field + "role", allow_empty=False),
-        check_text(content, field + "content"),
-        meta,
-        refs,
-        os.urandom(16).hex(),
-    )
+    if type(role) is not str or not role or not role.isascii():  # else it is plainly valid
+        role = check_text(role, field + "role", allow_empty=False)
+    if type(content) is not str or not content.isascii():  # else it is plainly valid
+        content = check_text(content, field + "content")
+    return _Checked(role, content, meta, refs, os.urandom(16).hex())
 
 
 def checked_messages(messages: object) -> list[_Checked]:
@@ -106,6 +109,39 @@ def checked_messages(messages: object) -> list[_Checked]:
             check_message(item["role"], item["content"], item.get("metadata"), item.get("references"), field)
         )
     return out
+
+
+def create_build(sid: str, actor: str | None) -> Build:
+    """Create the session ``sid``."""
+
+    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+        if state is not None:
+            raise SessionExistsError(sid, 0, state.version)
+        return [Created(seq=seq, at=now, actor=actor, session_id=sid)]
+
+    return build
+
+
+def settings_build(
+    sid: str, expected: int | None, actor: str | None, changes: Mapping[str, Any], removed: tuple[str, ...]
+) -> Build:
+    """Set ``changes`` and remove ``removed`` in one ``settings_changed``."""
+
+    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+        precondition(sid, state, expected)
+        return [SettingsChanged(seq=seq, at=now, actor=actor, changes=changes, removed=removed)]
+
+    return build
+
+
+def clear_build(sid: str, expected: int | None, actor: str | None) -> Build:
+    """Empty the visible conversation."""
+
+    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+        precondition(sid, state, expected)
+        return [Cleared(seq=seq, at=now, actor=actor)]
+
+    return build
 
 
 def add_build(
@@ -150,7 +186,7 @@ def remove_build(
 ) -> Build:
     """Remove the visible message ``message_id`` (None: the last one); it goes into ``out``."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> Event:
+    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
         state = precondition(sid, state, expected)
         if message_id is None:
             if not state.messages:
@@ -159,7 +195,7 @@ def remove_build(
         else:
             index = _visible(sid, state, message_id, "to remove")
         out.append(state.messages[index])
-        return MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages[index].id)
+        return [MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages[index].id)]
 
     return build
 
@@ -174,14 +210,14 @@ def edit_build(
 ) -> Build:
     """Replace the visible message's content (and metadata, unless None)."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> Event:
+    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
         state = precondition(sid, state, expected)
         old = state.messages[_visible(sid, state, message_id, "to edit")]
         if old.redacted:
             raise InvalidValueError(
                 "message_id", f"{message_id!r} is redacted: its content cannot be replaced"
             )
-        return MessageEdited(
+        edited = MessageEdited(
             seq=seq,
             at=now,
             actor=actor,
@@ -189,13 +225,16 @@ def edit_build(
             content=content,
             metadata=old.metadata if metadata is None else metadata,
         )
+        return [edited]
 
     return build
 
 
-def find_in_history(history: History, message_id: str) -> tuple[bool, int | None]:
-    """Whether the stored history holds the message, and the seq of its redaction if any."""
-    base, _, records = history
+def find_in_history(
+    base: Session | None, records: Iterable[Record], message_id: str
+) -> tuple[bool, int | None]:
+    """Whether the stored history (a retention base and the records after it) holds the
+    message, and the seq of its redaction if any."""
     found = base is not None and base.messages.index_of(message_id) >= 0
     redacted_by = None
     for record in records:

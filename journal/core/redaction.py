@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from journal.core.codec import LineError, decode, erase_body
+from journal.core.codec import decode, erase_body
 from journal.core.events import MessageAdded, MessageEdited
 from journal.core.state import Session
+from journal.errors import LineError
 
 __all__ = ["MIN_NEEDLE", "content_of", "erased_state", "holds_content", "line_needles", "scrub_line"]
 

@@ -29,20 +29,13 @@ from journal.core.codec import thaw_proxy
 from journal.core.events import freeze
 from journal.core.head import Head
 from journal.core.state import Message, Messages, Session
+from journal.errors import SnapshotError
 
-__all__ = ["SNAPSHOT_VERSION", "SnapshotError", "decode_snapshot", "encode_snapshot", "shows_content"]
+__all__ = ["SNAPSHOT_VERSION", "decode_snapshot", "encode_snapshot", "shows_content"]
 
 SNAPSHOT_VERSION = 1
 MAGIC = b"JNLSNAP1"
 _DIGEST = 32
-
-
-class SnapshotError(Exception):
-    """A snapshot file cannot be used; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class _Message(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
@@ -162,9 +155,17 @@ def shows_content(data: bytes, message_id: str) -> bool:
 
 
 def encode_snapshot(session: Session, head: Head, *, kind: str = "snapshot") -> bytes:
-    """The bytes of a snapshot of ``session`` taken at ``head`` (its seq must match)."""
+    """The bytes of a snapshot of ``session`` taken at ``head`` (its seq must match).
+
+    The head's cursor (at most two ints: the backend's own position) is kept in the file's
+    ``position`` and ``hash_at`` members, its ``active`` count in ``line``, as the format has
+    always named them (the files backend's byte offsets; 0 where a backend needs none).
+    """
     if session.version != head.seq:
         raise ValueError(f"state is at version {session.version} but the head at seq {head.seq}")
+    if len(head.cursor) > 2:
+        raise ValueError(f"a snapshot holds a cursor of at most two ints, not {head.cursor!r}")
+    position, hash_at = (*head.cursor, 0, 0)[:2]
     blob, offsets = _encode_messages(session.messages)
     payload = _ENCODER.encode(
         _File(
@@ -172,9 +173,9 @@ def encode_snapshot(session: Session, head: Head, *, kind: str = "snapshot") -> 
             kind,
             head.seq,
             head.hash,
-            head.position,
-            head.hash_at,
-            head.line,
+            position,
+            hash_at,
+            head.active,
             session.id,
             session.created_at,
             session.updated_at,
@@ -226,4 +227,4 @@ def decode_snapshot(data: bytes, *, kind: str = "snapshot") -> tuple[Session, He
         messages=Messages(prefix=_LazyMessages(raw.messages, ends)),
         settings=freeze(raw.settings),
     )
-    return session, Head(raw.seq, raw.hash, raw.position, raw.hash_at, raw.line)
+    return session, Head(raw.seq, raw.hash, raw.line, (raw.position, raw.hash_at))

@@ -150,14 +150,17 @@ class Messages(Sequence[Message]):
     def __getitem__(self, index: slice) -> tuple[Message, ...]: ...
 
     def __getitem__(self, index: int | slice) -> Message | tuple[Message, ...]:
-        if isinstance(index, slice):
+        if type(index) is not int and isinstance(index, slice):
             get = self._backing.get
             return tuple(get(i) for i in range(*index.indices(self._n)))
         if index < 0:
             index += self._n
         if not 0 <= index < self._n:
             raise IndexError("message index out of range")
-        return self._backing.get(index)
+        backing = self._backing
+        if index >= backing.split:  # the newest messages: what chat screens read
+            return backing.items[index - backing.split]
+        return backing.prefix[index]
 
     def __iter__(self) -> Iterator[Message]:
         backing = self._backing

@@ -1,36 +1,47 @@
-"""The Journal: the public facade joining the pure core (events, state) to storage.
+"""The Journal: the public facade, checking arguments and handing work to the engine.
+
+Every method checks its arguments first (bad input raises before anything is stored), then
+delegates: writes to the committer (``commit``: one queue, one lock-and-catch-up block, one
+encoding and fold), reads to the cache and the loader (``cache``, ``loading``), upkeep to
+``maintenance``. Configuration lives in one ``Options`` object that all of them read.
 
 Concurrency model:
 
 * **Threads.** Each session has its own lock; no lock is held across I/O for more than one
   session. Writes to one session are queued and applied in batches by whichever caller
   arrives first (the leader): one write and one fsync cover every queued append (group commit).
-* **Processes.** A batch runs under the session's file lock and first reads whatever other
+* **Processes.** A batch runs under the backend's writer lock and first reads whatever other
   processes appended, so seqs stay contiguous and ``expected_version`` sees the true version.
-* **Reads.** A cached state is returned after one ``stat`` shows the log unchanged; otherwise
-  only the new tail is read. A cached state always equals a fresh replay of the log.
+* **Reads.** A cached state is returned after one cheap check (``Storage.stamp``) shows the log
+  unchanged; otherwise only what was appended is read. A cached state always equals a fresh
+  replay of the log.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 import uuid
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from journal.backends.files.storage import FSYNC_POLICIES, FileStorage
-from journal.core.chain import ErasureCheck, apply_record
-from journal.core.commands import Build, NewMessage, add_build, check_message
-from journal.core.events import Cleared, Created, Event, SettingsChanged
+from journal.core.commands import (
+    Build,
+    NewMessage,
+    add_build,
+    check_message,
+    checked_messages,
+    clear_build,
+    create_build,
+    edit_build,
+    remove_build,
+    settings_build,
+)
+from journal.core.events import Event
+from journal.core.reports import Anchor, RepairReport, VerifyReport
 from journal.core.state import Message, Session
 from journal.core.validate import (
-    Point,
     check_actor,
     check_session_id,
     check_text,
@@ -41,55 +52,69 @@ from journal.core.validate import (
     sequence,
     stop_condition,
 )
-from journal.engine.commit import Committer, Slot
-from journal.engine.loading import BaseMark, Reader, View, load, retrying, streamed_history
-from journal.engine.storage import Storage
-from journal.engine.upkeep import Compaction, Upkeep
-from journal.engine.writes import MessageWrites
-from journal.errors import (
-    HistoryPrunedError,
-    InvalidValueError,
-    JournalClosedError,
-    SessionExistsError,
-    SessionNotFoundError,
-)
+from journal.engine import maintenance
+from journal.engine.cache import Sessions, View
+from journal.engine.commit import Committer, Op, Step
+from journal.engine.loading import load, retrying, stream, until
+from journal.engine.maintenance import Compaction
+from journal.engine.options import FsyncPolicy, Options, fsync_policy, seconds
+from journal.engine.storage import Exported, Storage
+from journal.errors import InvalidValueError, JournalClosedError, SessionExistsError, SessionNotFoundError
 
-__all__ = ["Compaction", "Journal", "NewMessage"]
+__all__ = ["Compaction", "Journal", "NewMessage", "Opener", "use_opener"]
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+Opener = Callable[[str, FsyncPolicy, float], Storage]
+"""Opens the storage a root names (a folder or a URL) with an fsync policy and lock timeout."""
 
-log = logging.getLogger("journal")
+_opener: Opener | None = None
 
 
-class Journal(MessageWrites, Upkeep):
-    """A folder of append-only session journals, safe for threads and processes.
+def use_opener(opener: Opener) -> None:
+    """Set how ``Journal(root)`` opens a storage. ``journal.backends`` sets it when imported
+    (``import journal`` does): the engine itself never imports a backend."""
+    global _opener
+    _opener = opener
 
-    Every write appends one event to the session's log and returns only after the line is
-    written (and, with ``fsync="always"``, fsynced). Writes take an optional ``actor`` (who made
-    the change) and ``expected_version`` (raise ConflictError instead of writing if the session
-    moved on). Reads return immutable snapshots. ``close()`` (or ``with``) releases its files
-    or connections; a Journal dropped without it is closed when garbage collected.
+
+class Journal:
+    """A journal of sessions, each an append-only, hash-chained log; safe for threads and processes.
+
+    Every write appends events to the session's log and returns only after they are stored
+    (and, with ``fsync="always"``, fsynced). Writes take an optional ``actor`` (who made the
+    change) and ``expected_version`` (raise ConflictError instead of writing if the session
+    moved on). Reads return immutable snapshots.
 
     Args:
-        root: the folder holding the journal (created 0700 on first write).
+        root: where the journal is: a folder (created 0700 on first write), a ``file://`` URL,
+            or a ``postgresql://`` URL (extra ``postgres``). Not with ``storage``.
+        storage: a backend object instead (``journal.backends.memory.MemoryStorage()``, or
+            your own implementation of ``journal.engine.storage.Storage``).
         fsync: "always" (durable before a write returns; concurrent writers share fsyncs),
             "interval" (fsynced in the background about once a second), or "never" (left to
-            the operating system: survives a process crash, not a power loss).
+            the operating system: survives a process crash, not a power loss). Files only.
         max_cached_sessions: how many session states to keep in memory (LRU).
         lock_timeout: seconds to wait for another process's writer lock (negative: forever).
         snapshot_every: a writer records a snapshot once this many events were appended
             since the last one (0: never automatically).
-        snapshot_bytes: ... or once the log grew by this many bytes since the last one.
+        snapshot_bytes: ... or once this many bytes of log were appended since the last one.
         archive_after: when the active log holds more events than this, the writer crossing
             the mark prunes it into the archive (None: only ``compact(prune=True)`` does).
         retention: when pruning, archived events older than this are folded into the
             retention base and their segments deleted (None: archives are kept forever).
+
+    The last five can be changed on a Journal in use (``journal.snapshot_every = 50``); they
+    take effect at the next write.
+
+    Raises:
+        InvalidValueError: an option out of range, or neither (or both) of root and storage.
+        ValueError: (InvalidValueError is one) a URL scheme no backend serves.
     """
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: str | os.PathLike[str] | None = None,
         *,
+        storage: Storage | None = None,
         fsync: str = "always",
         max_cached_sessions: int = 1024,
         lock_timeout: float = 60.0,
@@ -98,53 +123,32 @@ class Journal(MessageWrites, Upkeep):
         archive_after: int | None = None,
         retention: timedelta | None = None,
     ) -> None:
-        if fsync not in FSYNC_POLICIES:
-            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}; got {fsync!r}")
-        for name, value in (
-            ("max_cached_sessions", max_cached_sessions),
-            ("snapshot_every", snapshot_every),
-            ("snapshot_bytes", snapshot_bytes),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0; got {value!r}")
-        if not isinstance(lock_timeout, (int, float)) or lock_timeout != lock_timeout:
-            raise ValueError(f"lock_timeout must be a number of seconds; got {lock_timeout!r}")
-        if archive_after is not None and (not isinstance(archive_after, int) or archive_after < 1):
-            raise ValueError(f"archive_after must be an int >= 1 or None; got {archive_after!r}")
-        if retention is not None and (not isinstance(retention, timedelta) or retention <= timedelta(0)):
-            raise ValueError(f"retention must be a positive timedelta or None; got {retention!r}")
-        self.snapshot_every = snapshot_every
-        self.snapshot_bytes = snapshot_bytes
-        self.archive_after = archive_after
-        self.retention = retention
-        location = os.fspath(root)
-        self._storage: Storage
-        if isinstance(location, str) and location.startswith(POSTGRES_SCHEMES):
-            from journal.backends.postgres.storage import PgStorage
-
-            storage = PgStorage(location, lock_timeout=lock_timeout)
-            self._storage = storage
-            self.root = storage.shown
-        else:
-            self._storage = FileStorage(root, fsync=fsync, lock_timeout=lock_timeout)
-            self.root = str(location)
-        self.fsync = fsync
-        self.max_cached_sessions = max_cached_sessions
-        self._committer = Committer(
-            self._storage,
+        self._options = Options(
+            max_cached_sessions=max_cached_sessions,
             snapshot_every=snapshot_every,
             snapshot_bytes=snapshot_bytes,
             archive_after=archive_after,
             retention=retention,
         )
-        self._slots: OrderedDict[str, Slot] = OrderedDict()
-        self._guard = threading.Lock()
+        self._fsync = fsync_policy(fsync)
+        self._lock_timeout = seconds(lock_timeout, "lock_timeout")
+        if (root is None) == (storage is None):
+            raise InvalidValueError(
+                "root", "give a root (a folder or a URL) or a storage, not both or neither"
+            )
+        if storage is None:
+            assert root is not None
+            if _opener is None:
+                raise RuntimeError("no backend is registered: import journal, not journal.engine alone")
+            storage = _opener(os.fspath(root), self._fsync, self._lock_timeout)
+        self._storage = storage
+        self._sessions: Sessions[Op[Any]] = Sessions(max_cached_sessions)
+        self._committer = Committer(storage, self._sessions, self._options)
         self._closed = False
-        _journals.add(self)
         # Closes the storage once this Journal is garbage collected (or at interpreter exit)
         # if nobody called close(): an adapter made per request must not leak descriptors or
         # connections. It holds only the storage, never the Journal, or it would keep it alive.
-        self._release = weakref.finalize(self, self._storage.close)
+        self._release = weakref.finalize(self, storage.close)
 
     @classmethod
     def from_url(cls, url: str | os.PathLike[str], **options: Any) -> Journal:
@@ -153,27 +157,86 @@ class Journal(MessageWrites, Upkeep):
         ``postgresql://user@host/db`` (or ``postgres://``): the PostgreSQL backend (extra
         ``postgres``; the tables are created on first use). ``file:///path`` or a plain path:
         the files backend. ``options`` are the constructor's (``fsync`` only matters for files:
-        a PostgreSQL write is durable when its transaction commits).
+        a PostgreSQL write is durable when its transaction commits). The same as
+        ``Journal(url, **options)``.
 
         Raises:
             ValueError: a URL scheme no backend serves.
         """
-        text = os.fspath(url)
-        if isinstance(text, str) and "://" in text and not text.startswith(POSTGRES_SCHEMES):
-            parts = urlsplit(text)
-            if parts.scheme != "file":
-                raise ValueError(
-                    f"no backend serves {parts.scheme}:// URLs (use postgresql://, file:// or a path)"
-                )
-            if parts.netloc not in ("", "localhost"):
-                raise ValueError(f"a file:// URL cannot name another host ({parts.netloc}): use a local path")
-            text = unquote(parts.path)
-        return cls(text, **options)
+        return cls(url, **options)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @property
+    def storage(self) -> Storage:
+        """The backend behind this journal (the storage seam): for tools that move or watch
+        whole sessions (``journal copy``, ``tail``), not for reading or writing events."""
+        return self._storage
+
+    @property
+    def root(self) -> str:
+        """Where the journal is, for people (a folder, or a URL without its secrets)."""
+        return self._storage.root
 
     @property
     def backend(self) -> str:
-        """``"files"`` or ``"postgres"``."""
-        return "files" if isinstance(self._storage, FileStorage) else "postgres"
+        """The backend's name: ``"files"``, ``"postgres"``, ``"memory"``, or your storage's."""
+        return self._storage.kind
+
+    @property
+    def fsync(self) -> FsyncPolicy:
+        """The fsync policy the backend was opened with (see the class docstring)."""
+        return self._fsync
+
+    @property
+    def lock_timeout(self) -> float:
+        return self._lock_timeout
+
+    @property
+    def max_cached_sessions(self) -> int:
+        return self._options.max_cached_sessions
+
+    @max_cached_sessions.setter
+    def max_cached_sessions(self, value: int) -> None:
+        self._options.max_cached_sessions = value
+        self._sessions.limit = value
+
+    @property
+    def snapshot_every(self) -> int:
+        return self._options.snapshot_every
+
+    @snapshot_every.setter
+    def snapshot_every(self, value: int) -> None:
+        self._options.snapshot_every = value
+
+    @property
+    def snapshot_bytes(self) -> int:
+        return self._options.snapshot_bytes
+
+    @snapshot_bytes.setter
+    def snapshot_bytes(self, value: int) -> None:
+        self._options.snapshot_bytes = value
+
+    @property
+    def archive_after(self) -> int | None:
+        return self._options.archive_after
+
+    @archive_after.setter
+    def archive_after(self, value: int | None) -> None:
+        self._options.archive_after = value
+
+    @property
+    def retention(self) -> timedelta | None:
+        return self._options.retention
+
+    @retention.setter
+    def retention(self, value: timedelta | None) -> None:
+        self._options.retention = value
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
 
     def __repr__(self) -> str:
         return f"Journal({self.root!r}, fsync={self.fsync!r})"
@@ -193,8 +256,7 @@ class Journal(MessageWrites, Upkeep):
         if not self._closed:
             self._closed = True
             self._release()  # runs the storage's close at most once, even racing the collector
-            with self._guard:
-                self._slots.clear()
+            self._sessions.clear()
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -206,14 +268,7 @@ class Journal(MessageWrites, Upkeep):
             InvalidSessionIdError: the id cannot name a session.
         """
         sid = uuid.uuid4().hex if session_id is None else check_session_id(session_id)
-        actor = check_actor(actor)
-
-        def build(state: Session | None, seq: int, now: datetime) -> Event:
-            if state is not None:
-                raise SessionExistsError(sid, 0, state.version)
-            return Created(seq=seq, at=now, actor=actor, session_id=sid)
-
-        return self._write(sid, build)
+        return self._write(sid, create_build(sid, check_actor(actor)))
 
     def get_or_create(self, session_id: str, *, actor: str | None = None) -> Session:
         """Return the session, creating it first if it does not exist.
@@ -258,9 +313,42 @@ class Journal(MessageWrites, Upkeep):
         sid = check_session_id(session_id)
         message = check_message(role, content, metadata, references)
         anchor = None if before is None else check_text(before, "before", allow_empty=False)
-        build = add_build(sid, check_version(expected_version), check_actor(actor), [message], before=anchor)
+        expected = None if expected_version is None else check_version(expected_version)
+        build = add_build(
+            sid, expected, None if actor is None else check_actor(actor), [message], before=anchor
+        )
         messages = self._write(sid, build).messages
         return messages[-1] if anchor is None else messages[messages.index_of(message.message_id)]
+
+    def add_messages(
+        self,
+        session_id: str,
+        messages: Iterable[NewMessage | Mapping[str, Any]],
+        *,
+        replace: bool = False,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> tuple[Message, ...]:
+        """Append several messages in one write and return them, in order.
+
+        The messages get consecutive seqs with no other write between them, and share one
+        write and one fsync. With ``replace``, a ``cleared`` event goes first: the messages
+        become the whole visible conversation. A crash during the write can keep a prefix of
+        the lines (never reported as written), as with any unacknowledged write.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            InvalidValueError: a message cannot be stored (nothing is written).
+        """
+        sid = check_session_id(session_id)
+        checked = checked_messages(messages)
+        expected = check_version(expected_version)
+        actor = check_actor(actor)
+        if not checked and not replace:
+            precondition(sid, self.get(sid), expected)
+            return ()
+        state = self._write(sid, add_build(sid, expected, actor, checked, replace=replace))
+        return state.messages[len(state.messages) - len(checked) :]
 
     def update_settings(
         self,
@@ -285,15 +373,8 @@ class Journal(MessageWrites, Upkeep):
         actor = check_actor(actor)
         expected = check_version(expected_version)
         if not frozen and not removed:
-            current = self.get(sid)
-            precondition(sid, current, expected)
-            return current
-
-        def build(state: Session | None, seq: int, now: datetime) -> Event:
-            precondition(sid, state, expected)
-            return SettingsChanged(seq=seq, at=now, actor=actor, changes=frozen, removed=removed)
-
-        return self._write(sid, build)
+            return precondition(sid, self.get(sid), expected)
+        return self._write(sid, settings_build(sid, expected, actor, frozen, removed))
 
     def clear(
         self, session_id: str, *, expected_version: int | None = None, actor: str | None = None
@@ -304,30 +385,131 @@ class Journal(MessageWrites, Upkeep):
             SessionNotFoundError, ConflictError: as for ``add_message``.
         """
         sid = check_session_id(session_id)
+        return self._write(sid, clear_build(sid, check_version(expected_version), check_actor(actor)))
+
+    def pop_message(
+        self, session_id: str, *, expected_version: int | None = None, actor: str | None = None
+    ) -> Message:
+        """Remove the last visible message (undo) and return it; the log keeps it.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: the conversation is empty (``message_id`` is None).
+        """
+        return self._remove(session_id, None, expected_version, actor)
+
+    def remove_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Message:
+        """Remove a visible message from the conversation and return it; the log keeps it.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: no visible message has that id.
+        """
+        mid = check_text(message_id, "message_id", allow_empty=False)
+        return self._remove(session_id, mid, expected_version, actor)
+
+    def edit_message(
+        self,
+        session_id: str,
+        message_id: str,
+        content: str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Message:
+        """Replace a visible message's content (and metadata, unless None) and return it.
+
+        The message keeps its id, seq and place; ``edited_at`` records when. The log keeps
+        the previous content, so ``replay`` before the edit shows it.
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: no visible message has that id.
+            InvalidValueError: content or metadata cannot be stored, or the message is redacted.
+        """
+        sid = check_session_id(session_id)
+        mid = check_text(message_id, "message_id", allow_empty=False)
+        text = check_text(content, "content")
+        meta = None if metadata is None else freeze_json(mapping(metadata, "metadata"), "metadata")
+        build = edit_build(sid, check_version(expected_version), check_actor(actor), mid, text, meta)
+        messages = self._write(sid, build).messages
+        return messages[messages.index_of(mid)]
+
+    def redact_message(
+        self,
+        session_id: str,
+        message_id: str,
+        *,
+        reason: str,
+        expected_version: int | None = None,
+        actor: str | None = None,
+    ) -> Session:
+        """Erase a message's content from storage, everywhere, and return the session.
+
+        For privacy requests. Appends a ``message_redacted`` event recording ``actor`` and
+        ``reason`` (durably, first), then rewrites everything stored that holds the content:
+        each line that carried it (the message and its edits, in the active log and the
+        archive) keeps its sealed part and hash, so ``verify`` still proves the chain;
+        snapshots are rebuilt; copies ``repair`` set aside are erased too. The message stays
+        in place with ``content`` "" and ``redacted`` True, and its metadata and references
+        (sealed in the chain) stay. Works on a message no longer visible too (cleared or
+        removed), and on one whose lines only the quarantine holds.
+
+        Calling it again for a redacted message appends nothing and finishes an erasure that
+        a crash interrupted (the next writer also finishes it by itself).
+
+        Raises:
+            SessionNotFoundError, ConflictError: as for ``add_message``.
+            MessageNotFoundError: the stored history and quarantine hold no message with that id.
+            InvalidValueError: ``reason`` is empty or not text.
+            StorageError: a rewrite failed; the event is written, run it again to finish.
+        """
+        sid = check_session_id(session_id)
+        mid = check_text(message_id, "message_id", allow_empty=False)
+        why = check_text(reason, "reason", allow_empty=False)
         actor = check_actor(actor)
         expected = check_version(expected_version)
-
-        def build(state: Session | None, seq: int, now: datetime) -> Event:
-            precondition(sid, state, expected)
-            return Cleared(seq=seq, at=now, actor=actor)
-
-        return self._write(sid, build)
+        self._check_open()
+        return maintenance.redact(self._committer, sid, mid, why, actor, expected)
 
     def delete(self, session_id: str) -> None:
-        """Erase the session's files (its log and everything derived from it).
+        """Erase the session's stored data (its log and everything derived from it).
 
         Raises:
             SessionNotFoundError: no such session.
         """
         sid = check_session_id(session_id)
-        slot = self._pin(sid)
-        try:
-            with slot.lock:
-                slot.view = None
-                if not self._storage.delete(sid):
-                    raise SessionNotFoundError(sid)
-        finally:
-            self._unpin(sid, slot)
+        self._check_open()
+        with self._sessions.pinned(sid) as slot, slot.lock:
+            slot.view = None
+            if not self._storage.delete(sid):
+                raise SessionNotFoundError(sid)
+
+    def import_session(self, session_id: str, exported: Exported) -> None:
+        """Store a session ``export_session`` gave (of any journal, on any backend) as it was:
+        the same lines, hashes and chain, in one step (a failed import leaves nothing).
+
+        Raises:
+            SessionExistsError: the session exists here (nothing is written).
+        """
+        sid = check_session_id(session_id)
+        self._check_open()
+
+        def restore(step: Step) -> None:
+            if step.view is not None:
+                raise SessionExistsError(sid, 0, step.view.state.version)
+            step.tx.restore(exported)
+            step.view = None  # read afresh when next needed
+
+        self._committer.exclusive(sid, restore)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -365,7 +547,6 @@ class Journal(MessageWrites, Upkeep):
             raise InvalidValueError("after", f"must be an int >= 0; got {after!r}")
         if not self.exists(sid):
             raise SessionNotFoundError(sid)
-        self._check_open()
         return self._events(sid, after)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
@@ -383,17 +564,133 @@ class Journal(MessageWrites, Upkeep):
         sid = check_session_id(session_id)
         stop = stop_condition(at)
         self._check_open()
-        state = retrying(self._storage, sid, lambda: self._replay(sid, stop))
+        state, _ = retrying(self._storage, sid, lambda: until(self._storage, sid, stop))
         if state is None:
             shown = at.isoformat() if isinstance(at, datetime) else f"seq {at}"
             detail = "" if at is None else f"at {shown} (it did not exist yet)"
             raise SessionNotFoundError(sid, detail)
         return state
 
+    def export_session(self, session_id: str) -> Exported:
+        """The session byte for byte: its retention base (encoded) and every stored line,
+        oldest first, each checked against the chain, read under the session's writer lock;
+        for ``import_session`` into another journal (``journal copy``).
+
+        Raises:
+            SessionNotFoundError: no such session.
+            CorruptLogError: a line is damaged, missing or out of order (repair it first).
+        """
+        sid = check_session_id(session_id)
+        if not self.exists(sid):
+            raise SessionNotFoundError(sid)
+        with self._storage.writer(sid) as tx:
+            return tx.export()
+
     def sessions(self) -> Iterator[str]:
         """The ids of every session, exactly as they were given to ``create``."""
         self._check_open()
         return self._storage.session_ids()
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def compact(
+        self,
+        session_id: str | None = None,
+        *,
+        prune: bool = False,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> list[Compaction]:
+        """Record a snapshot now; with ``prune``, also move older events into the archive.
+
+        Runs in the session's write queue and under its writer lock, so it is safe beside
+        readers and writers in any process, and every step leaves valid files if the process
+        dies (see ``docs/compaction.md``). Pruned events stay readable through ``events``,
+        ``replay`` and the chain; with ``retention`` set, archived events older than it are
+        folded into the retention base and deleted.
+
+        Args:
+            session_id: one session, or None for every session.
+            prune: move every event before the snapshot out of the active log.
+            progress: called as ``progress(done, total, session_id)`` after each session.
+
+        Raises:
+            SessionNotFoundError: ``session_id`` names no session.
+            CorruptLogError: a log is damaged (that session is left unchanged).
+        """
+        ids = list(self.sessions()) if session_id is None else [check_session_id(session_id)]
+        results = []
+        for done, sid in enumerate(ids, 1):
+            if self._storage.stamp(sid) is None:
+                raise SessionNotFoundError(sid)  # before the backend makes anything for it
+            results.append(maintenance.compact(self._committer, sid, prune))
+            if progress is not None:
+                progress(done, len(ids), sid)
+        return results
+
+    def head(self, session_id: str) -> Anchor:
+        """The seq and chain hash of the session's last event, to keep outside the journal.
+
+        Passed back to ``verify(anchors=...)``, it proves that no event up to it was lost
+        or rewritten since, even by someone able to rebuild the whole chain.
+
+        Raises:
+            SessionNotFoundError: no such session.
+        """
+        sid = check_session_id(session_id)
+        view = self._current(sid)
+        if view is None:
+            raise SessionNotFoundError(sid)
+        return Anchor(session_id=sid, seq=view.head.seq, hash=view.head.hash)
+
+    def verify(
+        self,
+        session_id: str | None = None,
+        *,
+        anchors: Iterable[Anchor] = (),
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> VerifyReport:
+        """Check every stored line, the hash chain, seq continuity and snapshots.
+
+        Unlike a read, which stops at the first damaged line, this reports every problem with
+        its file, line, byte offset and kind (see ``ProblemKind``). Sessions whose id cannot be
+        read any more are checked too, named by their folder. Each session is checked under
+        its writer lock: writers wait, readers do not. A torn last line (a crashed write) is
+        cut, or a missing final newline completed, as any writer would, and logged.
+
+        Args:
+            session_id: one session, or None for every session.
+            anchors: heads exported earlier with ``head``: a log that lost or rewrote events
+                up to one of them is reported (``truncated`` or ``edited``); history a
+                retention base replaced is reported as ``unverifiable``.
+            progress: called as ``progress(done, total, session_id)`` after each session.
+
+        Raises:
+            SessionNotFoundError: ``session_id`` names no session.
+        """
+        self._check_open()
+        sid = None if session_id is None else check_session_id(session_id)
+        return maintenance.verify(self._storage, sid, anchors, progress)
+
+    def repair(self, session_id: str, *, dry_run: bool = False) -> RepairReport:
+        """Keep the longest provably intact prefix of the history; quarantine the rest.
+
+        Bytes are never deleted: what follows the first damaged, missing or out-of-order line
+        is set aside in the session's quarantine (files: ``quarantine/<time>/`` inside the
+        session's folder, with ``repair.json``), made durable before anything is cut.
+        Snapshots that disagree with the log are set aside too. Runs under the session's
+        writer lock; safe to run twice.
+
+        Args:
+            dry_run: only report what would move.
+
+        Raises:
+            SessionNotFoundError: no such session.
+            CorruptLogError: only a retention base is intact (restore the archive).
+            StorageError: the backend refused a step (what is stored stays valid).
+        """
+        sid = check_session_id(session_id)
+        self._check_open()
+        return maintenance.repair(self._storage, self._sessions, sid, dry_run)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -401,36 +698,24 @@ class Journal(MessageWrites, Upkeep):
         if self._closed:
             raise JournalClosedError(self.root)
 
-    def _pin(self, sid: str) -> Slot:
-        self._check_open()
-        with self._guard:
-            slot = self._slots.get(sid)
-            if slot is None:
-                slot = self._slots[sid] = Slot()
-            else:
-                self._slots.move_to_end(sid)
-            slot.users += 1
-            return slot
+    def _write(self, sid: str, build: Build) -> Session:
+        if self._closed:
+            raise JournalClosedError(self.root)
+        return self._committer.write(sid, build)
 
-    def _unpin(self, sid: str, slot: Slot) -> None:
-        with self._guard:
-            slot.users -= 1
-            # Evict least recently used idle slots; a slot in use is never dropped, so two
-            # threads can never hold two different locks for one session.
-            excess = len(self._slots) - self.max_cached_sessions
-            if excess > 0:
-                for key in list(self._slots)[: excess + 8]:
-                    if excess <= 0:
-                        break
-                    if self._slots[key].users == 0:
-                        del self._slots[key]
-                        excess -= 1
+    def _remove(self, session_id: str, message_id: str | None, expected: object, actor: object) -> Message:
+        sid = check_session_id(session_id)
+        removed: list[Message] = []
+        self._write(sid, remove_build(sid, check_version(expected), check_actor(actor), message_id, removed))
+        return removed[-1]
 
     def _current(self, sid: str) -> View | None:
         """The fresh view of a session (None if absent), reading only what changed."""
-        slot = self._pin(sid)
+        self._check_open()
+        storage = self._storage
+        slot = self._sessions.pin(sid)
         try:
-            stamp = self._storage.stamp(sid)
+            stamp = storage.stamp(sid)
             view = slot.view
             if view is not None and stamp is not None and view.stamp == stamp:
                 return view
@@ -439,53 +724,17 @@ class Journal(MessageWrites, Upkeep):
                 return None
             with slot.lock:
                 view = slot.view
-                if view is not None and stamp is not None and view.stamp == stamp:
+                if view is not None and view.stamp == stamp:
                     return view
-                reader = Reader(self._storage, sid)
-                view = retrying(self._storage, sid, lambda: load(view, stamp, reader, self._storage, sid))
-                slot.view = view
+                reader = storage.reader(sid)
+                view = slot.view = retrying(storage, sid, lambda: load(view, reader))
                 return view
         finally:
-            self._unpin(sid, slot)
+            self._sessions.unpin(slot)
 
     def _events(self, sid: str, after: int) -> Iterator[Event]:
         # A method, so the iterator holds the Journal: dropping the Journal mid-iteration
         # must not let its finalizer close the storage the iterator still reads from.
-        for record in streamed_history(self._storage, sid):
+        for record in stream(self._storage, sid):
             if record.event.seq > after:
                 yield record.event
-
-    def _replay(self, sid: str, stop: Callable[[Point], bool]) -> Session | None:
-        state, base_head, records = self._storage.history(sid)
-        if state is not None and base_head is not None and stop(BaseMark(base_head.seq, state.updated_at)):
-            raise HistoryPrunedError(sid, base_head.seq)
-        where = self._storage.location(sid)
-        erasures = ErasureCheck(where)
-        for record in records:
-            if stop(record.event):
-                return state
-            state = apply_record(state, record, where)
-            erasures.see(record)
-        erasures.finish()
-        return state
-
-    def _write(self, sid: str, build: Build) -> Session:
-        slot = self._pin(sid)
-        try:
-            return self._committer.write(sid, slot, build)
-        finally:
-            self._unpin(sid, slot)
-
-
-_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    # A lock held by another thread at fork time would stay held forever in the child.
-    for journal in list(_journals):
-        journal._slots = OrderedDict()
-        journal._guard = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

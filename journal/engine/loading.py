@@ -1,9 +1,11 @@
-"""Bringing a session's cached view up to date from storage, and reading whole histories.
+"""Bringing a session's cached view up to date, and reading whole histories, through one fold.
 
 A view is rebuilt from the cheapest trustworthy source: the cached view plus what was appended
 since; else the newest snapshot that agrees with the log plus the tail after it; else the whole
-history (retention base, archive, active log). Readers take no lock, so a compaction in another
-process may move files mid-read: such reads are retried (see ``retrying``).
+history (retention base, archive, active log). Every record goes through ``core.chain.Fold``
+(the fold and its checks), whichever the source. Readers take no lock, so a compaction in
+another process may move the history mid-read: such reads are retried (``retrying``), and a
+streamed history resumes where it was (``stream``).
 """
 
 from __future__ import annotations
@@ -13,41 +15,30 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import NamedTuple, TypeVar
 
-from journal.core.chain import ErasureCheck, History, Record, apply_record
-from journal.core.head import Head
-from journal.core.state import Session
-from journal.engine.storage import StaleHeadError, Stamp, Storage, Transaction
-from journal.errors import CorruptLogError, HistoryPrunedError, SessionNotFoundError
+import msgspec
 
-__all__ = ["BaseMark", "Reader", "View", "load", "retrying", "streamed_history"]
+from journal.core.chain import Fold
+from journal.core.head import Head, Record
+from journal.core.state import Session
+from journal.core.validate import Point
+from journal.engine.cache import View
+from journal.engine.storage import Batch, Source, Storage
+from journal.errors import CorruptLogError, HistoryPrunedError, SessionNotFoundError, StaleHeadError
+
+__all__ = ["BaseMark", "load", "retrying", "stream", "until"]
 
 log = logging.getLogger("journal")
-
-
-class View(NamedTuple):
-    """What the cache knows of a session, replaced as a whole so readers never see a mix.
-
-    ``snap_seq`` and ``snap_position`` say where the newest snapshot known to this process
-    stands, to decide when the next one is due.
-    """
-
-    state: Session
-    head: Head
-    stamp: Stamp | None
-    snap_seq: int = 0
-    snap_position: int = 0
-
 
 _RETRIES = 3
 _T = TypeVar("_T")
 
 
 def retrying(storage: Storage, sid: str, read: Callable[[], _T]) -> _T:
-    """Run a lock-free history read again if a compaction moved files under it.
+    """Run a lock-free read again if a compaction moved the history under it.
 
     Readers take no lock, so pruning or retention in another process may replace the active
-    log or delete archive segments mid-read. That shows as a gap or a missing file; when the
-    files' stamp changed meanwhile, reading again gives a consistent answer. Real damage
+    log or drop archived events mid-read. That shows as a gap or a missing file; when the
+    history's stamp changed meanwhile, reading again gives a consistent answer. Real damage
     raises the same error with an unchanged stamp, and is reported.
     """
     for attempt in range(_RETRIES + 1):
@@ -60,47 +51,122 @@ def retrying(storage: Storage, sid: str, read: Callable[[], _T]) -> _T:
     raise AssertionError("unreachable")
 
 
-def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
-    """Every record of the history, each checked against the fold as well as the chain.
+def load(view: View | None, source: Source) -> View | None:
+    """The session's view: ``view`` plus what was appended since, else rebuilt (None: absent).
 
-    If a compaction in another process moves files mid-read, reading resumes after the last
-    record given (from the archive segment now holding it, not from the start); it gives up
-    only when several attempts in a row make no progress. If a retention policy dropped
-    events before any was given, the stream starts after its new base instead.
+    Rebuilding prefers the newest snapshot that agrees with the log and reads only the log
+    after it; without one it folds the whole history.
     """
-    state: Session | None = None
-    last, last_hash = 0, ""
+    where = source.where
+    if view is not None:
+        try:
+            batch = source.read(view.head)
+            if not batch.records and batch.damage is None and batch.stamp == view.stamp:
+                return view  # nothing new: the writer's usual case
+            return _extended(view, batch, where)
+        except StaleHeadError:
+            pass  # the log was replaced (pruned, or deleted and created again)
+    snapshot = source.snapshot()
+    if snapshot is not None:
+        state, head = snapshot
+        try:
+            return _extended(View(state, head, None, head.seq), source.read(head), where)
+        except StaleHeadError:
+            pass  # replaced between the check and the read: fall back to the history
+        except CorruptLogError as exc:
+            # Either the tail is damaged (the full replay below reports it again, located) or
+            # the snapshot pointed somewhere wrong: it is only a cache, so do without it.
+            log.warning("%s: reading on from its snapshot failed (%s); replaying the history", where, exc)
+    base, base_head, records = source.history()
+    fold = Fold(where, base, base_head)
+    for record in records:
+        fold.add(record)
+    fold.finish()
+    if fold.state is None or fold.head is None:
+        return None
+    return View(fold.state, fold.head, None, 0, fold.size)
+
+
+def _extended(view: View, batch: Batch, where: str) -> View:
+    if not batch.records and batch.damage is None:
+        return view if batch.stamp == view.stamp else msgspec.structs.replace(view, stamp=batch.stamp)
+    fold = Fold(where, view.state, view.head)
+    for record in batch.checked():
+        fold.add(record)
+    fold.finish()
+    assert fold.state is not None
+    assert fold.head is not None
+    return View(fold.state, fold.head, batch.stamp, view.snap_seq, view.unsnapped + fold.size)
+
+
+class BaseMark(NamedTuple):
+    """Where a retention base ends, shaped enough like an event for a ``stop`` condition."""
+
+    seq: int
+    at: datetime
+
+
+def until(storage: Storage, sid: str, stop: Callable[[Point], bool]) -> tuple[Session | None, Head | None]:
+    """The session folded from the start of its stored history up to the first record ``stop``
+    accepts (that record excluded); (None, None) if nothing comes before it.
+
+    Raises:
+        HistoryPrunedError: ``stop`` accepts the end of the retention base: that point was
+            dropped.
+        CorruptLogError: a record read is damaged.
+    """
+    base, base_head, records = storage.reader(sid).history()
+    if base is not None and base_head is not None and stop(BaseMark(base_head.seq, base.updated_at)):
+        raise HistoryPrunedError(sid, base_head.seq)
+    fold = Fold(storage.location(sid), base, base_head)
+    for record in records:
+        if stop(record.event):
+            return fold.state, fold.head
+        fold.add(record)
+    fold.finish()
+    return fold.state, fold.head
+
+
+def stream(storage: Storage, sid: str) -> Iterator[Record]:
+    """Every record of the history, each checked by the fold as well as the chain.
+
+    If a compaction in another process moves the history mid-read, reading resumes after the
+    last record given (the backend skips what precedes it where it can); it gives up only when
+    several attempts in a row make no progress. If a retention policy dropped events before any
+    was given, the stream starts after its new base instead.
+    """
+    where = storage.location(sid)
+    fold = Fold(where)
     given = False
     stalled = 0
-    resume: tuple[int, str] | None = None
-    where = storage.location(sid)
-    erasures = ErasureCheck(where)
+    resume: Head | None = None
     while True:
-        # The stamp is taken before the files are looked at: a move after it is always seen.
+        # The stamp is taken before the history is looked at: a move after it is always seen.
         stamp = storage.history_stamp(sid)
         progressed = False
         try:
-            base, restart, records = storage.history(sid, resume)
-            if restart is not None and restart.seq > last:
+            base, restart, records = storage.reader(sid).history(resume)
+            last = fold.head
+            if restart is not None and (last is None or restart.seq > last.seq):
                 if given:  # events already given would be followed by a gap
                     raise HistoryPrunedError(sid, restart.seq)
-                state, last, last_hash = base, restart.seq, restart.hash
+                fold = Fold(where, base, restart)
             for record in records:
-                if record.event.seq <= last:
-                    if record.event.seq == last and given and record.head.hash != last_hash:
-                        # Not the history we were reading: the session was deleted and
-                        # created again meanwhile.
+                last = fold.head
+                if last is not None and record.event.seq <= last.seq:
+                    if record.event.seq == last.seq and given and record.head.hash != last.hash:
+                        # Not the history being read: the session was deleted and created
+                        # again meanwhile.
                         raise SessionNotFoundError(sid, "deleted while its history was read")
-                    continue  # given before files moved
-                state = apply_record(state, record, where)
-                erasures.see(record)
-                last, last_hash, given, progressed = record.event.seq, record.head.hash, True, True
+                    continue  # given before the history moved
+                fold.add(record)
+                given = progressed = True
                 yield record
-            if not given and state is None:
+            if not given and fold.state is None:
                 # A session always holds an event or a base: it was deleted after the caller
                 # checked it existed. Never answer with an empty history.
                 raise SessionNotFoundError(sid, "deleted while its history was read")
-            erasures.finish()
+            fold.finish()
             return
         except CorruptLogError:
             if storage.stamp(sid) is None:
@@ -112,88 +178,5 @@ def streamed_history(storage: Storage, sid: str) -> Iterator[Record]:
                 continue
             stalled = 0 if progressed else stalled + 1
             if stalled > _RETRIES:
-                raise CorruptLogError(
-                    storage.location(sid), 0, 0, "history kept moving while it was read"
-                ) from None
-            resume = (last, last_hash) if last else None
-
-
-class Reader:
-    """The read-only side of a storage, for one session, shaped like a write transaction."""
-
-    def __init__(self, storage: Storage, sid: str) -> None:
-        self.storage = storage
-        self.sid = sid
-
-    def read(self, after: Head | None) -> Iterator[Record]:
-        return self.storage.read(self.sid, after)
-
-    def snapshot(self) -> tuple[Session, Head] | None:
-        return self.storage.snapshot(self.sid)
-
-    def history(self) -> History:
-        return self.storage.history(self.sid)
-
-
-def load(
-    view: View | None, stamp: Stamp | None, source: Reader | Transaction, storage: Storage, sid: str
-) -> View | None:
-    """The session's view: ``view`` plus what was appended since, else rebuilt.
-
-    Rebuilding prefers the newest snapshot that agrees with the active log and reads only the
-    log after it; without one it folds the whole history (archive and active log).
-    """
-    if view is not None:
-        try:
-            return fold(view.state, view.head, source.read(view.head), stamp, view, storage, sid)
-        except StaleHeadError:
-            pass  # the log was replaced (pruned, or deleted and created again)
-    snapshot = source.snapshot()
-    if snapshot is not None:
-        state, head = snapshot
-        mark = View(state, head, None, head.seq, head.position)
-        try:
-            return fold(state, head, source.read(head), stamp, mark, storage, sid)
-        except StaleHeadError:
-            pass  # replaced between the check and the read: fall back to the history
-        except CorruptLogError as exc:
-            # Either the tail is damaged (the full replay below reports it again, located) or
-            # the snapshot pointed somewhere wrong: it is only a cache, so do without it.
-            log.warning("%s: reading on from its snapshot failed (%s); replaying the history", sid, exc)
-    base, base_head, records = source.history()
-    return fold(base, base_head, records, stamp, None, storage, sid)
-
-
-def fold(
-    state: Session | None,
-    head: Head | None,
-    records: Iterator[Record],
-    stamp: Stamp | None,
-    snap: View | None,
-    storage: Storage,
-    sid: str,
-) -> View | None:
-    # Made at the first line (its location is for error messages): not on every write's check.
-    erasures: ErasureCheck | None = None
-    for record in records:
-        if erasures is None:
-            erasures = ErasureCheck(storage.location(sid))
-        state = apply_record(state, record, erasures.path)
-        erasures.see(record)
-        head = record.head
-    if erasures is not None:
-        erasures.finish()
-    if state is None or head is None:
-        return None
-    if stamp is not None and stamp.position != head.position:
-        stamp = None  # unread bytes past the last line: check again next time (see Stamp)
-    if snap is None:
-        return View(state, head, stamp)
-    return View(state, head, stamp, snap.snap_seq, snap.snap_position)
-
-
-class BaseMark(NamedTuple):
-    """Where a retention base ends, shaped enough like an event for ``stop_condition``."""
-
-    seq: int
-    at: datetime
+                raise CorruptLogError(where, 0, 0, "history kept moving while it was read") from None
+            resume = fold.head

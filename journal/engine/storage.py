@@ -1,79 +1,155 @@
-"""The seam between the Journal and where its logs live.
+"""The storage seam: what the engine needs from a backend, and nothing shaped like files.
 
-A backend stores, per session, an ordered list of encoded event lines (see ``codec``) and offers
-exactly these operations: read the checked events after a known point, tell cheaply whether a
-session changed since a point, run an exclusive write transaction (read what others appended,
-then append after an expected head), list and delete sessions. Everything above this seam
-(caching, batching, semantics) is backend-independent; the files backend is ``filestore``.
+A backend stores, per session, an ordered list of event lines (the format of
+``journal.core.codec``, byte for byte on every backend), an optional retention base, snapshots
+(a cache), and what ``repair`` set aside. It offers reads without a lock (``reader``), an
+exclusive write transaction (``writer``) that reads what others appended and then appends
+after an expected head, and whole-session operations (list, delete, verify, repair). The
+engine above it owns caching, batching and semantics; positions are the backend's own
+(``Head.cursor``), passed back unread.
+
+``MemoryStorage`` (``journal.backends.memory``) is the reference implementation;
+``journal.testing.contract.StorageContract`` is the test suite every backend passes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-from journal.core.chain import History, Record
-from journal.core.head import Head
+import msgspec
+
+from journal.core.chain import History
+from journal.core.head import Head, Line, Record
+from journal.core.reports import Anchor, RepairReport, SessionCheck
 from journal.core.state import Session
-
-if TYPE_CHECKING:
-    from journal.core.reports import Anchor, RepairReport, SessionCheck
+from journal.errors import CorruptLogError
 
 __all__ = [
-    "PruneResult",
-    "StaleHeadError",
+    "Batch",
+    "ChangeFeed",
+    "Exported",
+    "History",
+    "Pruned",
+    "Source",
     "Stamp",
     "Storage",
+    "Target",
     "Transaction",
 ]
 
+Stamp = tuple[int, ...]
+"""A cheap fingerprint of a session's stored log: equal stamps mean the same stored events.
+Opaque above the seam; only compared."""
 
-class PruneResult(NamedTuple):
-    """What one pruning moved: events archived, and the head in the new active log."""
+
+class Batch(msgspec.Struct, frozen=True):
+    """What a read after a head found: the records, and the stamp the stored log had when read
+    exactly to its end (None: not known, or bytes past the last line, such as a write in
+    progress, that the same stamp could hide: check again next time).
+
+    A read that meets a damaged line stops there: ``records`` are the checked ones before it,
+    ``damage`` is its error. The reader folds the records first and then raises it, so that a
+    line the fold refuses is reported at its own place, not where the next line stops chaining.
+    """
+
+    records: list[Record]
+    stamp: Stamp | None
+    damage: CorruptLogError | None = None
+
+    def checked(self) -> Iterator[Record]:
+        """The records, then the damage (raised) if the read stopped at a damaged line."""
+        yield from self.records
+        if self.damage is not None:
+            raise self.damage
+
+
+class Pruned(NamedTuple):
+    """What one pruning did: events moved into the archive, and the head and stamp after it."""
 
     archived: int
     head: Head
+    stamp: Stamp
 
 
-class Stamp(NamedTuple):
-    """A cheap fingerprint of a stored log (files: device, inode, size, mtime).
+class Target(NamedTuple):
+    """Something ``verify`` checks: a session by id, or stored data whose id cannot be read
+    (named by ``label``, the backend's name for it)."""
 
-    ``position`` is where the stored data ends. A cached view is only trusted while it was
-    read up to exactly that point: bytes beyond it (a write in progress, a torn tail) may be
-    replaced by other bytes of the same length, which the fingerprint cannot tell apart.
+    label: str
+    session_id: str | None
+
+
+class Exported(NamedTuple):
+    """A whole session, byte for byte: its retention base (encoded) and every stored line."""
+
+    base: bytes | None
+    lines: list[bytes]
+
+
+class Source(Protocol):
+    """Reads of one session: what ``Storage.reader`` gives, and every transaction can do.
+
+    Attributes:
+        where: where the session's log is, for messages (``Storage.location``).
     """
 
-    identity: tuple[int, ...]
-    position: int
+    where: str
 
+    def read(self, after: Head) -> Batch:
+        """Checked records after ``after`` (a head this backend gave: an append's, a record's
+        or a snapshot's), up to the first damaged line (``Batch.damage``; a transaction first
+        cuts a torn tail). A whole history is read with ``history``.
 
-class StaleHeadError(Exception):
-    """A head no longer describes the stored log (replaced or rewritten); read from the start."""
-
-
-class Transaction(Protocol):
-    """An exclusive writer's view of one session, valid inside ``Storage.writer``."""
-
-    def read(self, after: Head | None) -> Iterator[Record]:
-        """Checked events after ``after``; a torn last line is cut off (and logged) first."""
+        Raises:
+            StaleHeadError: ``after`` is no longer where the backend keeps the log (pruned,
+                replaced, deleted): read from a snapshot or the whole history instead.
+        """
         ...
 
     def snapshot(self) -> tuple[Session, Head] | None:
-        """The newest snapshot that agrees with the stored log, or None."""
+        """The newest snapshot that agrees with the stored log, or None.
+
+        Raises:
+            CorruptLogError: a snapshot covers events the log no longer holds.
+        """
         ...
 
-    def history(self) -> History:
-        """The whole stored history (see ``Storage.history``)."""
+    def history(self, resume: Head | None = None) -> History:
+        """The retention base (if any) and every record after it, oldest first.
+
+        ``resume`` (a head given before, by a read interrupted by a compaction) lets the
+        backend skip what precedes it where it can; records up to it may still come, and
+        callers skip them.
+        """
         ...
 
-    def save_snapshot(self, session: Session, head: Head) -> None:
-        """Record a snapshot of ``session`` at ``head`` (raises StorageError on failure)."""
+
+class Transaction(Source, Protocol):
+    """A session held exclusively (across threads and processes), inside ``Storage.writer``."""
+
+    def append(self, after: Head | None, lines: Sequence[Line]) -> tuple[Head, Stamp]:
+        """Store ``lines`` (consecutive seqs chained to ``after``) at the end, in one write.
+
+        Returns the head after the last line and the stamp after the write. Durable per the
+        backend's policy when it returns; on failure nothing stays visible.
+
+        Raises:
+            StaleHeadError: the stored log does not end at ``after``.
+            StorageError: the write failed (nothing of it is visible).
+        """
         ...
 
-    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
-        """Move every event before ``head`` (the end of the log) into the archive."""
+    def save_snapshot(self, state: Session, head: Head) -> None:
+        """Record a snapshot of ``state`` at ``head``, unless the log no longer holds ``head``
+        as the end of what the state shows (it moved on, or a redaction erased since)."""
+        ...
+
+    def prune(self, state: Session, head: Head) -> Pruned:
+        """Move every event before ``head`` (the end of the log) into the archive, leaving a
+        snapshot of ``state`` there."""
         ...
 
     def retain(self, before: datetime) -> int:
@@ -81,101 +157,119 @@ class Transaction(Protocol):
         ...
 
     def quarantined(self, message_id: str) -> bool:
-        """Whether what ``repair`` moved aside (the quarantine) holds anything of the message."""
+        """Whether what ``repair`` set aside holds a line of the message's own."""
         ...
 
     def intend_erase(self, message_id: str, by: int) -> None:
         """Record, before the redaction event at seq ``by`` is appended, that the message's
-        content is to be erased, so a crash after the event leaves the erasure to finish."""
+        content is to be erased, so that a crash after the event leaves it to finish."""
         ...
 
     def erase(self, message_id: str, by: int, head: Head) -> Stamp:
         """Erase ``message_id``'s content from every stored line before seq ``by`` (the
-        redaction, the last event, at ``head``) and from the retention base, and drop every
-        snapshot. Positions do not move; returns the stamp of the rewritten log."""
+        redaction, the last event, at ``head``), the retention base, the snapshots and what
+        ``repair`` set aside. Positions do not move; returns the stamp after it."""
         ...
 
-    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
-        """Append ``(line, seq, hash, hash_at_in_line)`` entries after ``after`` in one write.
+    def export(self) -> Exported:
+        """The session byte for byte, each line checked against the chain.
 
-        Returns the new head and the storage stamp after the write. Durable per the fsync
-        policy when it returns; on failure nothing stays visible and StorageError is raised.
+        Raises:
+            CorruptLogError: a line is damaged, missing or out of order.
         """
         ...
+
+    def restore(self, exported: Exported) -> None:
+        """Store a session ``export`` gave (of any backend) as it was.
+
+        Raises:
+            SessionExistsError: the session exists (nothing is written).
+        """
+        ...
+
+
+class ChangeFeed(Protocol):
+    """Word of appends to any session, from any process (see ``Storage.changes``)."""
+
+    def wait(self, timeout: float) -> set[str] | None:
+        """The ids of sessions appended to, waiting up to ``timeout`` seconds for the first;
+        None when the backend cannot tell which (look at every session)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Storage(Protocol):
-    """What the Journal needs from a backend."""
+    """What the engine needs from a backend.
+
+    Attributes:
+        root: where the journal is, for people (a folder, or a URL without its secrets).
+        kind: the backend's name ("files", "postgres", "memory", ...).
+    """
+
+    root: str
+    kind: str
 
     def location(self, session_id: str) -> str:
-        """Where the session's log lives, for error messages (a path or a URL)."""
+        """Where the session's log is, for messages (a path, or a URL and the id)."""
         ...
 
     def stamp(self, session_id: str) -> Stamp | None:
-        """A cheap value that changes whenever the session's log changes; None if absent."""
-        ...
+        """A cheap value that changes whenever the session's log changes; None if absent.
 
-    def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
-        """Checked events after ``after`` (None: from the first); empty if the session is absent."""
-        ...
-
-    def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
-        """The newest snapshot that agrees with the stored log, or None."""
-        ...
-
-    def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
-        """The retention base (if any) and every record after it, oldest first.
-
-        ``resume`` (a seq and its chain hash, from a read interrupted by a compaction) lets
-        the backend skip what precedes that event where it can; records up to it may still
-        come, and callers skip them.
+        Raises:
+            CorruptLogError: the session's history is stored but its log is lost.
         """
         ...
 
-    def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
-        """Record a snapshot (a cache: a failure is logged, not raised)."""
-        ...
-
-    def history_stamp(self, session_id: str) -> object:
+    def history_stamp(self, session_id: str) -> Stamp:
         """A cheap value that changes when compaction moves the session's history around."""
         ...
 
+    def reader(self, session_id: str) -> Source:
+        """Reads of the session without any lock (readers never wait for writers)."""
+        ...
+
     def writer(self, session_id: str) -> AbstractContextManager[Transaction]:
-        """An exclusive write transaction on one session, across threads and processes."""
-        ...
+        """The session held exclusively, across threads and processes.
 
-    def delete(self, session_id: str) -> bool:
-        """Erase the session's stored data; False if there was none."""
-        ...
-
-    def session_ids(self) -> Iterator[str]:
-        """The ids of every stored session."""
-        ...
-
-    def verify_targets(self, session_id: str | None) -> Sequence[Any]:
-        """What ``verify`` checks for one session (empty: absent) or all, damaged ones included."""
-        ...
-
-    def verify(self, target: Any, anchors: Mapping[str, Anchor]) -> SessionCheck:
-        """Check one target's stored history, snapshots and anchor, under its writer lock."""
-        ...
-
-    def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
-        """Quarantine everything after the intact prefix; None if there is no such session."""
-        ...
-
-    def export_raw(self, session_id: str) -> tuple[bytes | None, list[bytes]]:
-        """The retention base (encoded, or None) and every stored line, byte for byte, oldest
-        first, each checked against the chain (CorruptLogError otherwise)."""
-        ...
-
-    def import_raw(self, session_id: str, base: bytes | None, lines: list[bytes]) -> None:
-        """Store a session exported by ``export_raw`` (of any backend) as it was.
-
-        Raises SessionExistsError if the session exists (nothing is written then).
+        Raises:
+            LockTimeoutError: another writer held it longer than the backend waits.
         """
         ...
 
+    def delete(self, session_id: str) -> bool:
+        """Erase the session's stored data, under its writer lock; False if there was none."""
+        ...
+
+    def session_ids(self) -> Iterator[str]:
+        """The ids of every stored session (one whose stored data cannot be read is skipped)."""
+        ...
+
+    def targets(self, session_id: str | None) -> list[Target]:
+        """What ``verify`` checks for one session (empty: nothing stored) or all, damaged
+        ones included."""
+        ...
+
+    def verify(self, target: Target, anchor: Anchor | None) -> SessionCheck:
+        """Check one target's whole stored history, snapshots, set-aside data and ``anchor``,
+        under its writer lock."""
+        ...
+
+    def repair(self, session_id: str, *, dry_run: bool) -> RepairReport | None:
+        """Keep the longest intact prefix, setting aside everything after it; None if nothing
+        of the session is stored."""
+        ...
+
+    def changes(self) -> ChangeFeed:
+        """Start listening for appends (whatever is appended after this returns is heard)."""
+        ...
+
+    def reopen(self) -> Storage:
+        """Another storage object on the same stored data, sharing nothing in memory: what
+        another process would open (tools, tests of cross-process behaviour)."""
+        ...
+
     def close(self) -> None:
-        """Flush pending syncs and release resources."""
+        """Finish pending syncs and release files and connections; idempotent."""
         ...

@@ -67,13 +67,14 @@ def copy_sessions(
 def _copy_one(source: Journal, target: Journal, sid: str) -> Copied:
     if not source.exists(sid):
         raise SessionNotFoundError(sid)
-    base, lines = source._storage.export_raw(sid)
+    exported = source.export_session(sid)
+    lines = exported.lines
     if not lines:
         raise SessionNotFoundError(sid, "(deleted while it was copied)")
     last = decode(lines[-1])
     head = Anchor(session_id=sid, seq=last.event.seq, hash=last.hash)  # exactly what was read
     try:
-        target._storage.import_raw(sid, base, lines)
+        target.import_session(sid, exported)
     except SessionExistsError:
         return Copied(sid, 0, None, "exists in the target", ())
     report = target.verify(sid, anchors=[head])

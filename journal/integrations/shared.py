@@ -18,7 +18,8 @@ import atexit
 import os
 import threading
 
-from journal.engine.journal import POSTGRES_SCHEMES, Journal
+from journal.backends import POSTGRES_SCHEMES
+from journal.engine.journal import Journal
 
 __all__ = ["close_shared", "shared_journal"]
 

@@ -3,7 +3,7 @@
 As in ``test_cli``, every test runs the installed console script in a subprocess. Each gets a
 fresh schema (the ``pg_url`` fixture: skipped without a server, failed where PostgreSQL is
 required). The oracles are the library's own answers about the same sessions, and, for
-``copy``, the exact stored bytes of each session (``export_raw``: retention base and every
+``copy``, the exact stored bytes of each session (``export_session``: retention base and every
 line), which must be equal in the source, in PostgreSQL and in the folder copied back.
 
 The tests of an unreachable server need no server: they name a port nothing listens on.
@@ -53,7 +53,7 @@ UNREACHABLE = f"postgresql://postgres:{SECRET}@127.0.0.1:1/journal"
 def raw(root: str | Path) -> dict[str, tuple[bytes | None, list[bytes]]]:
     """Every session's stored bytes: its retention base and its lines, oldest first."""
     with Journal.from_url(root) as j:
-        return {sid: j._storage.export_raw(sid) for sid in j.sessions()}
+        return {sid: j.export_session(sid) for sid in j.sessions()}
 
 
 def heads(root: str | Path) -> dict[str, Anchor]:

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from journal import Journal
-from tests.contract.stored import Stored
+from tests.contract.stored import Stored, stored_at
 
 
 @pytest.fixture
 def stored(store_url: str) -> Stored:
     """The storage behind ``store_url``, read around the library."""
-    return Stored(store_url)
+    return stored_at(store_url)
 
 
 @pytest.fixture

@@ -21,12 +21,18 @@ import pytest
 from journal import ConflictError, Created, Journal, MessageAdded
 from journal.testing import check_linearizable, run_workers
 from tests.conftest import Spawn
+from tests.contract.stored import backend_of
 from tests.contract.workers import linearizable_journal
 from tests.helpers_proc import BARRIER_TIMEOUT, append_worker, parse_content, read_your_writes_worker
 
 CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 120.0  # only turns a hang into a failure, never a speed assertion
 SID = "s"
+
+
+def other_processes_can_open(store_url: str) -> None:
+    if backend_of(store_url) == "memory":
+        pytest.skip("a memory store lives in one process: other processes cannot open it")
 
 
 def join_ok(processes: list[BaseProcess]) -> None:
@@ -75,6 +81,7 @@ def test_a_write_by_one_journal_is_seen_by_the_next_get_of_another(store_url: st
 
 
 def test_a_write_by_another_process_is_seen_by_the_next_get(store_url: str, spawn: Spawn) -> None:
+    other_processes_can_open(store_url)
     # The child reports an append only after it returned, so the parent's next get (on a
     # Journal holding a cached state) must show it as its last message; then the parent
     # appends, and the child's next append (its cache now stale) must come right after it.
@@ -108,6 +115,7 @@ def test_a_write_by_another_process_is_seen_by_the_next_get(store_url: str, spaw
 
 
 def test_processes_appending_to_one_session_lose_and_duplicate_nothing(store_url: str, spawn: Spawn) -> None:
+    other_processes_can_open(store_url)
     # Oracle: seqs 1..N with no gap or repeat, seq 1 the create, and the indices of each writer
     # thread exactly 0..count-1 in log order: nothing lost, duplicated or reordered per writer.
     processes, threads, count = 3, 2, 25

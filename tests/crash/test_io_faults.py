@@ -409,8 +409,8 @@ def test_eio_fails_the_append_removes_its_bytes_and_the_next_append_continues(
         # The failed append's bytes are gone (for fsync: written whole, then truncated away).
         assert log.read_bytes() == before
         # Neither the cache nor a read advanced; the fault is one-shot, so reads are real.
-        slot = j._slots[SID]
-        assert slot.view is None or slot.view.head.seq == 3, "the cached view advanced"
+        view = j._sessions.view(SID)
+        assert view is None or view.head.seq == 3, "the cached view advanced"
         assert j.get(SID).version == 3
         assert _contents(j) == ["one", "two"]
         assert j.head(SID) == head

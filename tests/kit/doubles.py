@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from typing import Any
 
 from journal import Journal
 from journal.backends.files import locking, transaction
+from journal.core.head import Head
+from journal.engine.storage import Batch
 
 
 def durable_journal(root: str) -> Journal:
@@ -30,9 +30,10 @@ def unlocked_journal(root: str) -> Journal:
     locking.SessionLock.release = no_lock  # type: ignore[method-assign]
     original = transaction.FileTransaction.read
 
-    def slow_read(self: Any, after: Any) -> Iterator[Any]:
-        yield from original(self, after)
-        time.sleep(0.002)
+    def slow_read(self: transaction.FileTransaction, after: Head | None) -> Batch:
+        batch = original(self, after)
+        time.sleep(0.002)  # widen the window between reading the log and appending to it
+        return batch
 
     transaction.FileTransaction.read = slow_read  # type: ignore[method-assign]
     return Journal(root, fsync="never")

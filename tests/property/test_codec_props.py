@@ -17,8 +17,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from journal.core.codec import GENESIS, LineError, decode, encode
+from journal.core.codec import GENESIS, decode, encode
 from journal.core.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
+from journal.errors import LineError
 from journal.testing import canon
 from journal.testing.strategies import actors, json_objects, json_values, keys, short_texts, texts
 

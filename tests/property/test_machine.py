@@ -59,7 +59,8 @@ from journal import (
     SessionNotFoundError,
 )
 from journal.backends.files.layout import Layout
-from journal.core.snapshot import SnapshotError, decode_snapshot
+from journal.core.snapshot import decode_snapshot
+from journal.errors import SnapshotError
 from journal.testing import (
     InMemoryJournal,
     JournalMachine,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -151,18 +150,6 @@ def test_sharing_a_journal_rejects_options(root: Path) -> None:
         assert AsyncJournal(journal).journal is journal
         with pytest.raises(ValueError, match="options"):
             AsyncJournal(journal, fsync="never")
-
-
-def test_every_public_journal_method_has_a_twin_with_the_same_parameters() -> None:
-    # Oracle: Journal's own signatures; a method added to Journal without its coroutine fails.
-    for name, method in inspect.getmembers(Journal, inspect.isfunction):
-        if name.startswith("_"):
-            continue
-        twin = getattr(AsyncJournal, name, None)
-        assert twin is not None, f"AsyncJournal has no {name}"
-        want = [(p.name, p.kind, p.default) for p in inspect.signature(method).parameters.values()]
-        got = [(p.name, p.kind, p.default) for p in inspect.signature(twin).parameters.values()]
-        assert got == want, name
 
 
 def test_message_writes_as_coroutines(root: Path) -> None:

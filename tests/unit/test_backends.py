@@ -81,8 +81,8 @@ def test_copy_files_to_postgres_and_back_keeps_every_session_byte_for_byte(
             assert list(source.events(sid)) == list(middle.events(sid)) == list(back.events(sid))
             assert back.head(sid) == source.head(sid)
             # The lines themselves, and the retention base, byte for byte.
-            exported = source._storage.export_raw(sid)
-            assert back._storage.export_raw(sid) == middle._storage.export_raw(sid) == exported
+            exported = source.export_session(sid)
+            assert back.export_session(sid) == middle.export_session(sid) == exported
         assert middle.verify().ok
         # Every session was pruned into a retention base: an exported head cannot vouch for it.
         assert clean_but_the_base(back.verify(anchors=[source.head("a"), source.head("b")]))
@@ -107,13 +107,13 @@ def test_export_walks_an_overlapping_leftover_segment_as_reads_do(tmp_path: Path
         for i in range(3, 7):
             journal.add_message("s", "user", f"m{i}")
         journal.compact("s", prune=True)  # segment 4-7, active log from 8
-        clean = journal._storage.export_raw("s")
+        clean = journal.export_session("s")
     archive = next(root.rglob("archive"))
     lines = b"".join(line + b"\n" for line in clean[1][1:7])  # seqs 2..7
     (archive / "00000000000000000002-00000000000000000007.jsonl.gz").write_bytes(gzip.compress(lines))
     with Journal(root) as journal:
         assert [e.seq for e in journal.events("s")] == list(range(1, 9))
-        assert journal._storage.export_raw("s") == clean
+        assert journal.export_session("s") == clean
 
 
 def test_the_schema_is_made_once_even_by_processes_starting_together(pg_url: str) -> None:

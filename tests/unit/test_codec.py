@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from journal.core.codec import GENESIS, LineError, decode, encode
+from journal.core.codec import GENESIS, decode, encode
 from journal.core.events import Cleared, Created, Event, MessageAdded, SettingsChanged, freeze
+from journal.errors import LineError
 
 AT = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 

@@ -45,7 +45,8 @@ from journal import (
 from journal.backends.files.fsio import Folder
 from journal.backends.files.layout import Layout
 from journal.core.events import MessageEdited, MessageRedacted, MessageRemoved
-from journal.core.snapshot import encode_snapshot
+from journal.engine.cache import View
+from journal.engine.commit import Committer
 from journal.engine.journal import NewMessage
 from journal.errors import MessageNotFoundError
 from tests.conftest import JOIN_TIMEOUT
@@ -974,22 +975,23 @@ def test_a_journal_that_cached_the_redacted_message_as_its_last_event_reads_the_
         assert reader.add_message(SID, "user", "more").seq == 5
 
 
-def test_a_snapshot_encoded_before_a_redaction_never_brings_the_content_back(
+def test_a_snapshot_taken_before_a_redaction_never_brings_the_content_back(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The interleaving save_snapshot guards against, made certain: the automatic snapshot is
-    # encoded outside the lock, and another Journal redacts the message before it is written.
-    real = encode_snapshot
+    # The interleaving save_snapshot guards against, made certain: the automatic snapshot's
+    # state is taken when the write ends, and another Journal redacts the message before the
+    # snapshot is written (it is written after the write's lead is handed over).
+    real = Committer._write_snapshot
     with Journal(root, snapshot_every=1) as writer, Journal(root, snapshot_every=0) as redactor:
         writer.create(SID)
 
-        def encode_then_redact(session: Session, head: Any) -> bytes:
-            data = real(session, head)
-            if session.messages and not session.messages[-1].redacted:
-                redactor.redact_message(SID, session.messages[-1].id, reason="asked")
-            return data
+        def redact_then_write(self: Committer, sid: str, slot: Any, view: View) -> None:
+            messages = view.state.messages
+            if messages and not messages[-1].redacted:
+                redactor.redact_message(SID, messages[-1].id, reason="asked")
+            real(self, sid, slot, view)
 
-        monkeypatch.setattr("journal.backends.files.storage.encode_snapshot", encode_then_redact)
+        monkeypatch.setattr(Committer, "_write_snapshot", redact_then_write)
         writer.add_message(SID, "user", "written-back secret")
         monkeypatch.undo()
     assert holders(root, "written-back") == set()

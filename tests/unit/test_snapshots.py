@@ -55,7 +55,7 @@ def assert_snapshot_describes_the_log(root: Path, seq: int) -> None:
     state, head = decode_snapshot((session_dir(root, SID) / snapshot_name(seq)).read_bytes())
     assert state == replayed_at(root, seq)
     assert head.seq == seq
-    assert head.position == line_ends(log_path(root, SID).read_bytes())[seq - 1]
+    assert head.cursor[0] == line_ends(log_path(root, SID).read_bytes())[seq - 1]
 
 
 # -- when snapshots are written -------------------------------------------------------------

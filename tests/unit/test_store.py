@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import journal.backends.files.history
 import journal.backends.files.storage
 import journal.backends.files.transaction
 from journal import (
@@ -477,7 +478,7 @@ def test_cache_is_bounded(root: Path) -> None:
             j.add_message(f"s{n}", "user", "x")
         for n in range(6):
             assert j.get(f"s{n}").version == 2
-        assert len(j._slots) <= 2
+        assert len(j._sessions) <= 2
 
 
 def test_files_are_private_whatever_the_umask(root: Path) -> None:
@@ -514,7 +515,7 @@ def test_a_failing_automatic_snapshot_never_fails_the_write(
     def broken(*args: object, **kwargs: object) -> bytes:
         raise OverflowError("cannot encode")
 
-    monkeypatch.setattr(journal.backends.files.storage, "encode_snapshot", broken)
+    monkeypatch.setattr(journal.backends.files.history, "encode_snapshot", broken)
     with Journal(root, snapshot_every=1) as j:
         j.create("s1")
         assert j.add_message("s1", "user", "kept").seq == 2

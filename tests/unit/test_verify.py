@@ -29,7 +29,7 @@ from journal.core.codec import decode, encode
 from journal.core.events import MessageAdded
 from journal.core.snapshot import decode_snapshot, encode_snapshot
 from journal.core.state import Message, Messages
-from tests.contract.stored import Stored
+from tests.contract.stored import Stored, stored_at
 from tests.helpers_compaction import log_path, session_dir
 
 SID = "s"
@@ -164,7 +164,7 @@ def test_a_line_rewritten_with_its_hash_recomputed_breaks_the_chain_at_the_next_
     # Oracle: the chain. The rewritten line (seq 4) checks out on its own, so it is not the
     # one reported: the next line (seq 5) names the old hash of seq 4 and is reported as not
     # chaining, on every backend; reads that fold it refuse it; the other session is clean.
-    stored = Stored(store_url)
+    stored = stored_at(store_url)
     anchor = build_at(store_url)
     forge(stored, SID, 4, "forged in the middle")
     with Journal.from_url(store_url) as journal:
@@ -184,7 +184,7 @@ def test_a_rewritten_last_line_is_caught_by_the_exported_head_only(store_url: st
     # its hash recomputed: it checks out and chains, and no line after it names its old hash,
     # so verify without the anchor is clean (by design: docs/audit.md) and only the anchor
     # tells, on every backend.
-    stored = Stored(store_url)
+    stored = stored_at(store_url)
     anchor = build_at(store_url)
     forge(stored, SID, 9, "something else entirely")
     with Journal.from_url(store_url) as journal:

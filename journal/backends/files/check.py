@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,12 +27,12 @@ from journal.backends.files.history import (
 )
 from journal.backends.files.layout import LOG_NAME
 from journal.backends.files.logfile import LineScan
-from journal.core.chain import ChainCheck, Record
-from journal.core.head import Head
+from journal.core.chain import ChainCheck
+from journal.core.head import Head, Record
 from journal.core.reports import Anchor
-from journal.core.snapshot import SnapshotError, decode_snapshot
+from journal.core.snapshot import decode_snapshot
 from journal.core.state import Session
-from journal.errors import CorruptLogError
+from journal.errors import CorruptLogError, SnapshotError
 
 __all__ = ["Checked", "Intact", "Snapshot", "check_files"]
 
@@ -73,7 +73,7 @@ def check_files(
     fd: int | None,
     size: int,
     anchor: Anchor | None,
-    read_tail: Callable[[Head | None], Iterator[Record]],
+    read_tail: Callable[[Head | None], Iterable[Record]],
 ) -> Checked:
     """Check every file of the session in ``folder``; ``fd`` is its active log (None: absent).
 
@@ -149,7 +149,7 @@ def _check_log(
     path: str,
     fd: int | None,
     intact: Intact | None,
-    read_tail: Callable[[Head | None], Iterator[Record]],
+    read_tail: Callable[[Head | None], Iterable[Record]],
 ) -> Intact | None:
     earlier = check.seq  # the last event before the active log (archive, retention base)
     scan = LineScan(fd) if fd is not None else None
@@ -157,7 +157,7 @@ def _check_log(
     for line_no, offset, data in scan or ():
         if check.line(None, path, line_no, offset, data):
             intact = Intact(None, line_no, offset, data)
-            head = Head(check.seq, check.hash, offset + len(data) + 1, offset + check.hash_at, line_no)
+            head = Head(check.seq, check.hash, line_no, (offset + len(data) + 1, offset + check.hash_at))
     if check.seq == earlier and earlier > 0:
         # Pruning always leaves the last event in the active log: an empty one lost events.
         check.problem(
@@ -166,7 +166,7 @@ def _check_log(
         check.broken(None, path, 1, 0)
     if fd is None or scan is None or not scan.torn:
         return intact
-    line_no = (head.line if head is not None else 0) + 1
+    line_no = (head.active if head is not None else 0) + 1
     if check.first_break is not None:
         check.problem("torn", path, line_no, scan.end, f"{scan.torn} unterminated bytes after the last line")
         return intact

@@ -34,21 +34,22 @@ from journal.backends.files.repair import set_aside
 from journal.core.head import Head
 from journal.core.snapshot import encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import PruneResult
 
 __all__ = ["apply_retention", "prune_active_log"]
 
 
-def prune_active_log(folder: Folder, fd: int, state: Session, head: Head) -> PruneResult:
+def prune_active_log(folder: Folder, fd: int, state: Session, head: Head) -> tuple[int, Head]:
     """Move every event before ``head.seq`` from the active log into a new archive segment.
 
-    ``fd`` is the active log, read up to exactly ``head.position`` (its end) under the lock.
+    ``fd`` is the active log, read up to exactly the end of ``head`` (its end) under the lock.
+    Returns how many events were archived and the head in the new active log.
     """
-    data = read_range(fd, 0, head.position)
+    position, hash_at = head.cursor
+    data = read_range(fd, 0, position)
     last_start = data.rfind(b"\n", 0, len(data) - 1) + 1
     if last_start == 0:  # one line: nothing before it, but the snapshot is still owed
         save_snapshot(folder, state, head)
-        return PruneResult(0, head)
+        return 0, head
     archived = data[:last_start]
     count = archived.count(b"\n")
     first = head.seq - count
@@ -57,12 +58,12 @@ def prune_active_log(folder: Folder, fd: int, state: Session, head: Head) -> Pru
         if leftover.first >= first:
             _drop_leftover(folder, leftover, archived, first)
     write_segment(archive, first, head.seq - 1, archived)
-    new_head = Head(head.seq, head.hash, len(data) - last_start, head.hash_at - last_start, 1)
+    new_head = Head(head.seq, head.hash, 1, (len(data) - last_start, hash_at - last_start))
     # The older snapshots stay until the switch: a crash before it keeps them usable.
     folder.write_atomic(snapshot_name(head.seq), encode_snapshot(state, new_head))
     folder.write_atomic(LOG_NAME, data[last_start:])
     remove_snapshots_before(folder, head.seq)
-    return PruneResult(count, new_head)
+    return count, new_head
 
 
 def _drop_leftover(folder: Folder, leftover: Segment, archived: bytes, first: int) -> None:

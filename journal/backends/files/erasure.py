@@ -36,7 +36,7 @@ from journal.backends.files.history import (
 )
 from journal.backends.files.layout import LOG_NAME
 from journal.backends.files.logfile import read_range
-from journal.core.codec import LineError, decode, erase_body
+from journal.core.codec import decode, erase_body
 from journal.core.events import MessageRedacted
 from journal.core.redaction import (
     MIN_NEEDLE,
@@ -47,6 +47,7 @@ from journal.core.redaction import (
     scrub_line,
 )
 from journal.core.snapshot import encode_snapshot, shows_content
+from journal.errors import LineError
 
 __all__ = [
     "erase_message",

@@ -26,13 +26,12 @@ from journal.backends.files.archive import SEGMENT_ERRORS, Segment, inflate, lis
 from journal.backends.files.fsio import Folder
 from journal.backends.files.layout import LOG_NAME, SESSIONS_DIR, dirname_for
 from journal.backends.files.logfile import LineScan, last_line, line_ending_at
-from journal.core.chain import History, Record, apply_record, check_line
-from journal.core.codec import LineError, decode
-from journal.core.head import Head
-from journal.core.snapshot import SnapshotError, decode_snapshot, encode_snapshot
+from journal.core.chain import Fold, History, check_line
+from journal.core.codec import decode
+from journal.core.head import Head, Record
+from journal.core.snapshot import decode_snapshot, encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import StaleHeadError
-from journal.errors import CorruptLogError
+from journal.errors import CorruptLogError, LineError, SnapshotError, StaleHeadError
 
 __all__ = [
     "ARCHIVE_DIR",
@@ -95,7 +94,7 @@ def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, 
     seqs = snapshot_seqs(folder)
     if not seqs:
         return None
-    last_seq = _last_seq(log_fd, log_size)
+    last_seq: int | None = -1  # read only for a snapshot that disagrees with the log
     for seq in seqs:
         path = folder.path / snapshot_name(seq)
         try:
@@ -113,6 +112,13 @@ def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, 
         if head.seq != seq:
             log.warning("%s: snapshot ignored: holds seq %d", path, head.seq)
             continue
+        why = _disagrees(log_fd, log_size, head)
+        if not why:
+            return session, head
+        # A snapshot the log does not hold: stale (the log moved on, or was pruned), or the
+        # events it covers were lost from the log's end.
+        if last_seq == -1:
+            last_seq = _last_seq(log_fd, log_size)
         if last_seq is not None and seq > last_seq:
             raise CorruptLogError(
                 str(path),
@@ -121,11 +127,7 @@ def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, 
                 f"the snapshot covers events up to seq {seq} but the active log ends at seq "
                 f"{last_seq}: events were lost from the log (run repair)",
             )
-        why = _disagrees(log_fd, log_size, head)
-        if why:
-            log.warning("%s: snapshot ignored: stale (%s)", path, why)
-            continue
-        return session, head
+        log.warning("%s: snapshot ignored: stale (%s)", path, why)
     return None
 
 
@@ -143,9 +145,10 @@ def _last_seq(log_fd: int, log_size: int) -> int | None:
 
 def _disagrees(log_fd: int, log_size: int, head: Head) -> str:
     """Why the log does not hold ``head``'s event where ``head`` says ("" if it does)."""
-    if head.position > log_size:
+    position, hash_at = head.cursor
+    if position > log_size:
         return "the log is shorter than its position"
-    line = line_ending_at(log_fd, head.position)
+    line = line_ending_at(log_fd, position)
     if line is None:
         return "its position is not the end of a line"
     offset, data = line
@@ -153,7 +156,7 @@ def _disagrees(log_fd: int, log_size: int, head: Head) -> str:
         decoded = decode(data)
     except LineError:
         return "the line at its position does not decode"
-    if (decoded.event.seq, decoded.hash, offset + decoded.hash_at) != (head.seq, head.hash, head.hash_at):
+    if (decoded.event.seq, decoded.hash, offset + decoded.hash_at) != (head.seq, head.hash, hash_at):
         return "its chain hash disagrees with the log"
     return ""
 
@@ -310,16 +313,19 @@ def check_missing_log(folder: Folder) -> None:
 def read_history(
     folder: Folder,
     read_active: Callable[[Head | None], Iterator[Record]],
-    resume: tuple[int, str] | None = None,
+    resume: Head | None = None,
 ) -> History:
     """Base state and every record after it, through the archive and the active log.
 
-    With ``resume`` (seq, chain hash), archive segments before that event are skipped and the
+    With ``resume`` (a head given before), archive segments before that event are skipped and the
     chain is checked from its hash on (when it precedes the active log; else all is read).
     ``folder`` must stay open until the records are read (archive segments are read lazily).
     """
     base = load_base(folder)
     state, head = (None, None) if base is None else base
+    if head is None and not list_segments(folder.child(ARCHIVE_DIR)):
+        # No archive: the active log is the whole history, read once from its first line.
+        return None, None, _active_only(folder, read_active)
     start = first_seq(folder)
     if start is None:
         if not folder.exists(LOG_NAME):
@@ -336,9 +342,18 @@ def read_history(
         # No complete line: nothing to read, but a writer's read still cuts a torn tail.
         return state, head, read_active(None)
     after = head
-    if resume is not None and resume[0] < start and (head is None or resume[0] > head.seq):
-        after = Head(resume[0], resume[1], -1, -1, 0)  # a known link of the chain
+    if resume is not None and resume.seq < start and (head is None or resume.seq > head.seq):
+        after = Head(resume.seq, resume.hash, 0, ())  # a known link of the chain
     return state, head, _records(folder, after, start, read_active)
+
+
+def _active_only(folder: Folder, read_active: Callable[[Head | None], Iterator[Record]]) -> Iterator[Record]:
+    empty = True
+    for record in read_active(None):
+        empty = False
+        yield record
+    if empty and not folder.exists(LOG_NAME):
+        check_missing_log(folder)  # deleted, never created, or lost (damage)
 
 
 def _records(
@@ -353,7 +368,7 @@ def _records(
         )
     if after is not None:
         # Resume at the start of the active log, chained to the last archived event.
-        after = Head(after.seq, after.hash, 0, -1, 0)
+        after = Head(after.seq, after.hash, 0, ())
     empty = True
     try:
         for record in read_active(after):
@@ -396,14 +411,12 @@ def _segment_entries(
         for line_no, offset, data in read_segment_lines(segment):
             if line_no <= skip:
                 continue  # events already read from the segment before (see _archived)
-            record = check_line(
-                data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1
-            )
-            if record.event.seq >= stop:
+            decoded = check_line(data, after, path=path, line=line_no, offset=offset)
+            if decoded.event.seq >= stop:
                 return
-            # An archived head cannot be resumed from; only its seq and hash carry on.
-            after = Head(record.head.seq, record.head.hash, -1, -1, line_no)
-            yield Record(record.event, after, offset), data
+            # An archived head cannot be resumed from (no cursor); only its seq and hash carry on.
+            after = Head(decoded.event.seq, decoded.hash, 0, ())
+            yield Record(decoded.event, after, line_no, offset, len(data) + 1), data
     except SEGMENT_ERRORS as exc:
         raise CorruptLogError(path, line_no + 1, -1, f"archive segment unreadable: {exc}") from None
 
@@ -414,9 +427,10 @@ def fold_segments(state: Session | None, head: Head | None, segments: list[Segme
     for segment in segments:
         floor = 0 if after is None else after.seq
         skip = max(0, floor - segment.first + 1)
+        fold = Fold(str(segment.path), state, after)
         for record in _segment_records(segment, after, stop=segment.last + 1, skip=skip):
-            state = apply_record(state, record, str(segment.path))
-            after = record.head
+            fold.add(record)
+        state, after = fold.state, fold.head
     assert state is not None
     assert after is not None
     return state, after
@@ -438,7 +452,7 @@ def history_lines(folder: Folder, fd: int) -> list[bytes]:
         out.append(data)
     path = str(folder.path / LOG_NAME)
     for line_no, offset, data in LineScan(fd):
-        record = check_line(data, after, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
-        after = record.head
+        decoded = check_line(data, after, path=path, line=line_no, offset=offset)
+        after = Head(decoded.event.seq, decoded.hash, 0, ())
         out.append(data)
     return out

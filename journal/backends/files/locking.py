@@ -70,7 +70,7 @@ class SessionLock:
         Raises:
             LockTimeoutError: not acquired within ``timeout`` seconds (negative: wait forever).
         """
-        fd = self._open()
+        fd = self._open() if self._fd is None else self._fd
         if lock_descriptor(fd, blocking=False):
             return
         deadline = None if self.timeout < 0 else time.monotonic() + self.timeout

@@ -130,4 +130,4 @@ def holds_hash(fd: int, head: Head) -> bool:
 
     Logs are only appended to, so this proves the log still holds the events up to ``head``.
     """
-    return os.pread(fd, 64, head.hash_at) == head.hash.encode("ascii")
+    return os.pread(fd, 64, head.cursor[1]) == head.hash.encode("ascii")

@@ -25,12 +25,11 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 from journal.backends.files import intent
-from journal.backends.files.archive import SEGMENT_ERRORS, ensure_archive, list_segments, read_segment_lines
+from journal.backends.files.archive import SEGMENT_ERRORS, list_segments, read_segment_lines
 from journal.backends.files.check import check_files
 from journal.backends.files.fsio import Folder
 from journal.backends.files.history import (
@@ -38,26 +37,30 @@ from journal.backends.files.history import (
     BASE_NAME,
     check_missing_log,
     first_seq,
-    history_lines,
     holds_history,
     load_base,
     load_snapshot,
     read_history,
-    save_snapshot,
 )
 from journal.backends.files.layout import LOCKS_DIR, LOG_NAME, SESSIONS_DIR, Layout, dirname_for, lock_name
 from journal.backends.files.locking import SessionLock
-from journal.backends.files.logfile import LineScan, holds_hash, read_range
+from journal.backends.files.logfile import LineScan
 from journal.backends.files.repair import repair_files
-from journal.backends.files.transaction import FileTransaction, Handle, check_head, scan_with, stamp_of
-from journal.core.chain import History, Record, check_line, classify_tail
+from journal.backends.files.transaction import (
+    FileTransaction,
+    Handle,
+    log_records,
+    read_log,
+    scan_after,
+    stamp_of,
+)
+from journal.core.chain import History, check_line, classify_tail
 from journal.core.events import Created
-from journal.core.head import Head
+from journal.core.head import Head, Record
 from journal.core.reports import Anchor, RepairReport, SessionCheck
-from journal.core.snapshot import encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import StaleHeadError, Stamp
-from journal.errors import CorruptLogError, SessionExistsError, StorageError
+from journal.engine.storage import Batch, ChangeFeed, Stamp, Target
+from journal.errors import CorruptLogError, StaleHeadError, StorageError
 
 __all__ = ["FileStorage"]
 
@@ -74,15 +77,17 @@ _TOMB = ".deleted-"
 _TOMB_NS = 3600 * 10**9
 
 
-class _Target(NamedTuple):
-    """A session folder to verify, and its session id (None: the id cannot be read)."""
-
-    folder: Path
-    session_id: str | None
-
-
 class FileStorage:
-    """Logs in files; see the module docstring for the invariant it relies on."""
+    """Logs in files; see the module docstring for the invariant it relies on.
+
+    Args:
+        root: the folder (created 0700 on first write; may itself be a symlink).
+        fsync: "always", "interval" or "never" (see ``Journal``).
+        lock_timeout: seconds to wait for another process's writer lock (negative: forever).
+        max_open_sessions: sessions whose descriptors stay open between writes.
+    """
+
+    kind = "files"
 
     def __init__(
         self,
@@ -93,6 +98,7 @@ class FileStorage:
         max_open_sessions: int = 64,
     ) -> None:
         self.layout = Layout(root)
+        self.root = str(os.fspath(root))
         self.fsync = fsync
         self.lock_timeout = lock_timeout
         self.max_open_sessions = max_open_sessions
@@ -161,63 +167,8 @@ class FileStorage:
             return None
         return stamp_of(st, folder_st.st_ino)
 
-    def read(self, session_id: str, after: Head | None = None) -> Iterator[Record]:
-        path = self.layout.log_path(session_id)
-        fd = None
-        folder = self._find(dirname_for(session_id))
-        if folder is not None:
-            with folder:
-                fd = folder.open_existing(LOG_NAME)
-        if fd is None:
-            if after is not None:
-                # The log ``after`` points into is gone (deleted): "nothing new" would be a
-                # stale answer from a cache.
-                raise StaleHeadError()
-            return
-        try:
-            check_head(fd, os.fstat(fd).st_size, after)
-            start = 0 if after is None else after.position
-            scan = LineScan(fd, start, 1 if after is None else after.line + 1)
-            head = after
-            for record in scan_with(scan, str(path), after):
-                head = record.head
-                yield record
-            if scan.torn:
-                # A torn or unterminated last line may be a write in progress: readers stop
-                # before it. Only a damaged newline is reported.
-                tail = os.pread(fd, scan.torn, scan.end)
-                line = (0 if head is None else head.line) + 1
-                classify_tail(tail, head, path=str(path), line=line, offset=scan.end)
-        finally:
-            os.close(fd)
-
-    def snapshot(self, session_id: str) -> tuple[Session, Head] | None:
-        """The newest snapshot that agrees with the current active log (None: none usable)."""
-        folder = self._find(dirname_for(session_id))
-        if folder is None:
-            return None
-        with folder:
-            self._settle(folder, session_id)
-            fd = folder.open_existing(LOG_NAME)
-            if fd is None:
-                return None
-            try:
-                return load_snapshot(folder, fd, os.fstat(fd).st_size)
-            finally:
-                os.close(fd)
-
-    def history(self, session_id: str, resume: tuple[int, str] | None = None) -> History:
-        """The base state (if a retention policy dropped early events) and every record after it."""
-        folder = self._find(dirname_for(session_id))
-        if folder is None:
-            return None, None, iter(())
-        try:
-            self._settle(folder, session_id)
-            state, head, records = read_history(folder, lambda after: self.read(session_id, after), resume)
-        except BaseException:
-            folder.close()
-            raise
-        return state, head, _closing(folder, records)
+    def reader(self, session_id: str) -> FileReader:
+        return FileReader(self, session_id)
 
     def _settle(self, folder: Folder, session_id: str) -> None:
         """Before a cold read (a snapshot, a whole history): wait for, or finish, a change
@@ -227,43 +178,19 @@ class FileStorage:
             with self.writer(session_id) as tx:
                 tx.settle()
 
-    def history_stamp(self, session_id: str) -> object:
+    def history_stamp(self, session_id: str) -> Stamp:
+        """The (inode, size, mtime) of the active log, the archive folder and the retention
+        base: pruning replaces the log, and pruning and retention change the archive."""
         folder = self._find(dirname_for(session_id))
         if folder is None:
-            return (None, None, None)
+            return ()
         with folder:
             archive = folder.child(ARCHIVE_DIR)
             return (
-                _identity(folder, LOG_NAME),
-                _identity(folder, ARCHIVE_DIR),
-                None if archive is None else _identity(archive, BASE_NAME),
+                *_identity(folder, LOG_NAME),
+                *_identity(folder, ARCHIVE_DIR),
+                *(_identity(archive, BASE_NAME) if archive is not None else _MISSING),
             )
-
-    def save_snapshot(self, session_id: str, session: Session, head: Head) -> None:
-        """Record a snapshot of ``session`` at ``head`` (a cache: failures are only logged).
-
-        Encoded without the lock, written under it, and only while the log still holds
-        ``head``: a redaction in between erased what this state shows, and must not find it
-        written back afterwards.
-        """
-        where = self.layout.session_dir(session_id)
-        try:
-            data = encode_snapshot(session, head)
-            with self.writer(session_id) as tx:
-                fd = tx._fd(create=False)
-                folder = tx.folder()
-                # A redaction since ``head`` erased content this state may show.
-                if (
-                    fd is not None
-                    and folder is not None
-                    and tx.size >= head.position
-                    and holds_hash(fd, head)
-                    and _REDACTED not in read_range(fd, head.position, tx.size - head.position)
-                ):
-                    tx.sync_log()
-                    save_snapshot(folder, data, head, replace=False)
-        except Exception as exc:  # a cache must never fail the write it follows
-            log.warning("%s: could not write a snapshot at seq %d: %s", where, head.seq, exc)
 
     def session_ids(self) -> Iterator[str]:
         for _, session_id, readable in self._folders(log_damage=True):
@@ -345,25 +272,26 @@ class FileStorage:
 
     # -- integrity -------------------------------------------------------------------------
 
-    def verify_targets(self, session_id: str | None) -> list[_Target]:
-        """What ``verify`` checks: one session, or every session folder (damaged ones too)."""
+    def targets(self, session_id: str | None) -> list[Target]:
+        """What ``verify`` checks: one session, or every session folder (damaged ones too,
+        labelled by their folder's name when their id cannot be read)."""
         if session_id is not None:
             folder = self._find(dirname_for(session_id))
             if folder is None:
                 return []
             folder.close()
-            return [_Target(self.layout.session_dir(session_id), session_id)]
-        return [_Target(folder, sid) for folder, sid, _ in self._folders(log_damage=False)]
+            return [Target(session_id, session_id)]
+        return [Target(sid or folder.name, sid) for folder, sid, _ in self._folders(log_damage=False)]
 
-    def verify(self, target: _Target, anchors: Mapping[str, Anchor]) -> SessionCheck:
-        """Check one target's files under its writer lock (see ``filecheck``)."""
-        label = target.session_id if target.session_id is not None else target.folder.name
+    def verify(self, target: Target, anchor: Anchor | None) -> SessionCheck:
+        """Check one target's files under its writer lock (see ``check``)."""
+        label = target.label
         with self._writer_for(target) as tx:
             fd = tx._fd(create=False)
             folder = tx.folder()
             if folder is None:
                 return SessionCheck(label, (), 0, None)  # deleted since it was listed
-            checked = check_files(folder, label, fd, tx.size, anchors.get(label), tx.read)
+            checked = check_files(folder, label, fd, tx.size, anchor, lambda after: tx.read(after).checked())
         check = checked.check
         head = None
         if not check.problems and check.seq > 0:
@@ -384,7 +312,8 @@ class FileStorage:
             folder = tx.folder()
             if folder is None:
                 return None
-            checked = check_files(folder, session_id, fd, tx.size, None, tx.peek if dry_run else tx.read)
+            read = tx.peek if dry_run else lambda after: tx.read(after).checked()
+            checked = check_files(folder, session_id, fd, tx.size, None, read)
             try:
                 return repair_files(folder, fd, tx.size, checked, session_id, dry_run=dry_run)
             except OSError as exc:
@@ -393,61 +322,26 @@ class FileStorage:
                 if not dry_run:
                     tx.forget()
 
-    def _writer_for(self, target: _Target) -> FileTransaction:
+    def _writer_for(self, target: Target) -> FileTransaction:
         if target.session_id is not None:
             return self.writer(target.session_id)
         # A folder whose id cannot be read: its lock file is named by the hash in its name.
-        name = target.folder.name
+        name = target.label
         lock_file = f"{name.rsplit('~', 1)[1]}.lock"
         lock = SessionLock(
             self.layout.locks / lock_file, self.lock_timeout, functools.partial(self._open_lock, lock_file)
         )
-        handle = Handle(name, lock, name, target.folder / LOG_NAME)
-        handle.refs = 1
+        handle = Handle(name, lock, name, self.layout.sessions / name / LOG_NAME)
         return FileTransaction(self, handle, loose=True)
-
-    # -- moving whole sessions between backends ---------------------------------------------
-
-    def export_raw(self, session_id: str) -> tuple[bytes | None, list[bytes]]:
-        """See ``Storage.export_raw`` (under the session's writer lock)."""
-        with self.writer(session_id) as tx:
-            fd = tx._fd(create=False)
-            if fd is None:
-                return None, []
-            list(tx.history()[2])  # as any writer: a torn tail is cut, a damaged line raises
-            folder = tx.folder()
-            assert folder is not None  # its log is open
-            archive = folder.child(ARCHIVE_DIR)
-            base = None
-            if archive is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    base = archive.read(BASE_NAME)
-            return base, history_lines(folder, fd)
-
-    def import_raw(self, session_id: str, base: bytes | None, lines: list[bytes]) -> None:
-        """See ``Storage.import_raw``: the lines become the active log, the base the archive's."""
-        with self.writer(session_id) as tx:
-            if tx._fd(create=False) is not None and tx.size > 0:
-                raise SessionExistsError(session_id, 0, -1)
-            try:
-                folder = tx.folder(create=True)
-                assert folder is not None
-                if base is not None:
-                    ensure_archive(folder).write_atomic(BASE_NAME, base)
-                folder.write_atomic(LOG_NAME, b"".join(line + b"\n" for line in lines))
-            except OSError as exc:
-                raise StorageError.wrap("import", str(self.layout.session_dir(session_id)), exc) from None
-            finally:
-                tx.forget()
 
     # -- writing under the lock -------------------------------------------------------------
 
     def writer(self, session_id: str) -> FileTransaction:
-        return FileTransaction(self, self._pin(session_id))
-
-    def _unpin(self, handle: Handle) -> None:
-        with self._guard:
-            handle.refs -= 1
+        handle = self._handles.get(session_id)
+        if handle is None:
+            handle = self.handle(session_id)
+        handle.used = True
+        return FileTransaction(self, handle)
 
     def delete(self, session_id: str) -> bool:
         with self.writer(session_id) as tx:
@@ -501,28 +395,38 @@ class FileStorage:
                 else:
                     sessions.remove_tree(leftover)
 
-    def _pin(self, session_id: str) -> Handle:
+    def handle(self, session_id: str) -> Handle:
+        """The session's handle, made if missing (a transaction checks it is not ``closed``
+        once it holds its mutex). At most ``max_open_sessions`` are kept: the others are
+        closed, second-chance (clock) LRU, only when no transaction holds them."""
         with self._guard:
             handle = self._handles.get(session_id)
-            if handle is None:
-                name = lock_name(session_id)
-                lock = SessionLock(
-                    self.layout.lock_path(session_id),
-                    self.lock_timeout,
-                    functools.partial(self._open_lock, name),
-                )
-                path = self.layout.log_path(session_id)
-                handle = self._handles[session_id] = Handle(session_id, lock, dirname_for(session_id), path)
-            else:
-                self._handles.move_to_end(session_id)
-            handle.refs += 1
-            if len(self._handles) > self.max_open_sessions:
-                for key, old in list(self._handles.items()):
-                    if len(self._handles) <= self.max_open_sessions:
-                        break
-                    if old.refs == 0:
-                        del self._handles[key]
-                        old.close()
+            if handle is not None:
+                return handle
+            lock = SessionLock(
+                self.layout.lock_path(session_id),
+                self.lock_timeout,
+                functools.partial(self._open_lock, lock_name(session_id)),
+            )
+            path = self.layout.log_path(session_id)
+            handle = self._handles[session_id] = Handle(session_id, lock, dirname_for(session_id), path)
+            handles = self._handles
+            for _ in range(2):  # the first pass may only take second chances away
+                for key in list(handles):
+                    if len(handles) <= self.max_open_sessions:
+                        return handle
+                    old = handles[key]
+                    if key == session_id:
+                        continue
+                    if old.used:
+                        old.used = False
+                        handles.move_to_end(key)
+                    elif old.mutex.acquire(blocking=False):
+                        try:
+                            del handles[key]
+                            old.close()
+                        finally:
+                            old.mutex.release()
             return handle
 
     # -- durability ------------------------------------------------------------------------
@@ -562,6 +466,14 @@ class FileStorage:
                 log.error("%s: background fsync failed: %s; recent appends may not be durable", where, exc)
             finally:
                 os.close(fd)
+
+    def changes(self) -> ChangeFeed:
+        """A feed of appends: the files backend has no notifications, so it looks at every
+        session's stamp (one ``stat`` each) every ``poll`` seconds while waited on."""
+        return PollingFeed(self)
+
+    def reopen(self) -> FileStorage:
+        return FileStorage(self.layout.root, fsync=self.fsync, lock_timeout=self.lock_timeout)
 
     def close(self) -> None:
         self._stop.set()
@@ -608,7 +520,7 @@ def _session_id(folder: Folder, first_line: bytes) -> str:
     """The id a session folder holds: from ``created``, or from what pruning left in its place."""
     path = folder.path / LOG_NAME
     if first_line.startswith(b'{"v":1,"seq":1,'):
-        event = check_line(first_line, None, path=str(path), line=1, offset=0, end=len(first_line) + 1).event
+        event = check_line(first_line, None, path=str(path), line=1, offset=0).event
         if isinstance(event, Created):
             return event.session_id
     base = load_base(folder)
@@ -623,7 +535,7 @@ def _session_id(folder: Folder, first_line: bytes) -> str:
         except SEGMENT_ERRORS as exc:
             raise CorruptLogError(where, 1, 0, f"archive segment unreadable: {exc}") from None
         line = b"" if first is None else first[2]
-    event = check_line(line, None, path=where, line=1, offset=0, end=len(line) + 1).event
+    event = check_line(line, None, path=where, line=1, offset=0).event
     if not isinstance(event, Created):
         raise CorruptLogError(where, 1, 0, "first event is not 'created'")
     return event.session_id
@@ -641,6 +553,144 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+class FileReader:
+    """Lock-free reads of one session (``Storage.reader``): the session folder and log are
+    opened afresh for each, without following a symlink."""
+
+    def __init__(self, storage: FileStorage, session_id: str) -> None:
+        self.storage = storage
+        self.session_id = session_id
+        self.name = dirname_for(session_id)
+        self.path = self.where = str(storage.layout.log_path(session_id))
+        # The head of the snapshot ``snapshot`` gave and the log's (inode, size, mtime) then:
+        # reading on after it from the same, unchanged log needs no second look at its hash.
+        self.vouched: tuple[Head, tuple[int, int, int]] | None = None
+
+    def read(self, after: Head | None) -> Batch:
+        folder = self.storage._find(self.name)
+        if folder is None:
+            return self._absent(after)
+        with folder:
+            fd = folder.open_existing(LOG_NAME)
+            if fd is None:
+                return self._absent(after)
+            try:
+                st = os.fstat(fd)
+                size = st.st_size
+                checked = self.vouched == (after, (st.st_ino, size, st.st_mtime_ns))
+                records, scan, damage = read_log(fd, after, self.path, checked=checked)
+                if damage is not None:
+                    return Batch(records, None, damage)
+                if scan.torn:
+                    self._judge_tail(fd, scan, records[-1].head if records else after)
+                    return Batch(records, None)
+                # Read exactly to the end of the file as it was stat-ed: that stamp is this state.
+                st = os.fstat(fd)
+                stamp = stamp_of(st, folder.ino) if st.st_size == size == scan.end else None
+                return Batch(records, stamp)
+            finally:
+                os.close(fd)
+
+    def _judge_tail(self, fd: int, scan: LineScan, head: Head | None) -> None:
+        # A torn or unterminated last line may be a write in progress: readers stop before
+        # it, and check again next time. Only a damaged newline is reported.
+        line = (0 if head is None else head.active) + 1
+        tail = os.pread(fd, scan.torn, scan.end)
+        classify_tail(tail, head, path=self.path, line=line, offset=scan.end)
+
+    def _follow(self, folder: Folder, after: Head | None) -> Iterator[Record]:
+        """The active log's records after ``after``, read lazily from the log open when the
+        first is asked for: a stream goes on into lines appended meanwhile, and reports a
+        damaged line only after every record before it was taken (and folded)."""
+        fd = folder.open_existing(LOG_NAME)
+        if fd is None:
+            if after is not None:
+                raise StaleHeadError()
+            return
+        try:
+            scan = scan_after(fd, after)
+            head = after
+            for record in log_records(scan, after, self.path):
+                head = record.head
+                yield record
+            if scan.torn:
+                self._judge_tail(fd, scan, head)
+        finally:
+            os.close(fd)
+
+    def _absent(self, after: Head | None) -> Batch:
+        if after is not None:
+            # The log ``after`` points into is gone (deleted): "nothing new" would be a stale
+            # answer from a cache.
+            raise StaleHeadError()
+        return Batch([], None)
+
+    def snapshot(self) -> tuple[Session, Head] | None:
+        """The newest snapshot that agrees with the current active log (None: none usable)."""
+        folder = self.storage._find(self.name)
+        if folder is None:
+            return None
+        with folder:
+            self.storage._settle(folder, self.session_id)
+            fd = folder.open_existing(LOG_NAME)
+            if fd is None:
+                return None
+            try:
+                st = os.fstat(fd)
+                found = load_snapshot(folder, fd, st.st_size)
+            finally:
+                os.close(fd)
+        if found is not None:
+            self.vouched = (found[1], (st.st_ino, st.st_size, st.st_mtime_ns))
+        return found
+
+    def history(self, resume: Head | None = None) -> History:
+        """The base state (if a retention policy dropped early events) and every record after it."""
+        folder = self.storage._find(self.name)
+        if folder is None:
+            return None, None, iter(())
+        try:
+            self.storage._settle(folder, self.session_id)
+            state, head, records = read_history(folder, lambda after: self._follow(folder, after), resume)
+        except BaseException:
+            folder.close()
+            raise
+        return state, head, _closing(folder, records)
+
+
+class PollingFeed:
+    """``Storage.changes`` for files: every ``poll`` seconds, the sessions whose stamp moved."""
+
+    poll = 0.2
+
+    def __init__(self, storage: FileStorage) -> None:
+        self.storage = storage
+        self.seen = self._stamps()
+
+    def _stamps(self) -> dict[str, Stamp | None]:
+        stamps: dict[str, Stamp | None] = {}
+        for sid in self.storage.session_ids():
+            try:
+                stamps[sid] = self.storage.stamp(sid)
+            except CorruptLogError:
+                stamps[sid] = None
+        return stamps
+
+    def wait(self, timeout: float) -> set[str] | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self._stamps()
+            changed = {sid for sid, stamp in now.items() if self.seen.get(sid) != stamp}
+            changed |= set(self.seen) - set(now)
+            self.seen = now
+            if changed or time.monotonic() >= deadline:
+                return changed
+            time.sleep(min(self.poll, max(0.0, deadline - time.monotonic())))
+
+    def close(self) -> None:
+        self.seen = {}
+
+
 def _holds_events(folder: Folder) -> bool:
     try:
         if first_seq(folder) is not None:
@@ -652,9 +702,12 @@ def _holds_events(folder: Folder) -> bool:
     return holds_history(folder) and not isinstance(intent.read(folder), intent.Delete)
 
 
-def _identity(folder: Folder, name: str) -> tuple[int, int, int] | None:
+_MISSING = (-1, -1, -1)
+
+
+def _identity(folder: Folder, name: str) -> tuple[int, int, int]:
     try:
         st = folder.lstat(name)
     except FileNotFoundError:
-        return None
+        return _MISSING
     return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -17,41 +17,56 @@ that crashed writers left there (and in ``archive/`` and the quarantine) are rem
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from journal.backends.files import intent
+from journal.backends.files.archive import ensure_archive
 from journal.backends.files.compaction import apply_retention, prune_active_log
 from journal.backends.files.erasure import erase_message, quarantine_mentions, redaction_stored
 from journal.backends.files.fsio import Folder
 from journal.backends.files.history import (
     ARCHIVE_DIR,
+    BASE_NAME,
     QUARANTINE_DIR,
     check_missing_log,
+    history_lines,
     load_snapshot,
     read_history,
     save_snapshot,
 )
 from journal.backends.files.layout import LOG_NAME
 from journal.backends.files.locking import SessionLock
-from journal.backends.files.logfile import LineScan, holds_hash, write_all
-from journal.core.chain import History, Record, check_line, classify_tail
-from journal.core.head import Head
+from journal.backends.files.logfile import LineScan, holds_hash, read_range, write_all
+from journal.core.chain import History, check_line, classify_tail
+from journal.core.codec import Decoded
+from journal.core.head import Head, Line, Record
 from journal.core.state import Session
-from journal.engine.storage import PruneResult, StaleHeadError, Stamp
-from journal.errors import StorageError
+from journal.engine.storage import Batch, Exported, Pruned, Stamp
+from journal.errors import CorruptLogError, SessionExistsError, StaleHeadError, StorageError
 
-__all__ = ["FileTransaction", "Handle", "check_head", "scan_with", "stamp_of"]
+__all__ = [
+    "FileTransaction",
+    "Handle",
+    "log_records",
+    "position",
+    "read_log",
+    "record_of",
+    "scan_after",
+    "stamp_of",
+]
 
 log = logging.getLogger("journal")
 _sync = getattr(os, "fdatasync", os.fsync)
+_REDACTED = b'"type":"message_redacted"'
 # A temporary file this old is a crashed writer's leftover: no write takes an hour, and a
 # younger one may be a write in progress in another process (sweeping it would fail that write).
 STALE_TEMP_SECONDS = 3600.0
@@ -66,7 +81,7 @@ class _Owner(Protocol):
 
     def mark_dirty(self, name: str) -> None: ...
 
-    def _unpin(self, handle: Handle) -> None: ...
+    def handle(self, session_id: str) -> Handle: ...
 
     def remove_folder(self, folder: Folder) -> None: ...
 
@@ -74,25 +89,53 @@ class _Owner(Protocol):
 class Handle:
     """Open descriptors of one session: its lock file and (once they exist) its folder and log.
 
-    ``name`` is the session folder's name in ``sessions/``; ``path`` the log's path (for
-    messages).
+    ``name`` is the session folder's name in ``sessions/``; ``path`` the log's path and
+    ``where`` the same as text (for messages). ``mutex`` is held by the transaction using it;
+    a handle evicted (or its storage closed) is ``closed``, and a transaction that finds it so
+    once it holds the mutex takes the session's current handle instead.
     """
 
-    __slots__ = ("fd", "folder", "lock", "mutex", "name", "path", "refs", "session_id", "swept")
+    __slots__ = (
+        "closed",
+        "fd",
+        "folder",
+        "folder_ino",
+        "head",
+        "lock",
+        "mutex",
+        "name",
+        "path",
+        "seen",
+        "session_id",
+        "stamp",
+        "swept",
+        "used",
+        "where",
+    )
 
     def __init__(self, session_id: str, lock: SessionLock, name: str, path: Path) -> None:
         self.session_id = session_id
         self.lock = lock
         self.name = name
         self.path = path
+        self.where = str(path)
         self.mutex = threading.Lock()
         self.fd: int | None = None
         self.folder: Folder | None = None
-        self.refs = 0
+        self.folder_ino = -1  # the held folder's inode (a part of every stamp)
         self.swept = False  # stale temporary files removed (once per handle)
+        self.used = True  # by a transaction since the last eviction sweep passed it
+        self.closed = False
+        # Where this handle's last append or read left the log: the head, what fstat showed
+        # then (inode, size, mtime) and the stamp. While fstat shows the same, the log holds
+        # nothing after that head: a writer catching up reads nothing.
+        self.head: Head | None = None
+        self.seen: tuple[int, int, int] | None = None
+        self.stamp: Stamp | None = None
 
     def drop(self) -> None:
         """Close the log and the session folder (the lock file stays open)."""
+        self.head = self.seen = self.stamp = None
         fd, self.fd = self.fd, None
         folder, self.folder = self.folder, None
         try:
@@ -103,6 +146,7 @@ class Handle:
                 folder.close()
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.drop()
         finally:
@@ -121,23 +165,27 @@ class FileTransaction:
         self.handle = handle
         self.loose = loose  # a handle of its own, closed on exit
         self.path = handle.path
+        self.where = handle.where
         self.size = 0
+        self.st: os.stat_result | None = None  # the log's, when checked
         self.checked = False  # the cached log descriptor was checked: still the session's
         self.placed = False  # handle.folder is the session folder (or None: there is none)
         self.tidy = True  # sweep stale temporary files when the folder is first opened
 
     def __enter__(self) -> FileTransaction:
         handle = self.handle
+        handle.mutex.acquire()
         try:
-            handle.mutex.acquire()
-        except BaseException:
-            self._let_go()
-            raise
-        try:
+            while handle.closed and not self.loose:
+                # Evicted since it was looked up: the session's current handle instead.
+                handle.mutex.release()
+                handle = self.handle = self.storage.handle(handle.session_id)
+                handle.mutex.acquire()
             handle.lock.acquire()
         except BaseException:
             handle.mutex.release()
-            self._let_go()
+            if self.loose:
+                handle.close()
             raise
         return self
 
@@ -153,20 +201,15 @@ class FileTransaction:
                 handle.lock.release()
             finally:
                 handle.mutex.release()
-                self._let_go()
-
-    def _let_go(self) -> None:
-        if self.loose:
-            self.handle.close()
-        else:
-            self.storage._unpin(self.handle)
+                if self.loose:
+                    handle.close()
 
     def _keep(self) -> bool:
         """Whether the held log (and with it the held folder) is still the session's."""
         handle = self.handle
         if handle.fd is None:
             return False
-        st = os.fstat(handle.fd)
+        st = self.st = os.fstat(handle.fd)
         # A log stops being the session's log only by being unlinked: pruning renames a new log
         # over it, and delete unlinks it first thing (see FileStorage.delete).
         if st.st_nlink > 0 and handle.folder is not None:
@@ -196,6 +239,8 @@ class FileTransaction:
         sessions = self.storage.sessions_folder(create)
         found = None if sessions is None else sessions.open_folder(handle.name, create=create)
         handle.folder = found
+        if found is not None:
+            handle.folder_ino = found.ino
         self.placed = True
         if found is not None and not handle.swept and self.tidy:
             handle.swept = True
@@ -231,8 +276,9 @@ class FileTransaction:
                 if self.storage.fsync != "never":
                     found.fsync()  # the new file's name must survive too
         except OSError as exc:
-            raise StorageError.wrap("open", str(self.path), exc) from None
-        self.size = os.fstat(handle.fd).st_size
+            raise StorageError.wrap("open", self.where, exc) from None
+        self.st = os.fstat(handle.fd)
+        self.size = self.st.st_size
         self.checked = True
         return handle.fd
 
@@ -277,25 +323,49 @@ class FileTransaction:
         self.checked = self.placed = False
         self.handle.drop()
 
-    def read(self, after: Head | None) -> Iterator[Record]:
+    def read(self, after: Head | None) -> Batch:
+        """See ``Source.read``; as every writer does, first cuts a torn tail (logged), or
+        completes a whole line that lost only its newline."""
         fd = self._fd(create=False)
         if fd is None:
             if after is not None:
                 raise StaleHeadError()
-            return
-        check_head(fd, self.size, after)
-        if after is not None and self.size == after.position:
-            return  # nothing new, and no torn tail either
-        scan = LineScan(fd, 0 if after is None else after.position, 1 if after is None else after.line + 1)
-        head = after
-        for record in scan_with(scan, str(self.path), after):
-            head = record.head
-            yield record
-        if not scan.torn:
-            return
+            return Batch([], None)
+        handle = self.handle
+        st = self.st
+        if (
+            after is not None
+            and after == handle.head
+            and st is not None
+            and handle.seen == (st.st_ino, st.st_size, st.st_mtime_ns)
+        ):
+            return Batch([], handle.stamp)  # unchanged since this handle left the log at ``after``
+        records, scan, damage = read_log(fd, after, self.where)
+        if damage is not None:
+            return Batch(records, None, damage)
+        if scan.torn:
+            intact = self._mend_tail(fd, scan, records[-1].head if records else after)
+            if intact is not None:
+                records.append(intact)
+        else:
+            self.size = scan.end
+        stamp = self._seen(fd, records[-1].head if records else after)
+        return Batch(records, stamp)
+
+    def _seen(self, fd: int, head: Head | None) -> Stamp:
+        """The log's stamp now, remembered with ``head`` (where the log ends) for ``read``."""
+        st = os.fstat(fd)
+        handle = self.handle
+        handle.head = head
+        handle.seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        assert handle.folder is not None  # held with the open log: a stamp names it
+        handle.stamp = stamp = stamp_of(st, handle.folder_ino)
+        return stamp
+
+    def _mend_tail(self, fd: int, scan: LineScan, head: Head | None) -> Record | None:
         tail = os.pread(fd, scan.torn, scan.end)
-        line = (0 if head is None else head.line) + 1
-        intact = classify_tail(tail, head, path=str(self.path), line=line, offset=scan.end)
+        line = (0 if head is None else head.active) + 1
+        intact = classify_tail(tail, head, path=self.where, line=line, offset=scan.end)
         try:
             if intact is not None:
                 # A whole, chained line that only lacks its newline: keep it, complete it.
@@ -304,38 +374,37 @@ class FileTransaction:
                 )
                 write_all(fd, b"\n")
                 self.size = scan.end + len(tail) + 1
-                yield intact
-                return
+                return record_of(intact, line, scan.end, len(tail) + 1)
             # Only a crashed writer leaves a torn line, and its append never returned; cutting
             # it is the one place bytes are removed from a log.
             log.warning("%s: dropped a torn last line (%d bytes at byte %d)", self.path, scan.torn, scan.end)
             os.ftruncate(fd, scan.end)
             self.size = scan.end
         except OSError as exc:
-            raise StorageError.wrap("repair the last line", str(self.path), exc) from None
+            raise StorageError.wrap("repair the last line", self.where, exc) from None
+        return None
 
-    def peek(self, after: Head | None) -> Iterator[Record]:
+    def peek(self, after: Head | None) -> list[Record]:
         """What ``read`` would return of the unterminated tail after ``after``, changing nothing."""
         fd = self._fd(create=False)
-        start = 0 if after is None else after.position
+        start = position(after)
         if fd is None or self.size <= start:
-            return
+            return []
         tail = os.pread(fd, self.size - start, start)
-        line = (0 if after is None else after.line) + 1
-        intact = classify_tail(tail, after, path=str(self.path), line=line, offset=start)
-        if intact is not None:
-            yield intact
+        line = (0 if after is None else after.active) + 1
+        intact = classify_tail(tail, after, path=self.where, line=line, offset=start)
+        return [] if intact is None else [record_of(intact, line, start, len(tail) + 1)]
 
     def snapshot(self) -> tuple[Session, Head] | None:
         fd = self._fd(create=False)
         return None if fd is None else load_snapshot(self._here(), fd, self.size)
 
-    def history(self) -> History:
+    def history(self, resume: Head | None = None) -> History:
         self._fd(create=False)  # checked first: reading on never reopens the folder being read
         found = self.folder()
         if found is None:
             return None, None, iter(())
-        return read_history(found, self.read)
+        return read_history(found, lambda after: self.read(after).checked(), resume)
 
     def sync_log(self) -> None:
         """Make the log durable before a file that describes it (a snapshot, an archive).
@@ -348,28 +417,42 @@ class FileTransaction:
         if fd is not None and self.storage.fsync != "always":
             _sync(fd)
 
-    def save_snapshot(self, session: Session, head: Head) -> None:
+    def save_snapshot(self, state: Session, head: Head) -> None:
+        """See ``Transaction.save_snapshot``: written only while the log still holds ``head``
+        and nothing after it redacted what ``state`` may show (a redaction must never find
+        erased content written back)."""
+        fd = self._fd(create=False)
+        folder = self.folder()
+        end = position(head)
+        if (
+            fd is None
+            or folder is None
+            or self.size < end
+            or not holds_hash(fd, head)
+            or _REDACTED in read_range(fd, end, self.size - end)
+        ):
+            return
         try:
             self.sync_log()
-            save_snapshot(self._here(), session, head)
+            save_snapshot(folder, state, head)
         except OSError as exc:
             raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
 
-    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
+    def prune(self, state: Session, head: Head) -> Pruned:
         """Archive every event before ``head`` (the end of the log); see ``compaction``."""
         fd = self._fd(create=False)
-        if fd is None or self.size != head.position:
+        if fd is None or self.size != position(head):
             raise StaleHeadError()
         try:
             self.sync_log()
             folder = self._here()
-            result = prune_active_log(folder, fd, state, head)
+            archived, new_head = prune_active_log(folder, fd, state, head)
             stamp = stamp_of(folder.lstat(LOG_NAME), folder.ino)
         except OSError as exc:
-            raise StorageError.wrap("prune", str(self.path), exc) from None
+            raise StorageError.wrap("prune", self.where, exc) from None
         finally:
             self.forget()  # the active log is a new file now
-        return result, stamp
+        return Pruned(archived, new_head, stamp)
 
     def quarantined(self, message_id: str) -> bool:
         """Whether the session's quarantine holds anything of the message."""
@@ -393,7 +476,7 @@ class FileTransaction:
     def erase(self, message_id: str, by: int, head: Head) -> Stamp:
         """Erase a redacted message's content from every file (see ``erasure``)."""
         fd = self._fd(create=False)
-        if fd is None or self.size != head.position:
+        if fd is None or self.size != position(head):
             raise StaleHeadError()
         try:
             folder = self._here()
@@ -415,13 +498,13 @@ class FileTransaction:
         except OSError as exc:
             raise StorageError.wrap("retention", str(self.path.parent), exc) from None
 
-    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
-        fd = self._fd(create=True)
+    def append(self, after: Head | None, lines: Sequence[Line]) -> tuple[Head, Stamp]:
+        fd = self.handle.fd if self.checked else self._fd(create=True)
         assert fd is not None
-        start = 0 if after is None else after.position
+        start = after.cursor[0] if after is not None and after.cursor else 0  # see ``position``
         if self.size != start:
             raise StaleHeadError()
-        data = b"".join(entry[0] for entry in lines)
+        data = lines[0].data if len(lines) == 1 else b"".join(line.data for line in lines)
         try:
             write_all(fd, data)
             if self.storage.fsync == "always":
@@ -429,19 +512,48 @@ class FileTransaction:
         except OSError as exc:
             self._undo(fd, start)
             self.size = start
-            raise StorageError.wrap("append", str(self.path), exc) from None
+            raise StorageError.wrap("append", self.where, exc) from None
         if self.storage.fsync == "interval":
             self.storage.mark_dirty(self.handle.name)
-        position = start
-        line = 0 if after is None else after.line
+        end = start
+        active = 0 if after is None else after.active
         head = after
-        for data_line, seq, digest, hash_at in lines:
-            line += 1
-            head = Head(seq, digest, position + len(data_line), position + hash_at, line)
-            position += len(data_line)
+        for line in lines:
+            active += 1
+            head = Head(line.seq, line.hash, active, (end + len(line.data), end + line.hash_at))
+            end += len(line.data)
         assert head is not None
-        self.size = position
-        return head, stamp_of(os.fstat(fd), self._here().ino)
+        self.size = end
+        return head, self._seen(fd, head)
+
+    def export(self) -> Exported:
+        """See ``Transaction.export``."""
+        fd = self._fd(create=False)
+        if fd is None:
+            return Exported(None, [])
+        list(self.history()[2])  # as any writer: a torn tail is cut, a damaged line raises
+        folder = self._here()
+        archive = folder.child(ARCHIVE_DIR)
+        base = None
+        if archive is not None:
+            with contextlib.suppress(FileNotFoundError):
+                base = archive.read(BASE_NAME)
+        return Exported(base, history_lines(folder, fd))
+
+    def restore(self, exported: Exported) -> None:
+        """See ``Transaction.restore``: the lines become the active log, the base the archive's."""
+        if self._fd(create=False) is not None and self.size > 0:
+            raise SessionExistsError(self.handle.session_id, 0, -1)
+        try:
+            folder = self.folder(create=True)
+            assert folder is not None
+            if exported.base is not None:
+                ensure_archive(folder).write_atomic(BASE_NAME, exported.base)
+            folder.write_atomic(LOG_NAME, b"".join(line + b"\n" for line in exported.lines))
+        except OSError as exc:
+            raise StorageError.wrap("import", str(self.path.parent), exc) from None
+        finally:
+            self.forget()
 
     def _undo(self, fd: int, start: int) -> None:
         # After a failed write or fsync the new bytes' fate is unknown: remove them so no reader
@@ -460,22 +572,67 @@ def stamp_of(st: os.stat_result, folder_ino: int) -> Stamp:
     one file-time tick (or on a file system with coarse times), its size and mtime too; a
     session folder cannot get a deleted one's inode, because a deleted folder is kept (empty)
     for an hour (see ``FileStorage.remove_folder``)."""
-    return Stamp((st.st_dev, folder_ino, st.st_ino, st.st_size, st.st_mtime_ns), st.st_size)
+    return (st.st_dev, folder_ino, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def check_head(fd: int, size: int, after: Head | None) -> None:
-    if after is None or after.hash_at < 0:
-        return  # the start of the log (after an archive or base: the chain check covers it)
-    if size < after.position or not holds_hash(fd, after):
+def position(head: Head | None) -> int:
+    """Where the log is read on after ``head``: its line's end (0: from the start, or after an
+    archived event, which has no position in the active log)."""
+    return head.cursor[0] if head is not None and head.cursor else 0
+
+
+def record_of(decoded: Decoded, line: int, offset: int, size: int) -> Record:
+    """The record of a checked line of the active log: line ``line`` at byte ``offset``."""
+    end = offset + size
+    head = Head(decoded.event.seq, decoded.hash, line, (end, offset + decoded.hash_at))
+    return Record(decoded.event, head, line, offset, size)
+
+
+def scan_after(fd: int, after: Head | None, *, checked: bool = False) -> LineScan:
+    """A scan of the active log open as ``fd`` from just after ``after`` (``checked``: the
+    caller already saw ``after``'s hash there, in this same unchanged log).
+
+    Raises:
+        StaleHeadError: ``after``'s hash is not where it says: the log was replaced.
+    """
+    if after is not None and after.cursor and not checked and not holds_hash(fd, after):
         raise StaleHeadError()
+    return LineScan(fd, position(after), 1 if after is None else after.active + 1)
 
 
-def scan_with(scan: LineScan, path: str, after: Head | None) -> Iterator[Record]:
+def log_records(scan: LineScan, after: Head | None, path: str) -> Iterator[Record]:
+    """The complete lines ``scan`` finds, checked and chained from ``after``, read as they
+    are taken (a lazy reader goes on into lines appended meanwhile).
+
+    Raises:
+        CorruptLogError: a line is damaged, or does not chain.
+    """
     head = after
-    for line_no, offset, data in scan:
-        record = check_line(data, head, path=path, line=line_no, offset=offset, end=offset + len(data) + 1)
+    for line, offset, data in scan:
+        record = record_of(
+            check_line(data, head, path=path, line=line, offset=offset), line, offset, len(data) + 1
+        )
         head = record.head
         yield record
+
+
+def read_log(
+    fd: int, after: Head | None, path: str, *, checked: bool = False
+) -> tuple[list[Record], LineScan, CorruptLogError | None]:
+    """Every complete line of the active log open as ``fd`` after ``after``, checked, up to
+    the first damaged one (whose error comes third); and the scan (when the read was not cut
+    short, its ``torn`` bytes after the last newline are the caller's to judge).
+
+    Raises:
+        StaleHeadError: ``after``'s hash is not where it says: the log was replaced.
+    """
+    scan = scan_after(fd, after, checked=checked)
+    records: list[Record] = []
+    try:
+        records.extend(log_records(scan, after, path))
+    except CorruptLogError as exc:
+        return records, scan, exc
+    return records, scan, None
 
 
 def sweep_temp_files(folder: Folder) -> None:

@@ -10,12 +10,12 @@ import hashlib
 import logging
 from typing import Any
 
-from journal.core.chain import Record, check_line
-from journal.core.head import Head
-from journal.core.snapshot import SnapshotError, decode_snapshot
+from journal.core.chain import check_line
+from journal.core.head import Head, Record
+from journal.core.snapshot import decode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import StaleHeadError
-from journal.errors import CorruptLogError
+from journal.engine.storage import Batch, Stamp
+from journal.errors import CorruptLogError, SnapshotError, StaleHeadError
 
 __all__ = [
     "CHUNK",
@@ -28,6 +28,7 @@ __all__ = [
     "psycopg_modules",
     "read_rows",
     "record_of",
+    "stamp_of",
     "write_snapshot",
 ]
 
@@ -60,31 +61,40 @@ def line_type(line: bytes) -> str:
 
 
 def record_of(line: bytes, after: Head | None, where: str, seq: int, active_from: int = 1) -> Record:
-    record = check_line(line, after, path=where, line=seq, offset=0, end=seq)
-    # Positions in this backend are seqs: a row is found by its key, not by an offset. A
-    # head's ``line`` counts the rows not archived, as the files backend counts active lines.
-    return Record(record.event, head_at(seq, record.head.hash, active_from), 0)
+    """The record of a checked row. Positions in this backend are seqs: a row is found by its
+    key, so a head has no cursor; its ``active`` count is the rows not archived up to it."""
+    decoded = check_line(line, after, path=where, line=seq, offset=0)
+    return Record(decoded.event, head_at(seq, decoded.hash, active_from), seq, 0, len(line) + 1)
 
 
 def head_at(seq: int, digest: str, active_from: int) -> Head:
-    return Head(seq, digest, seq, seq, seq - active_from + 1)
+    return Head(seq, digest, seq - active_from + 1, ())
+
+
+def stamp_of(row: tuple[Any, ...]) -> Stamp:
+    """A session's stamp from its row (incarnation, generation, last_seq, ...): a new
+    incarnation (deleted and created again), any append or compaction changes it."""
+    return (row[0].int, row[1], row[2])
 
 
 def read_rows(
     conn: Any, where: str, session_id: str, after: Head | None, *, check_after: bool = True
-) -> list[Record]:
-    """Checked records after ``after``; StaleHeadError if ``after`` is no longer stored there.
+) -> Batch:
+    """Checked records after ``after``, and the session's stamp as read; StaleHeadError if
+    ``after`` is no longer stored there.
 
-    One statement reads ``after``'s own row with the rows after it: the check and the read
-    see one snapshot of the table, so a delete between them cannot pass for "nothing new".
+    One statement reads ``after``'s own row with the rows after it and the session row: the
+    check, the read and the stamp see one snapshot of the tables, so a delete between them
+    cannot pass for "nothing new".
     """
     floor = 0 if after is None else after.seq
     rows = conn.execute(
-        "SELECT e.seq, e.line, e.hash, s.active_from FROM journal_events e"
-        " JOIN journal_sessions s ON s.id = e.session_id"
+        "SELECT e.seq, e.line, e.hash, s.active_from, s.incarnation, s.generation, s.last_seq"
+        " FROM journal_events e JOIN journal_sessions s ON s.id = e.session_id"
         " WHERE e.session_id = %s AND e.seq >= %s ORDER BY e.seq",
         [session_id, floor],
     ).fetchall()
+    stamp = stamp_of(rows[0][4:]) if rows else None
     if rows and rows[0][0] == floor:
         first = rows.pop(0)
         if check_after and first[2] != after.hash:  # type: ignore[union-attr]
@@ -94,13 +104,16 @@ def read_rows(
         base = conn.execute("SELECT seq FROM journal_bases WHERE session_id = %s", [session_id]).fetchone()
         if base is None or base[0] != after.seq:
             raise StaleHeadError()
-    records = []
+    records: list[Record] = []
     head = after
-    for seq, line, _, active_from in rows:
-        record = record_of(bytes(line), head, where, seq, int(active_from))
+    for seq, line, _, active_from, *_ in rows:
+        try:
+            record = record_of(bytes(line), head, where, seq, int(active_from))
+        except CorruptLogError as exc:
+            return Batch(records, None, exc)
         head = record.head
         records.append(record)
-    return records
+    return Batch(records, stamp)
 
 
 def newest_snapshot(conn: Any, where: str, session_id: str) -> tuple[Session, Head] | None:
@@ -136,7 +149,7 @@ def newest_snapshot(conn: Any, where: str, session_id: str) -> tuple[Session, He
             "SELECT hash FROM journal_events WHERE session_id = %s AND seq = %s", [session_id, head.seq]
         ).fetchone()
         if row is not None and row[0] == head.hash:
-            return session, Head(head.seq, head.hash, head.seq, head.seq, head.seq)
+            return session, Head(head.seq, head.hash, head.active, ())
     return None
 
 
@@ -158,4 +171,4 @@ def load_base(conn: Any, where: str, session_id: str) -> tuple[Session, Head] | 
         session, head = decode_snapshot(bytes(row[0]), kind="base")
     except SnapshotError as exc:
         raise CorruptLogError(f"{where} (base)", 0, 0, f"retention base unreadable: {exc.reason}") from None
-    return session, Head(head.seq, head.hash, head.seq, -1, head.seq)
+    return session, Head(head.seq, head.hash, 0, ())

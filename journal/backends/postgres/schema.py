@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "NewerSchemaError", "migrate"]
+from journal.errors import NewerSchemaError
+
+__all__ = ["SCHEMA_VERSION", "migrate"]
 
 SCHEMA_VERSION = 1
 
@@ -75,10 +77,6 @@ _STEPS: dict[int, list[str]] = {
         )""",
     ],
 }
-
-
-class NewerSchemaError(Exception):
-    """The database holds a newer journal schema than this library knows."""
 
 
 def migrate(conn: Any) -> int:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import msgspec
+
+from journal.backends.postgres.pool import Pool
 from journal.backends.postgres.rows import (
     SEP,
     head_at,
@@ -25,20 +28,18 @@ from journal.backends.postgres.rows import (
     psycopg_modules,
     read_rows,
     record_of,
+    stamp_of,
     write_snapshot,
 )
-from journal.core.chain import ChainCheck, History, Record, apply_record
-from journal.core.codec import erase_body
-from journal.core.head import Head
+from journal.core.chain import ChainCheck, Fold, History
+from journal.core.codec import decode, erase_body
+from journal.core.head import Head, Line
 from journal.core.redaction import content_of, erased_state, line_needles, scrub_line
 from journal.core.reports import Anchor, Moved, RepairReport
-from journal.core.snapshot import SnapshotError, decode_snapshot, encode_snapshot
+from journal.core.snapshot import decode_snapshot, encode_snapshot
 from journal.core.state import Session
-from journal.engine.storage import PruneResult, StaleHeadError, Stamp
-from journal.errors import LockTimeoutError, StorageError
-
-if TYPE_CHECKING:
-    from journal.backends.postgres.storage import PgStorage
+from journal.engine.storage import Batch, Exported, Pruned, Stamp
+from journal.errors import LockTimeoutError, SessionExistsError, SnapshotError, StaleHeadError, StorageError
 
 __all__ = ["PgTransaction"]
 
@@ -49,10 +50,10 @@ class PgTransaction:
     """One session held exclusively (``storage.Transaction``): a pooled connection holding the
     session's advisory lock."""
 
-    def __init__(self, storage: PgStorage, session_id: str) -> None:
-        self.storage = storage
+    def __init__(self, pool: Pool, session_id: str) -> None:
+        self.pool = pool
         self.sid = session_id
-        self.where = storage.location(session_id)
+        self.where = pool.location(session_id)
         self.conn: Any = None
         self._cm: Any = None
 
@@ -65,14 +66,14 @@ class PgTransaction:
         if isinstance(exc, psycopg.OperationalError):
             # The connection failed under the lock (which the server released with it).
             self._release(exc)
-            raise StorageError("write", self.where, self.storage.said(exc)) from None
+            raise StorageError("write", self.where, self.pool.said(exc)) from None
         self._release()
 
     def _acquire(self) -> None:
         psycopg, _ = psycopg_modules()
-        self._cm = self.storage.connection("lock")
+        self._cm = self.pool.connection("lock")
         self.conn = self._cm.__enter__()
-        timeout = self.storage.lock_timeout
+        timeout = self.pool.lock_timeout
         try:
             if timeout == 0:  # PostgreSQL reads a lock_timeout of 0 as "wait forever"
                 if not self.conn.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(self.sid)]).fetchone()[
@@ -89,7 +90,7 @@ class PgTransaction:
             raise LockTimeoutError(self.where, timeout) from None
         except psycopg.OperationalError as exc:
             self._release(exc)
-            raise StorageError("lock", self.where, self.storage.said(exc)) from None
+            raise StorageError("lock", self.where, self.pool.said(exc)) from None
         except BaseException as exc:
             self._release(exc)
             raise
@@ -115,22 +116,39 @@ class PgTransaction:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def read(self, after: Head | None) -> Iterator[Record]:
-        return iter(read_rows(self.conn, self.where, self.sid, after))
+    def read(self, after: Head | None) -> Batch:
+        batch = read_rows(self.conn, self.where, self.sid, after)
+        return (
+            batch
+            if batch.stamp is not None or batch.damage is not None
+            else msgspec.structs.replace(batch, stamp=self._stamp())
+        )
 
     def snapshot(self) -> tuple[Session, Head] | None:
         return newest_snapshot(self.conn, self.where, self.sid)
 
-    def history(self) -> History:
+    def history(self, resume: Head | None = None) -> History:
         # On this connection: another one from the pool could wait on writers holding the rest.
         base = load_base(self.conn, self.where, self.sid)
-        records = read_rows(
+        batch = read_rows(
             self.conn, self.where, self.sid, None if base is None else base[1], check_after=False
         )
-        return (None if base is None else base[0], None if base is None else base[1], iter(records))
+        return (None if base is None else base[0], None if base is None else base[1], batch.checked())
 
-    def save_snapshot(self, session: Session, head: Head) -> None:
-        write_snapshot(self.conn, self.sid, head.seq, encode_snapshot(session, head))
+    def save_snapshot(self, state: Session, head: Head) -> None:
+        """See ``Transaction.save_snapshot``: only while the event at ``head`` is stored with its
+        hash and no redaction followed it."""
+        agrees = self.conn.execute(
+            "SELECT 1 FROM journal_events WHERE session_id = %s AND seq = %s AND hash = %s",
+            [self.sid, head.seq, head.hash],
+        ).fetchone()
+        redacted = self.conn.execute(
+            "SELECT 1 FROM journal_events WHERE session_id = %s AND seq > %s"
+            " AND type = 'message_redacted' LIMIT 1",
+            [self.sid, head.seq],
+        ).fetchone()
+        if agrees and not redacted:
+            write_snapshot(self.conn, self.sid, head.seq, encode_snapshot(state, head))
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -143,10 +161,9 @@ class PgTransaction:
 
     def _stamp(self) -> Stamp:
         row = self._row()
-        assert row is not None
-        return Stamp((row[0].int, row[1], row[2]), row[2])
+        return () if row is None else stamp_of(row)
 
-    def append(self, after: Head | None, lines: list[tuple[bytes, int, str, int]]) -> tuple[Head, Stamp]:
+    def append(self, after: Head | None, lines: Sequence[Line]) -> tuple[Head, Stamp]:
         psycopg, _ = psycopg_modules()
         start = 0 if after is None else after.seq
         row: tuple[Any, ...] | None = None
@@ -159,7 +176,7 @@ class PgTransaction:
             log.warning(
                 "%s: connection lost during an append (%s); checking what landed",
                 self.where,
-                self.storage.said(exc),
+                self.pool.said(exc),
             )
             try:
                 self._reconnect()
@@ -176,39 +193,39 @@ class PgTransaction:
                 if self._stored(lines):
                     row = None  # stored: the append succeeded; only the stamp is unknown
                 else:
-                    raise StorageError("append", self.where, self.storage.said(again)) from None
+                    raise StorageError("append", self.where, self.pool.said(again)) from None
         last = lines[-1]
         if row is None:
             # A stamp that matches nothing: the next read checks the store again.
-            return head_at(last[1], last[2], 1), Stamp((-1,), -1)
-        return head_at(last[1], last[2], int(row[3])), Stamp((row[0].int, row[1], row[2]), row[2])
+            return head_at(last.seq, last.hash, 1), (-1,)
+        return head_at(last.seq, last.hash, int(row[3])), stamp_of(row)
 
-    def _stored(self, lines: list[tuple[bytes, int, str, int]]) -> bool:
+    def _stored(self, lines: Sequence[Line]) -> bool:
         """Whether every line is stored, asked on a fresh connection (the last one failed)."""
         psycopg, _ = psycopg_modules()
         try:
-            with self.storage.connection("append") as conn:
+            with self.pool.connection("append") as conn:
                 rows = conn.execute(
                     "SELECT seq, hash FROM journal_events WHERE session_id = %s AND seq = ANY(%s)",
-                    [self.sid, [entry[1] for entry in lines]],
+                    [self.sid, [line.seq for line in lines]],
                 ).fetchall()
         except (StorageError, psycopg.Error):
             return False
-        return {(seq, digest) for seq, digest in rows} == {(entry[1], entry[2]) for entry in lines}
+        return {(seq, digest) for seq, digest in rows} == {(line.seq, line.hash) for line in lines}
 
     def _last_seq(self) -> int:
         row = self._row()
         return 0 if row is None else int(row[2])
 
-    def _landed(self, lines: list[tuple[bytes, int, str, int]]) -> int:
+    def _landed(self, lines: Sequence[Line]) -> int:
         rows = self.conn.execute(
             "SELECT seq, hash FROM journal_events WHERE session_id = %s AND seq = ANY(%s)",
-            [self.sid, [entry[1] for entry in lines]],
+            [self.sid, [line.seq for line in lines]],
         ).fetchall()
-        want = {entry[1]: entry[2] for entry in lines}
+        want = {line.seq: line.hash for line in lines}
         return sum(1 for seq, digest in rows if want.get(seq) == digest)
 
-    def _insert(self, start: int, lines: list[tuple[bytes, int, str, int]]) -> tuple[Any, ...]:
+    def _insert(self, start: int, lines: Sequence[Line]) -> tuple[Any, ...]:
         with self.conn.transaction():
             row = self._row()
             if (0 if row is None else row[2]) != start:
@@ -225,15 +242,61 @@ class PgTransaction:
                 cur.executemany(
                     "INSERT INTO journal_events (session_id, seq, hash, type, line)"
                     " VALUES (%s, %s, %s, %s, %s)",
-                    [(self.sid, seq, digest, line_type(line), line[:-1]) for line, seq, digest, _ in lines],
+                    [(self.sid, line.seq, line.hash, line_type(line.data), line.data[:-1]) for line in lines],
                 )
             row = self.conn.execute(
                 "UPDATE journal_sessions SET last_seq = %s WHERE id = %s"
                 " RETURNING incarnation, generation, last_seq, active_from",
-                [lines[-1][1], self.sid],
+                [lines[-1].seq, self.sid],
             ).fetchone()
             self.conn.execute("SELECT pg_notify('journal', current_schema() || %s || %s)", [SEP, self.sid])
         return tuple(row)
+
+    def export(self) -> Exported:
+        """See ``Transaction.export``."""
+        base = load_base(self.conn, self.where, self.sid)
+        after = None if base is None else base[1]
+        data = self.conn.execute(
+            "SELECT data FROM journal_bases WHERE session_id = %s", [self.sid]
+        ).fetchone()
+        lines = []
+        for seq, line in self.conn.execute(
+            "SELECT seq, line FROM journal_events WHERE session_id = %s ORDER BY seq", [self.sid]
+        ).fetchall():
+            after = record_of(bytes(line), after, self.where, seq).head
+            lines.append(bytes(line))
+        return Exported(None if data is None else bytes(data[0]), lines)
+
+    def restore(self, exported: Exported) -> None:
+        """See ``Transaction.restore``: one transaction, so a failed import leaves nothing."""
+        with self.conn.transaction():
+            row = self._row()
+            if row is not None and row[2] > 0:
+                raise SessionExistsError(self.sid, 0, int(row[2]))
+            if exported.base is not None:
+                _, head = decode_snapshot(exported.base, kind="base")
+                self.conn.execute(
+                    "INSERT INTO journal_bases (session_id, seq, data) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (session_id) DO UPDATE SET seq = excluded.seq, data = excluded.data",
+                    [self.sid, head.seq, exported.base],
+                )
+            last = 0
+            with self.conn.cursor() as cur:
+                for line in exported.lines:
+                    decoded = decode(line)
+                    last = decoded.event.seq
+                    cur.execute(
+                        "INSERT INTO journal_events (session_id, seq, hash, type, line)"
+                        " VALUES (%s, %s, %s, %s, %s)",
+                        [self.sid, last, decoded.hash, decoded.event.type, line],
+                    )
+            self.conn.execute(
+                "INSERT INTO journal_sessions (id, incarnation, last_seq) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation,"
+                " last_seq = excluded.last_seq, generation = journal_sessions.generation + 1",
+                [self.sid, uuid.uuid4(), last],
+            )
+            self.conn.execute("SELECT pg_notify('journal', current_schema() || %s || %s)", [SEP, self.sid])
 
     def _bump(self) -> None:
         self.conn.execute("UPDATE journal_sessions SET generation = generation + 1 WHERE id = %s", [self.sid])
@@ -246,7 +309,7 @@ class PgTransaction:
             self.conn.execute("DELETE FROM journal_sessions WHERE id = %s", [self.sid])
         return row is not None and row[2] > 0
 
-    def prune(self, state: Session, head: Head) -> tuple[PruneResult, Stamp]:
+    def prune(self, state: Session, head: Head) -> Pruned:
         with self.conn.transaction():
             if self._last_seq() != head.seq:
                 raise StaleHeadError()
@@ -261,7 +324,7 @@ class PgTransaction:
             head = head_at(head.seq, head.hash, head.seq)
             write_snapshot(self.conn, self.sid, head.seq, encode_snapshot(state, head))
             self._bump()
-        return PruneResult(moved, head), self._stamp()
+        return Pruned(moved, head, self._stamp())
 
     def retain(self, before: datetime) -> int:
         base = load_base(self.conn, self.where, self.sid)
@@ -272,11 +335,13 @@ class PgTransaction:
             " WHERE session_id = %s AND archived AND seq > %s ORDER BY seq",
             [self.sid, floor],
         ).fetchall()
+        fold = Fold(self.where, state, head)
         for seq, line in rows:
-            record = record_of(bytes(line), head, self.where, seq)
+            record = record_of(bytes(line), fold.head, self.where, seq)
             if record.event.at >= before:
                 break
-            state, head = apply_record(state, record, self.where), record.head
+            fold.add(record)
+        state, head = fold.state, fold.head
         if head is None or head.seq == floor:
             return 0
         assert state is not None
