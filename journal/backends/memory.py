@@ -27,7 +27,7 @@ from journal.core.chain import ChainCheck, Fold, History, check_line
 from journal.core.codec import decode, erase_body
 from journal.core.head import Head, Line, Record
 from journal.core.redaction import content_of, erased_state, line_needles, scrub_line
-from journal.core.reports import Anchor, Moved, RepairReport, SessionCheck
+from journal.core.reports import Anchor, RepairReport, SessionCheck
 from journal.core.snapshot import decode_snapshot, encode_snapshot
 from journal.core.state import Session
 from journal.engine.storage import Batch, Exported, Pruned, Stamp, Target
@@ -438,13 +438,7 @@ class MemoryTransaction(MemorySource):
             for number, line in enumerate(stored.quarantine, 1):
                 check.check_quarantined(f"{self.where} (quarantine)", number, 0, line)
         for seq, data in stored.snapshots.items():
-            where = f"{self.where} (snapshot {seq})"
-            try:
-                session, head = decode_snapshot(data)
-            except SnapshotError as exc:
-                check.problem("snapshot_damaged", where, 0, -1, exc.reason)
-                continue
-            check.check_snapshot(where, session, head.seq, head.hash)
+            check.stored_snapshot(f"{self.where} (snapshot {seq})", data)
         if anchor is not None:
             check.check_anchor(anchor, self.where)
         return check, stored
@@ -455,32 +449,15 @@ class MemoryTransaction(MemorySource):
         cut = (
             []
             if stored is None
-            else [line for seq, line in enumerate(stored.lines, stored.first) if seq > kept]
-        )
-        moved = tuple(
-            Moved(
-                source=self.where,
-                offset=kept + 1 + i,
-                size=len(line),
-                destination=None if dry_run else f"{self.where} (quarantine)",
-                reason="after the intact prefix",
-            )
-            for i, line in enumerate(cut)
+            else [(seq, line) for seq, line in enumerate(stored.lines, stored.first) if seq > kept]
         )
         if not dry_run and stored is not None and (cut or check.problems):
-            stored.quarantine.extend(cut)
+            stored.quarantine.extend(line for _, line in cut)
             del stored.lines[max(0, kept - stored.first + 1) :]
             stored.active = min(stored.active, max(kept, stored.first))
             stored.snapshots = {}
             stored.changed()
-        return RepairReport(
-            session_id=self.sid,
-            dry_run=dry_run,
-            kept=kept,
-            problems=tuple(check.problems),
-            moved=moved,
-            quarantine=None if dry_run or not cut else f"{self.where} (quarantine)",
-        )
+        return check.cut_report(self.where, cut, f"{self.where} (quarantine)", dry_run=dry_run)
 
 
 class _Feed:

@@ -16,17 +16,8 @@ from typing import Any, TextIO
 import msgspec
 
 from journal.backends.postgres.url import shown_url
+from journal.core import events as ev
 from journal.core.codec import thaw_proxy
-from journal.core.events import (
-    Cleared,
-    Created,
-    Event,
-    MessageAdded,
-    MessageEdited,
-    MessageRedacted,
-    MessageRemoved,
-    SettingsChanged,
-)
 from journal.core.state import Message, Session
 from journal.engine.transfer import Copied
 
@@ -127,49 +118,32 @@ def session_doc(s: Session) -> dict[str, Any]:
     }
 
 
-def event_doc(e: Event) -> dict[str, Any]:
+def event_doc(e: ev.Event) -> dict[str, Any]:
+    """Every field of the event, under its own name, after its seq, type, time and actor."""
     doc: dict[str, Any] = {"seq": e.seq, "type": e.type, "at": utc(e.at), "actor": e.actor}
-    if isinstance(e, Created):
-        doc["session_id"] = e.session_id
-    elif isinstance(e, MessageAdded):
-        doc.update(
-            message_id=e.message_id,
-            role=e.role,
-            content=e.content,
-            metadata=e.metadata,
-            references=e.references,
-            before=e.before,
-            redacted_by=e.redacted_by,
-        )
-    elif isinstance(e, SettingsChanged):
-        doc.update(changes=e.changes, removed=e.removed)
-    elif isinstance(e, MessageEdited):
-        doc.update(message_id=e.message_id, content=e.content, metadata=e.metadata, redacted_by=e.redacted_by)
-    elif isinstance(e, MessageRemoved):
-        doc.update(message_id=e.message_id)
-    elif isinstance(e, MessageRedacted):
-        doc.update(message_id=e.message_id, reason=e.reason)
+    for name, value in msgspec.structs.asdict(e).items():
+        doc.setdefault(name, value)
     return doc
 
 
-def event_line(e: Event, session_id: str | None = None) -> str:
+def event_line(e: ev.Event, session_id: str | None = None) -> str:
     """One event for people: seq, local time, type, actor, and what it did."""
     who = f" by {e.actor}" if e.actor else ""
     where = f"{session_id} " if session_id is not None else ""
     head = f"{where}#{e.seq} {local(e.at)} {e.type}{who}"
-    if isinstance(e, MessageAdded):
+    if isinstance(e, ev.MessageAdded):
         where = f" (before {e.before[:8]})" if e.before else ""
         return f"{head}: {e.role}{where}: {_text(e.content, e.redacted_by)}"
-    if isinstance(e, MessageEdited):
+    if isinstance(e, ev.MessageEdited):
         return f"{head}: message {e.message_id[:8]}: {_text(e.content, e.redacted_by)}"
-    if isinstance(e, MessageRemoved):
+    if isinstance(e, ev.MessageRemoved):
         return f"{head}: message {e.message_id[:8]} left the conversation"
-    if isinstance(e, MessageRedacted):
+    if isinstance(e, ev.MessageRedacted):
         return f"{head}: message {e.message_id[:8]} erased: {one_line(e.reason)}"
-    if isinstance(e, SettingsChanged):
+    if isinstance(e, ev.SettingsChanged):
         parts = [f"{k}={to_json(v)}" for k, v in e.changes.items()] + [f"-{k}" for k in e.removed]
         return f"{head}: {' '.join(parts)}"
-    if isinstance(e, Cleared):
+    if isinstance(e, ev.Cleared):
         return f"{head}: the visible conversation was emptied"
     return head
 

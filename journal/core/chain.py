@@ -17,10 +17,10 @@ import msgspec
 from journal.core.codec import GENESIS, Decoded, decode
 from journal.core.events import Event, MessageAdded, MessageEdited, MessageRedacted
 from journal.core.head import Head, Record
-from journal.core.reports import Anchor, Problem
-from journal.core.snapshot import shows_content
+from journal.core.reports import Anchor, Moved, Problem, RepairReport
+from journal.core.snapshot import decode_snapshot, shows_content
 from journal.core.state import Session, apply
-from journal.errors import CorruptLogError, LineError, UnsupportedFormatError
+from journal.errors import CorruptLogError, LineError, SnapshotError, UnsupportedFormatError
 
 __all__ = [
     "Break",
@@ -193,6 +193,39 @@ class ChainCheck:
         self._claims: dict[int, list[tuple[str, str, int, int]]] = {}
         self.redacted: dict[str, int] = {}  # message id -> the seq of its redaction
         self.base_seq, self.base_file = 0, ""  # where a retention base ends (0: none)
+
+    def cut_report(
+        self, source: str, cut: list[tuple[int, bytes]], quarantine: str, *, dry_run: bool
+    ) -> RepairReport:
+        """The report of a repair that sets aside ``cut`` (each line after the intact prefix,
+        with its seq) from ``source`` into ``quarantine``, where lines are kept by seq."""
+        moved = tuple(
+            Moved(
+                source=source,
+                offset=seq,
+                size=len(line),
+                destination=None if dry_run else quarantine,
+                reason="after the intact prefix",
+            )
+            for seq, line in cut
+        )
+        return RepairReport(
+            session_id=self.session_id,
+            dry_run=dry_run,
+            kept=self.intact_seq,
+            problems=tuple(self.problems),
+            moved=moved,
+            quarantine=None if dry_run or not cut else quarantine,
+        )
+
+    def stored_snapshot(self, where: str, data: bytes) -> None:
+        """Check a stored snapshot's bytes: damaged, or not the state at its seq."""
+        try:
+            session, head = decode_snapshot(data)
+        except SnapshotError as exc:
+            self.problem("snapshot_damaged", where, 0, -1, exc.reason)
+            return
+        self.check_snapshot(where, session, head.seq, head.hash)
 
     def problem(self, kind: str, file: str, line: int, offset: int, message: str) -> None:
         self.problems.append(

@@ -30,18 +30,8 @@ from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
 
-from journal.core.events import (
-    EVENT_TYPES,
-    Cleared,
-    Created,
-    Event,
-    MessageAdded,
-    MessageEdited,
-    MessageRedacted,
-    MessageRemoved,
-    SettingsChanged,
-    freeze,
-)
+from journal.core import events as ev
+from journal.core.events import EVENT_TYPES, freeze
 from journal.core.validate import MAX_DEPTH
 from journal.errors import InvalidValueError, LineError
 
@@ -73,7 +63,7 @@ UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 class Decoded(NamedTuple):
     """A checked line: the event, its chain link and where its hash sits in the line."""
 
-    event: Event
+    event: ev.Event
     prev: str
     hash: str
     hash_at: int
@@ -229,7 +219,7 @@ def content_digest(salt: bytes, content: str) -> str:
     return hashlib.sha256(salt + content.encode("utf-8")).hexdigest()
 
 
-def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes, str, int]:
+def encode(event: ev.Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes, str, int]:
     """Encode ``event`` as one line chained to ``prev``.
 
     Returns:
@@ -243,9 +233,9 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
     data: msgspec.Struct
     version = 1
     match event:
-        case Created():
+        case ev.Created():
             data = _CreatedData(event.session_id)
-        case MessageAdded():
+        case ev.MessageAdded():
             body, digest = _body(event.content, event.redacted_by, salt)
             data = _MessageOut(
                 event.message_id,
@@ -256,17 +246,17 @@ def encode(event: Event, prev: str, *, salt: bytes | None = None) -> tuple[bytes
                 event.before,
             )
             version = 1 if event.before is None else 2
-        case SettingsChanged():
+        case ev.SettingsChanged():
             data = _SettingsOut(event.changes, event.removed)
-        case Cleared():
+        case ev.Cleared():
             data = _ClearedData()
-        case MessageRemoved():
+        case ev.MessageRemoved():
             data, version = _RemovedData(event.message_id), 2
-        case MessageEdited():
+        case ev.MessageEdited():
             body, digest = _body(event.content, event.redacted_by, salt)
             data = _EditedOut(event.message_id, digest, event.metadata or _NO_METADATA)
             version = 2
-        case MessageRedacted():
+        case ev.MessageRedacted():
             data, version = _RedactedData(event.message_id, event.reason), 2
     sealed_obj = _Sealed(version, event.seq, event.type, event.at, event.actor, data, prev)
     try:
@@ -408,11 +398,11 @@ def _content(body: _Body | None, digest: str, seq: int) -> tuple[str, int | None
     return body.content, None
 
 
-def _event(raw: _Line) -> Event:
+def _event(raw: _Line) -> ev.Event:
     match raw:
         case _MessageLine():
             content, redacted_by = _content(raw.body, raw.data.content_sha256, raw.seq)
-            return MessageAdded(
+            return ev.MessageAdded(
                 seq=raw.seq,
                 at=raw.at,
                 actor=raw.actor,
@@ -425,9 +415,9 @@ def _event(raw: _Line) -> Event:
                 redacted_by=redacted_by,
             )
         case _CreatedLine():
-            return Created(seq=raw.seq, at=raw.at, actor=raw.actor, session_id=raw.data.session_id)
+            return ev.Created(seq=raw.seq, at=raw.at, actor=raw.actor, session_id=raw.data.session_id)
         case _SettingsLine():
-            return SettingsChanged(
+            return ev.SettingsChanged(
                 seq=raw.seq,
                 at=raw.at,
                 actor=raw.actor,
@@ -435,12 +425,12 @@ def _event(raw: _Line) -> Event:
                 removed=tuple(raw.data.unset),
             )
         case _ClearedLine():
-            return Cleared(seq=raw.seq, at=raw.at, actor=raw.actor)
+            return ev.Cleared(seq=raw.seq, at=raw.at, actor=raw.actor)
         case _RemovedLine():
-            return MessageRemoved(seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id)
+            return ev.MessageRemoved(seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id)
         case _EditedLine():
             content, redacted_by = _content(raw.body, raw.data.content_sha256, raw.seq)
-            return MessageEdited(
+            return ev.MessageEdited(
                 seq=raw.seq,
                 at=raw.at,
                 actor=raw.actor,
@@ -450,7 +440,7 @@ def _event(raw: _Line) -> Event:
                 redacted_by=redacted_by,
             )
         case _RedactedLine():
-            return MessageRedacted(
+            return ev.MessageRedacted(
                 seq=raw.seq, at=raw.at, actor=raw.actor, message_id=raw.data.id, reason=raw.data.reason
             )
     raise AssertionError("unreachable: _Line is a closed union")

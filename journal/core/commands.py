@@ -14,17 +14,8 @@ from typing import Any
 
 import msgspec
 
-from journal.core.events import (
-    EMPTY_MAPPING,
-    Cleared,
-    Created,
-    Event,
-    MessageAdded,
-    MessageEdited,
-    MessageRedacted,
-    MessageRemoved,
-    SettingsChanged,
-)
+from journal.core import events as ev
+from journal.core.events import EMPTY_MAPPING
 from journal.core.head import Record
 from journal.core.state import Message, Session
 from journal.core.validate import check_text, freeze_json, mapping, precondition, sequence
@@ -46,7 +37,7 @@ __all__ = [
 
 # A write: given the current state (None: absent), the next seq and the time, the event(s) to
 # append. Several events of one write go out together, with consecutive seqs.
-Build = Callable[[Session | None, int, datetime], Sequence[Event]]
+Build = Callable[[Session | None, int, datetime], Sequence[ev.Event]]
 
 
 class NewMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,10 +105,10 @@ def checked_messages(messages: object) -> list[_Checked]:
 def create_build(sid: str, actor: str | None) -> Build:
     """Create the session ``sid``."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+    def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         if state is not None:
             raise SessionExistsError(sid, 0, state.version)
-        return [Created(seq=seq, at=now, actor=actor, session_id=sid)]
+        return [ev.Created(seq=seq, at=now, actor=actor, session_id=sid)]
 
     return build
 
@@ -127,9 +118,9 @@ def settings_build(
 ) -> Build:
     """Set ``changes`` and remove ``removed`` in one ``settings_changed``."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+    def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         precondition(sid, state, expected)
-        return [SettingsChanged(seq=seq, at=now, actor=actor, changes=changes, removed=removed)]
+        return [ev.SettingsChanged(seq=seq, at=now, actor=actor, changes=changes, removed=removed)]
 
     return build
 
@@ -137,9 +128,9 @@ def settings_build(
 def clear_build(sid: str, expected: int | None, actor: str | None) -> Build:
     """Empty the visible conversation."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+    def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         precondition(sid, state, expected)
-        return [Cleared(seq=seq, at=now, actor=actor)]
+        return [ev.Cleared(seq=seq, at=now, actor=actor)]
 
     return build
 
@@ -155,16 +146,16 @@ def add_build(
 ) -> Build:
     """Append ``messages`` (after a ``cleared`` with ``replace``; in front of ``before``)."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+    def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
         if before is not None and state.messages.index_of(before) < 0:
             raise MessageNotFoundError(sid, before, "to insert before")
-        events: list[Event] = []
+        events: list[ev.Event] = []
         if replace:
-            events.append(Cleared(seq=seq, at=now, actor=actor))
+            events.append(ev.Cleared(seq=seq, at=now, actor=actor))
         for message in messages:
             events.append(
-                MessageAdded(
+                ev.MessageAdded(
                     seq=seq + len(events),
                     at=now,
                     actor=actor,
@@ -186,7 +177,7 @@ def remove_build(
 ) -> Build:
     """Remove the visible message ``message_id`` (None: the last one); it goes into ``out``."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+    def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
         if message_id is None:
             if not state.messages:
@@ -195,7 +186,7 @@ def remove_build(
         else:
             index = _visible(sid, state, message_id, "to remove")
         out.append(state.messages[index])
-        return [MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages[index].id)]
+        return [ev.MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages[index].id)]
 
     return build
 
@@ -210,14 +201,14 @@ def edit_build(
 ) -> Build:
     """Replace the visible message's content (and metadata, unless None)."""
 
-    def build(state: Session | None, seq: int, now: datetime) -> list[Event]:
+    def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
         old = state.messages[_visible(sid, state, message_id, "to edit")]
         if old.redacted:
             raise InvalidValueError(
                 "message_id", f"{message_id!r} is redacted: its content cannot be replaced"
             )
-        edited = MessageEdited(
+        edited = ev.MessageEdited(
             seq=seq,
             at=now,
             actor=actor,
@@ -239,9 +230,9 @@ def find_in_history(
     redacted_by = None
     for record in records:
         event = record.event
-        if isinstance(event, MessageAdded) and event.message_id == message_id:
+        if isinstance(event, ev.MessageAdded) and event.message_id == message_id:
             found = True
-        elif isinstance(event, MessageRedacted) and event.message_id == message_id:
+        elif isinstance(event, ev.MessageRedacted) and event.message_id == message_id:
             redacted_by = event.seq
     return found, redacted_by
 

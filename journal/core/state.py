@@ -20,17 +20,8 @@ from typing import Any, NoReturn, overload
 
 import msgspec
 
-from journal.core.events import (
-    EMPTY_MAPPING,
-    Cleared,
-    Created,
-    Event,
-    MessageAdded,
-    MessageEdited,
-    MessageRedacted,
-    MessageRemoved,
-    SettingsChanged,
-)
+from journal.core import events as ev
+from journal.core.events import EMPTY_MAPPING
 
 __all__ = ["Message", "Messages", "Session", "apply", "replay"]
 
@@ -204,7 +195,7 @@ class Session(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     settings: Mapping[str, Any] = EMPTY_MAPPING
 
 
-def apply(session: Session | None, event: Event) -> Session:
+def apply(session: Session | None, event: ev.Event) -> Session:
     """Return the session after ``event``; ``session`` is None before the first event.
 
     Raises:
@@ -219,7 +210,7 @@ def apply(session: Session | None, event: Event) -> Session:
     if session is not None and event.at < session.updated_at:
         raise ValueError(f"event seq {event.seq} is dated before the event it follows")
     if session is None:
-        if not isinstance(event, Created):
+        if not isinstance(event, ev.Created):
             raise ValueError(f"first event must be 'created', not {event.type!r}")
         return Session(
             id=event.session_id,
@@ -229,9 +220,9 @@ def apply(session: Session | None, event: Event) -> Session:
             messages=Messages(),
         )
     match event:
-        case Created():
+        case ev.Created():
             raise ValueError(f"session {session.id!r} was already created")
-        case MessageAdded():
+        case ev.MessageAdded():
             message = Message(
                 id=event.message_id,
                 seq=event.seq,
@@ -248,11 +239,11 @@ def apply(session: Session | None, event: Event) -> Session:
             else:
                 messages = session.messages.changed(_visible(session, event.before), message, insert=True)
             return _moved_on(session, event, messages)
-        case MessageRemoved():
+        case ev.MessageRemoved():
             return _moved_on(
                 session, event, session.messages.changed(_visible(session, event.message_id), None)
             )
-        case MessageEdited():
+        case ev.MessageEdited():
             index = _visible(session, event.message_id)
             # No check for a redacted message here: before its redaction event, a message whose
             # lines were erased reads as redacted too, and its edits must still fold.
@@ -264,7 +255,7 @@ def apply(session: Session | None, event: Event) -> Session:
                 redacted=event.redacted_by is not None,
             )
             return _moved_on(session, event, session.messages.changed(index, new))
-        case MessageRedacted():
+        case ev.MessageRedacted():
             # The message may have been cleared or removed from view: its history is erased all
             # the same, and the visible conversation changes only if it shows the message.
             index = session.messages.index_of(event.message_id)
@@ -273,7 +264,7 @@ def apply(session: Session | None, event: Event) -> Session:
                 erased = msgspec.structs.replace(messages[index], content="", redacted=True)
                 messages = messages.changed(index, erased)
             return _moved_on(session, event, messages)
-        case SettingsChanged():
+        case ev.SettingsChanged():
             settings = dict(session.settings)
             settings.update(event.changes)
             for key in event.removed:
@@ -284,7 +275,7 @@ def apply(session: Session | None, event: Event) -> Session:
                 updated_at=event.at,
                 settings=MappingProxyType(settings),
             )
-        case Cleared():
+        case ev.Cleared():
             return msgspec.structs.replace(
                 session, version=event.seq, updated_at=event.at, messages=Messages()
             )
@@ -298,7 +289,7 @@ def _visible(session: Session, message_id: str) -> int:
     return index
 
 
-def _moved_on(session: Session, event: Event, messages: Messages) -> Session:
+def _moved_on(session: Session, event: ev.Event, messages: Messages) -> Session:
     return msgspec.structs.replace(session, version=event.seq, updated_at=event.at, messages=messages)
 
 
@@ -307,7 +298,7 @@ def _unhandled(event: NoReturn) -> NoReturn:
     raise AssertionError(f"unhandled event type {type(event).__name__}")
 
 
-def replay(events: Iterable[Event], session: Session | None = None) -> Session | None:
+def replay(events: Iterable[ev.Event], session: Session | None = None) -> Session | None:
     """Fold ``events`` onto ``session`` (None: from nothing); None if there were no events."""
     for event in events:
         session = apply(session, event)

@@ -13,9 +13,9 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -23,9 +23,10 @@ from journal.core.head import Head
 from journal.core.state import Session
 
 if TYPE_CHECKING:
+    from journal.engine.options import Options
     from journal.engine.storage import Stamp
 
-__all__ = ["Sessions", "Slot", "View"]
+__all__ = ["Sessions", "Slot", "Used", "View", "sweep"]
 
 _Q = TypeVar("_Q")
 
@@ -71,15 +72,15 @@ class Slot(Generic[_Q]):
 
 
 class Sessions(Generic[_Q]):
-    """The slots of one Journal, at most ``limit`` of them kept when idle.
+    """The slots of one Journal, at most ``max_cached_sessions`` of them kept when idle.
 
     Looking a slot up takes no lock (one dict lookup); pinning it takes the slot's own
     ``qlock``. Eviction is second-chance (clock) LRU: a slot used since the last sweep is passed
     over once, so a hot session is not evicted, without reordering the slots on every access.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, options: Options) -> None:
+        self.options = options  # its max_cached_sessions, read when a slot is added
         # Read without a lock (``slots.get(sid)``: one dict lookup); changed under ``_guard``.
         self.slots: OrderedDict[str, Slot[_Q]] = OrderedDict()
         self._guard = threading.Lock()
@@ -94,7 +95,7 @@ class Sessions(Generic[_Q]):
                 slot = self.slots.get(sid)
                 if slot is None:
                     slot = self.slots[sid] = Slot[_Q]()
-                    if len(self.slots) > self.limit:
+                    if len(self.slots) > self.options.max_cached_sessions:
                         self._evict(sid)
         return slot
 
@@ -121,26 +122,7 @@ class Sessions(Generic[_Q]):
             self.unpin(slot)
 
     def _evict(self, keep: str) -> None:
-        # Under the guard. Two passes at most: the first may only take second chances away.
-        # ``keep`` (the slot just made, about to be pinned) is never evicted.
-        slots = self.slots
-        for _ in range(2):
-            for key in list(slots):
-                if len(slots) <= self.limit:
-                    return
-                slot = slots[key]
-                if key == keep:
-                    continue
-                if slot.used:
-                    slot.used = False
-                    slots.move_to_end(key)
-                elif slot.qlock.acquire(blocking=False):
-                    try:
-                        if slot.users == 0 and not slot.leading:
-                            slot.evicted = True
-                            del slots[key]
-                    finally:
-                        slot.qlock.release()
+        sweep(self.slots, self.options.max_cached_sessions, keep, _release)
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -159,6 +141,48 @@ class Sessions(Generic[_Q]):
     def _forget_after_fork(self) -> None:
         self.slots = OrderedDict()
         self._guard = threading.Lock()
+
+
+def _release(slot: Slot[Any]) -> bool:
+    """Evict ``slot`` unless someone uses it (it is then ``evicted``: pinning it fails)."""
+    if not slot.qlock.acquire(blocking=False):
+        return False
+    try:
+        if slot.users or slot.leading:
+            return False
+        slot.evicted = True
+        return True
+    finally:
+        slot.qlock.release()
+
+
+class Used(Protocol):
+    """What ``sweep`` evicts: something that says whether it was used since the last sweep."""
+
+    used: bool
+
+
+_E = TypeVar("_E", bound=Used)
+
+
+def sweep(entries: OrderedDict[str, _E], limit: int, keep: str, release: Callable[[_E], bool]) -> None:
+    """Second-chance (clock) eviction of ``entries`` down to ``limit``: an entry ``used`` since
+    the last sweep is passed over once (its flag cleared, moved to the back); ``release`` frees
+    an entry or says it is in use (False); ``keep`` (the entry just made) is never evicted.
+    Two passes at most: the first may only take second chances away. The caller holds the
+    lock that guards ``entries``."""
+    for _ in range(2):
+        for key in list(entries):
+            if len(entries) <= limit:
+                return
+            entry = entries[key]
+            if key == keep:
+                continue
+            if entry.used:
+                entry.used = False
+                entries.move_to_end(key)
+            elif release(entry):
+                del entries[key]
 
 
 _caches: weakref.WeakSet[Sessions[Any]] = weakref.WeakSet()

@@ -24,7 +24,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from journal.core.commands import (
     Build,
@@ -74,6 +74,31 @@ def use_opener(opener: Opener) -> None:
     (``import journal`` does): the engine itself never imports a backend."""
     global _opener
     _opener = opener
+
+
+_V = TypeVar("_V")
+
+
+class _Setting(Generic[_V]):
+    """One of a Journal's settable options, kept in its ``Options`` (see ``Journal``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, journal: None, owner: type) -> _Setting[_V]: ...
+
+    @overload
+    def __get__(self, journal: Journal, owner: type) -> _V: ...
+
+    def __get__(self, journal: Journal | None, owner: type) -> _Setting[_V] | _V:
+        if journal is None:
+            return self
+        value: _V = getattr(journal._options, self.name)
+        return value
+
+    def __set__(self, journal: Journal, value: _V) -> None:
+        setattr(journal._options, self.name, value)
 
 
 class Journal:
@@ -142,7 +167,7 @@ class Journal:
                 raise RuntimeError("no backend is registered: import journal, not journal.engine alone")
             storage = _opener(os.fspath(root), self._fsync, self._lock_timeout)
         self._storage = storage
-        self._sessions: Sessions[Op[Any]] = Sessions(max_cached_sessions)
+        self._sessions: Sessions[Op[Any]] = Sessions(self._options)
         self._committer = Committer(storage, self._sessions, self._options)
         self._closed = False
         # Closes the storage once this Journal is garbage collected (or at interpreter exit)
@@ -192,46 +217,12 @@ class Journal:
     def lock_timeout(self) -> float:
         return self._lock_timeout
 
-    @property
-    def max_cached_sessions(self) -> int:
-        return self._options.max_cached_sessions
-
-    @max_cached_sessions.setter
-    def max_cached_sessions(self, value: int) -> None:
-        self._options.max_cached_sessions = value
-        self._sessions.limit = value
-
-    @property
-    def snapshot_every(self) -> int:
-        return self._options.snapshot_every
-
-    @snapshot_every.setter
-    def snapshot_every(self, value: int) -> None:
-        self._options.snapshot_every = value
-
-    @property
-    def snapshot_bytes(self) -> int:
-        return self._options.snapshot_bytes
-
-    @snapshot_bytes.setter
-    def snapshot_bytes(self, value: int) -> None:
-        self._options.snapshot_bytes = value
-
-    @property
-    def archive_after(self) -> int | None:
-        return self._options.archive_after
-
-    @archive_after.setter
-    def archive_after(self, value: int | None) -> None:
-        self._options.archive_after = value
-
-    @property
-    def retention(self) -> timedelta | None:
-        return self._options.retention
-
-    @retention.setter
-    def retention(self, value: timedelta | None) -> None:
-        self._options.retention = value
+    # Settable in use; checked by Options when set, and read by the engine at the next write.
+    max_cached_sessions = _Setting[int]()
+    snapshot_every = _Setting[int]()
+    snapshot_bytes = _Setting[int]()
+    archive_after = _Setting["int | None"]()
+    retention = _Setting["timedelta | None"]()
 
     @property
     def closed(self) -> bool:

@@ -57,10 +57,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
 from typing import Any
 
-import msgspec
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from llama_index.core.storage.chat_store.base import BaseChatStore
@@ -75,15 +73,12 @@ from journal import (
     Session,
     SessionNotFoundError,
 )
-from journal.integrations import settled
+from journal.integrations import Forms, settled
 from journal.integrations.shared import shared_journal
 
 __all__ = ["JournalChatStore"]
 
-_KEY = "llama_index"
-_TEXT: Mapping[str, Any] = {_KEY: {"form": "text"}}
-_JSON: Mapping[str, Any] = {_KEY: {"form": "json"}}
-_encode = msgspec.json.Encoder().encode
+_FORMS = Forms("llama_index")
 _ROLES = frozenset(role.value for role in MessageRole)
 
 # A write that lost a race to another writer: read again and decide again.
@@ -354,12 +349,12 @@ def _stored(message: ChatMessage) -> NewMessage:
     role = MessageRole(message.role).value
     text = message.content
     if isinstance(text, str) and message == ChatMessage(role=message.role, content=text):
-        return NewMessage(role=role, content=text, metadata=_TEXT)
+        return NewMessage(role=role, content=text, metadata=_FORMS.text)
     try:
-        content = _encode(message.model_dump(mode="json")).decode()
+        content = _FORMS.encode(message.model_dump(mode="json")).decode()
     except ValueError as exc:  # PydanticSerializationError; UnicodeEncodeError (lone surrogate)
         raise ValueError(f"a {role} message cannot be stored as JSON: {exc}") from exc
-    return NewMessage(role=role, content=content, metadata=_JSON)
+    return NewMessage(role=role, content=content, metadata=_FORMS.json)
 
 
 def _chat_message(message: Message) -> ChatMessage:
@@ -367,8 +362,7 @@ def _chat_message(message: Message) -> ChatMessage:
     role = MessageRole(message.role) if message.role in _ROLES else MessageRole.USER
     if message.redacted:
         return ChatMessage(role=role, content="")
-    marker = message.metadata.get(_KEY)
-    if isinstance(marker, Mapping) and marker.get("form") == "json":
+    if _FORMS.is_json(message):
         try:
             return ChatMessage.model_validate_json(message.content)
         except ValidationError:

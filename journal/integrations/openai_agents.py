@@ -64,15 +64,12 @@ from journal.errors import (
     MessageNotFoundError,
     SessionNotFoundError,
 )
-from journal.integrations import settled
+from journal.integrations import Forms, settled
 from journal.integrations.shared import shared_journal
 
 __all__ = ["JournalSession"]
 
-_KEY = "openai_agents"
-_TEXT: Mapping[str, Any] = {_KEY: {"form": "text"}}
-_JSON: Mapping[str, Any] = {_KEY: {"form": "json"}}
-_encode = msgspec.json.Encoder().encode
+_FORMS = Forms("openai_agents")
 _decode = msgspec.json.Decoder().decode
 
 
@@ -215,9 +212,9 @@ def _message(index: int, item: Mapping[str, Any]) -> NewMessage:
     role = item.get("role")
     content = item.get("content")
     if isinstance(role, str) and role and isinstance(content, str) and len(item) == 2:
-        return NewMessage(role=role, content=content, metadata=_TEXT)
+        return NewMessage(role=role, content=content, metadata=_FORMS.text)
     try:
-        text = _encode(item).decode()
+        text = _FORMS.encode(item).decode()
     except (TypeError, ValueError) as exc:  # ValueError: a lone surrogate cannot be UTF-8
         raise InvalidValueError(f"items[{index}]", f"not JSON: {exc}") from None
     # msgspec writes tuples, sets, bytes, dates, NaN and int keys as JSON stand-ins that read
@@ -227,15 +224,15 @@ def _message(index: int, item: Mapping[str, Any]) -> NewMessage:
             f"items[{index}]", "holds a value without an exact JSON form (tuple, set, bytes, date, NaN, ...)"
         )
     kind = role if isinstance(role, str) and role else item.get("type")
-    return NewMessage(role=kind if isinstance(kind, str) and kind else "item", content=text, metadata=_JSON)
+    kind = kind if isinstance(kind, str) and kind else "item"
+    return NewMessage(role=kind, content=text, metadata=_FORMS.json)
 
 
 def _item(message: Message) -> TResponseInputItem:
     """The item ``message`` stores, as a new dict."""
     if message.redacted:
         return cast(TResponseInputItem, {"role": message.role, "content": ""})
-    marker = message.metadata.get(_KEY)
-    if isinstance(marker, Mapping) and marker.get("form") == "json":
+    if _FORMS.is_json(message):
         with contextlib.suppress(msgspec.DecodeError):
             value = _decode(message.content)
             if isinstance(value, dict):

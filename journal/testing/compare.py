@@ -8,17 +8,10 @@ strictly (``True`` is not ``1``, ``1`` is not ``1.0``; see ``canon``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
-from journal.core.events import (
-    Created,
-    Event,
-    MessageAdded,
-    MessageEdited,
-    MessageRedacted,
-    MessageRemoved,
-    SettingsChanged,
-)
+from journal.core import events as ev
 from journal.core.state import Message, Session
 from journal.errors import ConflictError, JournalError, MessageNotFoundError
 from journal.testing.model import ModelEvent, ModelMessage, ModelSession, canon
@@ -32,37 +25,29 @@ __all__ = [
 ]
 
 
+# The facts compared exactly; JSON values (metadata, settings, references) go through ``canon``.
+_message_facts = attrgetter("id", "seq", "role", "content", "at", "actor", "redacted", "edited_at")
+_session_facts = attrgetter("id", "version", "created_at", "updated_at")
+
+
 def assert_same_message(got: Message, want: ModelMessage) -> None:
     """Raise AssertionError unless ``got`` is the model's message."""
-    assert (got.id, got.seq, got.role, got.content, got.at, got.actor, got.redacted, got.edited_at) == (
-        want.id,
-        want.seq,
-        want.role,
-        want.content,
-        want.at,
-        want.actor,
-        want.redacted,
-        want.edited_at,
-    ), f"message {got!r} is not the model's {want!r}"
+    assert _message_facts(got) == _message_facts(want), f"message {got!r} is not the model's {want!r}"
     assert canon(got.metadata) == canon(want.metadata), f"metadata of seq {got.seq}"
     assert canon(got.references) == canon(want.references), f"references of seq {got.seq}"
 
 
 def assert_same_session(got: Session, want: ModelSession) -> None:
     """Raise AssertionError unless ``got`` is the model's session."""
-    assert (got.id, got.version, got.created_at, got.updated_at) == (
-        want.id,
-        want.version,
-        want.created_at,
-        want.updated_at,
-    ), f"session {got.id!r} at version {got.version}, the model's at {want.version}"
+    where = f"session {got.id!r} at version {got.version}, the model's at {want.version}"
+    assert _session_facts(got) == _session_facts(want), where
     assert canon(got.settings) == canon(want.settings), f"settings of {got.id!r}"
     assert len(got.messages) == len(want.messages), f"{got.id!r} holds {len(got.messages)} messages"
     for message, expected in zip(got.messages, want.messages, strict=True):
         assert_same_message(message, expected)
 
 
-def event_facts(event: Event | ModelEvent) -> tuple[Any, ...]:
+def event_facts(event: ev.Event | ModelEvent) -> tuple[Any, ...]:
     """The deterministic content of an event, from the journal or from the model."""
     common = (event.seq, event.type, event.at, event.actor)
     if isinstance(event, ModelEvent):
@@ -81,23 +66,23 @@ def event_facts(event: Event | ModelEvent) -> tuple[Any, ...]:
         if event.type == "message_redacted":
             return (*common, event.message_id, event.reason)
         return common
-    if isinstance(event, Created):
+    if isinstance(event, ev.Created):
         return (*common, event.session_id)
-    if isinstance(event, MessageAdded):
+    if isinstance(event, ev.MessageAdded):
         added = (event.role, event.content, canon(event.metadata), canon(event.references))
         return (*common, event.message_id, *added, event.before, event.redacted_by)
-    if isinstance(event, SettingsChanged):
+    if isinstance(event, ev.SettingsChanged):
         return (*common, canon(event.changes), list(event.removed))
-    if isinstance(event, MessageRemoved):
+    if isinstance(event, ev.MessageRemoved):
         return (*common, event.message_id)
-    if isinstance(event, MessageEdited):
+    if isinstance(event, ev.MessageEdited):
         return (*common, event.message_id, event.content, canon(event.metadata), event.redacted_by)
-    if isinstance(event, MessageRedacted):
+    if isinstance(event, ev.MessageRedacted):
         return (*common, event.message_id, event.reason)
     return common
 
 
-def visible_ids(events: Sequence[Event], upto: int | None = None) -> list[str]:
+def visible_ids(events: Sequence[ev.Event], upto: int | None = None) -> list[str]:
     """Ids of the visible messages after the events with seq <= upto, by a naive walk."""
     ids: list[str] = []
     for event in events:
@@ -105,9 +90,9 @@ def visible_ids(events: Sequence[Event], upto: int | None = None) -> list[str]:
             break
         if event.type == "cleared":
             ids = []
-        elif isinstance(event, MessageAdded):
+        elif isinstance(event, ev.MessageAdded):
             ids.insert(len(ids) if event.before is None else ids.index(event.before), event.message_id)
-        elif isinstance(event, MessageRemoved):
+        elif isinstance(event, ev.MessageRemoved):
             ids.remove(event.message_id)
     return ids
 

@@ -17,3 +17,16 @@ def test_the_core_modules_import_no_optional_dependency() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_postgres_backend_loads_no_module_of_the_files_backend() -> None:
+    # import-linter checks the imports written in the code; this checks what loading really pulls
+    # in (package __init__ files, lazy imports run at import time).
+    code = (
+        "import sys, journal.backends.postgres.storage\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('journal.backends.files'))\n"
+        "assert not loaded, loaded\n"
+        "assert 'journal.backends.postgres.storage' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr

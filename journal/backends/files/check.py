@@ -123,7 +123,7 @@ def check_files(
     check.finish()
     if check.redacted:
         for moved in quarantined_files(folder):
-            path, data = moved.path, moved.data
+            path, data = moved.folder.path / moved.name, moved.data
             if path.name.endswith(".snap"):
                 named = _QUARANTINED_SNAPSHOT.search(path.name)
                 seq = int(named[1]) if named else 1  # a name that says nothing: the oldest

@@ -361,17 +361,21 @@ class Folder:
         if not stat.S_ISDIR(self.lstat(name).st_mode):
             self.unlink(name, missing_ok=True)
             return
-        inner = self.open_folder(name)
-        if inner is not None:
-            with inner:
-                for entry in inner.names():
-                    inner.remove_tree(entry)
+        self.empty(name)
         try:
             os.rmdir(name, dir_fd=self.fd)
         except FileNotFoundError:
             return
         except OSError as exc:
             raise self._error("remove folder", name, exc) from None
+
+    def empty(self, name: str) -> None:
+        """Remove everything in folder ``name`` (see ``remove_tree``), keeping the folder."""
+        inner = self.open_folder(name)
+        if inner is not None:
+            with inner:
+                for entry in inner.names():
+                    inner.remove_tree(entry)
 
     def sweep_temp(self, older_than: float) -> list[str]:
         """Remove hidden temporary files (``.*.tmp``, regular files only) last modified more

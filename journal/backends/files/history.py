@@ -241,10 +241,6 @@ class Quarantined(NamedTuple):
     data: bytes
     whole: bool
 
-    @property
-    def path(self) -> Path:
-        return self.folder.path / self.name
-
 
 def quarantined_files(folder: Folder) -> Iterator[Quarantined]:
     """Every file ``repair`` moved into the session's quarantine (its reports excepted).

@@ -59,6 +59,7 @@ from journal.core.events import Created
 from journal.core.head import Head, Record
 from journal.core.reports import Anchor, RepairReport, SessionCheck
 from journal.core.state import Session
+from journal.engine.cache import sweep
 from journal.engine.storage import Batch, ChangeFeed, Stamp, Target
 from journal.errors import CorruptLogError, StaleHeadError, StorageError
 
@@ -387,11 +388,7 @@ class FileStorage:
             with contextlib.suppress(OSError):
                 born = leftover[len(_TOMB) :].split("-", 1)[0]
                 if born.isdigit() and time.time_ns() - int(born) < _TOMB_NS:
-                    tomb = sessions.open_folder(leftover)
-                    if tomb is not None:
-                        with tomb:
-                            for entry in tomb.names():
-                                tomb.remove_tree(entry)
+                    sessions.empty(leftover)
                 else:
                     sessions.remove_tree(leftover)
 
@@ -410,23 +407,7 @@ class FileStorage:
             )
             path = self.layout.log_path(session_id)
             handle = self._handles[session_id] = Handle(session_id, lock, dirname_for(session_id), path)
-            handles = self._handles
-            for _ in range(2):  # the first pass may only take second chances away
-                for key in list(handles):
-                    if len(handles) <= self.max_open_sessions:
-                        return handle
-                    old = handles[key]
-                    if key == session_id:
-                        continue
-                    if old.used:
-                        old.used = False
-                        handles.move_to_end(key)
-                    elif old.mutex.acquire(blocking=False):
-                        try:
-                            del handles[key]
-                            old.close()
-                        finally:
-                            old.mutex.release()
+            sweep(self._handles, self.max_open_sessions, session_id, _close_unused)
             return handle
 
     # -- durability ------------------------------------------------------------------------
@@ -711,3 +692,14 @@ def _identity(folder: Folder, name: str) -> tuple[int, int, int]:
     except FileNotFoundError:
         return _MISSING
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _close_unused(handle: Handle) -> bool:
+    """Close ``handle`` unless a transaction holds it (it is then ``closed``: see ``Handle``)."""
+    if not handle.mutex.acquire(blocking=False):
+        return False
+    try:
+        handle.close()
+        return True
+    finally:
+        handle.mutex.release()

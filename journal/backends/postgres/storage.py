@@ -68,14 +68,6 @@ class PgStorage:
         self.pool = Pool(url, lock_timeout=lock_timeout, size=pool_size)
         self.root = self.pool.shown  # every form of password masked: see url
 
-    @property
-    def url(self) -> str:
-        return self.pool.url
-
-    @property
-    def shown(self) -> str:
-        return self.pool.shown
-
     def location(self, session_id: str) -> str:
         return self.pool.location(session_id)
 

@@ -35,11 +35,11 @@ from journal.core.chain import ChainCheck, Fold, History
 from journal.core.codec import decode, erase_body
 from journal.core.head import Head, Line
 from journal.core.redaction import content_of, erased_state, line_needles, scrub_line
-from journal.core.reports import Anchor, Moved, RepairReport
+from journal.core.reports import Anchor, RepairReport
 from journal.core.snapshot import decode_snapshot, encode_snapshot
 from journal.core.state import Session
 from journal.engine.storage import Batch, Exported, Pruned, Stamp
-from journal.errors import LockTimeoutError, SessionExistsError, SnapshotError, StaleHeadError, StorageError
+from journal.errors import LockTimeoutError, SessionExistsError, StaleHeadError, StorageError
 
 __all__ = ["PgTransaction"]
 
@@ -447,13 +447,7 @@ class PgTransaction:
             ):
                 check.check_quarantined(f"{self.where} (quarantine)", seq, 0, bytes(line))
         for seq, data in snapshots:
-            where = f"{self.where} (snapshot {seq})"
-            try:
-                session, head = decode_snapshot(bytes(data))
-            except SnapshotError as exc:
-                check.problem("snapshot_damaged", where, 0, -1, exc.reason)
-                continue
-            check.check_snapshot(where, session, head.seq, head.hash)
+            check.stored_snapshot(f"{self.where} (snapshot {seq})", bytes(data))
         if anchor is not None:
             check.check_anchor(anchor, self.where)
         return check
@@ -462,16 +456,6 @@ class PgTransaction:
         check = self.check(None)
         kept = check.intact_seq
         cut = [(seq, line) for seq, line in self._rows_seen if seq > kept]
-        moved = tuple(
-            Moved(
-                source=self.where,
-                offset=seq,
-                size=len(line),
-                destination=None if dry_run else "journal_quarantine",
-                reason="after the intact prefix",
-            )
-            for seq, line in cut
-        )
         if not dry_run and (cut or check.problems):
             with self.conn.transaction():
                 for seq, line in cut:
@@ -486,11 +470,4 @@ class PgTransaction:
                 self.conn.execute("DELETE FROM journal_snapshots WHERE session_id = %s", [self.sid])
                 self.conn.execute("UPDATE journal_sessions SET last_seq = %s WHERE id = %s", [kept, self.sid])
                 self._bump()
-        return RepairReport(
-            session_id=self.sid,
-            dry_run=dry_run,
-            kept=kept,
-            problems=tuple(check.problems),
-            moved=moved,
-            quarantine=None if dry_run or not cut else "journal_quarantine",
-        )
+        return check.cut_report(self.where, cut, "journal_quarantine", dry_run=dry_run)
