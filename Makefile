@@ -34,7 +34,7 @@ test: lint typecheck unit
 
 # Longer crash, damage and property runs (minutes, not part of `make test`).
 soak: $(STAMP)
-	JOURNAL_SOAK=1 $(BIN)/pytest tests/crash tests/property tests/concurrency
+	JOURNAL_SOAK=1 $(BIN)/pytest tests/crash tests/property tests/core tests/concurrency
 
 BENCH_STAMP := $(VENV)/.installed-bench
 

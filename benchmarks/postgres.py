@@ -31,7 +31,7 @@ import msgspec
 
 from benchmarks.common import CONTENT, METADATA, Row, fill, timed
 from journal import Journal
-from journal.engine.transfer import copy_sessions
+from journal.copying import copy_sessions
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROCESSES, THREADS = 4, 4  # the group commit case: threads share one Journal per process

@@ -13,8 +13,8 @@ from typing import TextIO
 
 from journal.cli.open import open_journal, root_location
 from journal.cli.render import Progress, UsageError, copied_doc, copied_line, copy_status, to_json
+from journal.copying import Copied, copy_sessions
 from journal.engine.journal import Journal
-from journal.engine.transfer import Copied, copy_sessions
 from journal.errors import CorruptLogError, SessionNotFoundError
 
 __all__ = ["cmd_copy"]

@@ -16,10 +16,10 @@ from typing import Any, TextIO
 import msgspec
 
 from journal.backends.postgres.url import shown_url
+from journal.copying import Copied
 from journal.core import events as ev
 from journal.core.codec import thaw_proxy
 from journal.core.state import Message, Session
-from journal.engine.transfer import Copied
 
 __all__ = [
     "Progress",

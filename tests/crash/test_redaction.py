@@ -30,17 +30,17 @@ import pytest
 
 from journal import Journal, Session
 from journal.core.events import MessageRedacted
+from tests.backends.files.test_compaction import TINY
 from tests.crash.test_compaction_crash import Crash, count_steps
-from tests.helpers_compaction import copy_root, session_dir, snapshot_names
-from tests.helpers_proc import BARRIER_TIMEOUT
-from tests.unit.test_compaction import TINY
-from tests.unit.test_message_events import (
+from tests.engine.test_message_events import (
     SID,
     Spread,
     history_holders,
     holders,
     spread_everywhere,
 )
+from tests.helpers_compaction import copy_root, session_dir, snapshot_names
+from tests.helpers_proc import BARRIER_TIMEOUT
 
 CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 60.0  # only turns a hang into a failure

@@ -49,13 +49,13 @@ from journal.engine.cache import View
 from journal.engine.commit import Committer
 from journal.engine.journal import NewMessage
 from journal.errors import MessageNotFoundError
+from tests.backends.files.test_compaction import TINY
+from tests.backends.files.test_verify import lines_of, verify
 from tests.conftest import JOIN_TIMEOUT
+from tests.engine.test_journal import log_bytes
 from tests.helpers_compaction import leftovers, log_path, segment_paths, session_dir, snapshot_names
 from tests.helpers_proc import BARRIER_TIMEOUT, content_for, parse_content
 from tests.helpers_verify import clean_but_the_base
-from tests.unit.test_compaction import TINY
-from tests.unit.test_store import log_bytes
-from tests.unit.test_verify import lines_of, verify
 
 SID = "s"
 CTX = multiprocessing.get_context("spawn")

@@ -40,7 +40,7 @@ from journal import (
 from journal.testing import plain
 from tests.requirements import need_programs
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "format.md"
 
 # -- the independent reader: docs/format.md sections 1.2, 2, 3, 4, 5, 7, 9 and 10 ------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from journal import InvalidSessionIdError, Journal, SessionNotFoundError
-from journal.engine.transfer import copy_sessions
+from journal.copying import copy_sessions
 from tests.helpers_verify import clean_but_the_base
 
 
