@@ -3,7 +3,7 @@
 Every figure is the median over repeats with the min..max range. Every ratio is journal /
 baseline measured in this same run: absolute times on a shared machine are not comparable
 across runs. Results are printed as one table and written to ``benchmarks/results/latest.json``
-and ``latest.md``.
+and ``latest.md``, with ``growth.png`` (latency and bytes written as one session grows).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from benchmarks import cases
 from benchmarks.common import Row, median
+from benchmarks.history import long_session
 from benchmarks.postgres import postgres
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,18 +54,19 @@ class Mode(NamedTuple):
     procs: int
     load_repeats: int
     memory: int
+    history: int
 
 
 # The full run (under 10 minutes), --quick (about a minute) and --smoke (seconds: only proves
 # every case still runs, as the test suite does).
 MODES = {
-    "full": Mode([100, 1_000, 10_000], [1_000, 10_000, 100_000], 2000, 500, 200, 2000, 7, 10_000),
-    "quick": Mode([100, 1_000, 10_000], [1_000, 10_000], 300, 100, 50, 300, 3, 2_000),
-    "smoke": Mode([10, 100], [100, 200], 20, 5, 5, 10, 1, 100),
+    "full": Mode([100, 1_000, 10_000], [1_000, 10_000, 100_000], 2000, 500, 200, 2000, 7, 10_000, 50_000),
+    "quick": Mode([100, 1_000, 10_000], [1_000, 10_000], 300, 100, 50, 300, 3, 2_000, 10_000),
+    "smoke": Mode([10, 100], [100, 200], 20, 5, 5, 10, 1, 100, 100),
 }
 
 
-def collect(tmp: Path, mode: Mode) -> list[Row]:
+def collect(tmp: Path, mode: Mode, output: Path) -> list[Row]:
     rows: list[Row] = []
     rows += cases.append_no_fsync(tmp, mode.append, mode.repeats)
     rows += cases.append_durable(tmp, mode.durable)
@@ -73,6 +75,7 @@ def collect(tmp: Path, mode: Mode) -> list[Row]:
     rows += cases.loads(tmp, mode.loads, mode.load_repeats)
     rows += cases.memory(tmp, mode.memory)
     rows += cases.lock_floor(tmp, 10 * mode.repeats)
+    rows += long_session(tmp, mode.history, plot_to=output / "growth.png")
     load_size = 10_000 if 10_000 in mode.loads else max(mode.loads)
     rows += postgres(tmp, mode.durable, mode.threads, load_size, mode.load_repeats)
     return rows
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     with tempfile.TemporaryDirectory(prefix="journal-bench-") as tmp:
-        rows = collect(Path(tmp), MODES[mode])
+        rows = collect(Path(tmp), MODES[mode], args.output)
     records = []
     lines = []
     width = max(len(r.name) for r in rows)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from journal import Journal
 from journal.backends.files.layout import Layout
+from journal.core import snapshot
 from tests.helpers_proc import BARRIER_TIMEOUT, content_for
 
 __all__ = [
@@ -137,12 +138,16 @@ def appending_snapshot_worker(
     start: Barrier,
     snapshot_every: int,
     archive_after: int | None,
+    chunk_bytes: int | None = None,
 ) -> None:
     """Append forever with frequent automatic snapshots (and pruning), acknowledging each append.
 
     Same ack protocol as ``tests.helpers_proc.crash_worker``: one ``"<seq> <content>\\n"`` line
-    per returned ``add_message``, written with a single unbuffered ``os.write``.
+    per returned ``add_message``, written with a single unbuffered ``os.write``. ``chunk_bytes``
+    makes snapshot chunks that small, so that every snapshot writes chunks.
     """
+    if chunk_bytes is not None:
+        snapshot.CHUNK_BYTES = chunk_bytes
     fd = os.open(ack_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     journal = Journal(
         root, fsync="always", snapshot_every=snapshot_every, snapshot_bytes=0, archive_after=archive_after

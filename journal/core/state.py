@@ -12,6 +12,7 @@ never does.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -125,6 +126,13 @@ class Messages(Sequence[Message]):
             items[index] = message
         return Messages(items)
 
+    def shares_start(self, other: Messages, count: int) -> bool:
+        """Whether the first ``count`` messages of ``self`` are those of ``other``: both are
+        states of one storage (one grew from the other by appends) and hold at least
+        ``count``. Decided without comparing a message: what a snapshot writer needs to know
+        that what it wrote of ``other`` still stands."""
+        return self._backing is other._backing and min(self._n, other._n) >= count
+
     def _parts(self) -> tuple[Sequence[Message], int, list[Message]]:
         """(prefix, how many of it belong to self, the materialized rest): for encoders."""
         backing = self._backing
@@ -156,9 +164,9 @@ class Messages(Sequence[Message]):
     def __iter__(self) -> Iterator[Message]:
         backing = self._backing
         split = min(backing.split, self._n)
-        prefix, items = backing.prefix, backing.items
-        for i in range(split):
-            yield prefix[i]
+        # The prefix's own iterator: a snapshot's decodes its parts in order, finding nothing.
+        yield from itertools.islice(backing.prefix, split)
+        items = backing.items
         for i in range(self._n - split):
             yield items[i]
 

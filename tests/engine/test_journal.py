@@ -515,7 +515,7 @@ def test_a_failing_automatic_snapshot_never_fails_the_write(
     def broken(*args: object, **kwargs: object) -> bytes:
         raise OverflowError("cannot encode")
 
-    monkeypatch.setattr(journal.backends.files.history, "encode_snapshot", broken)
+    monkeypatch.setattr(journal.backends.files.history, "encode_chunked", broken)
     with Journal(root, snapshot_every=1) as j:
         j.create("s1")
         assert j.add_message("s1", "user", "kept").seq == 2

@@ -22,6 +22,7 @@ from journal.backends.files.history import (
     first_seq,
     load_base,
     quarantined_files,
+    read_snapshot,
     snapshot_name,
     snapshot_seqs,
 )
@@ -30,7 +31,6 @@ from journal.backends.files.logfile import LineScan
 from journal.core.chain import ChainCheck
 from journal.core.head import Head, Record
 from journal.core.reports import Anchor
-from journal.core.snapshot import decode_snapshot
 from journal.core.state import Session
 from journal.errors import CorruptLogError, SnapshotError
 
@@ -188,7 +188,7 @@ def _load_snapshots(folder: Folder) -> list[tuple[Path, int, tuple[Session, str]
     for seq in snapshot_seqs(folder):
         path = folder.path / snapshot_name(seq)
         try:
-            session, head = decode_snapshot(folder.read(snapshot_name(seq)))
+            session, head = read_snapshot(folder, seq)
         except FileNotFoundError:
             continue
         except SnapshotError as exc:

@@ -24,6 +24,7 @@ from journal.backends.files.history import (
     BASE_NAME,
     fold_segments,
     load_base,
+    remove_chunks_but,
     remove_snapshots_before,
     save_snapshot,
     snapshot_name,
@@ -63,6 +64,7 @@ def prune_active_log(folder: Folder, fd: int, state: Session, head: Head) -> tup
     folder.write_atomic(snapshot_name(head.seq), encode_snapshot(state, new_head))
     folder.write_atomic(LOG_NAME, data[last_start:])
     remove_snapshots_before(folder, head.seq)
+    remove_chunks_but(folder, ())
     return count, new_head
 
 

@@ -31,6 +31,7 @@ from journal.backends.files.history import (
     BASE_NAME,
     load_base,
     quarantined_files,
+    remove_all_chunks,
     snapshot_name,
     snapshot_seqs,
 )
@@ -81,6 +82,7 @@ def erase_message(folder: Folder, fd: int, size: int, message_id: str, by: int) 
     scrub_quarantine(folder, message_id, by, texts)
     for seq in snapshot_seqs(folder):
         folder.unlink(snapshot_name(seq), missing_ok=True)
+    remove_all_chunks(folder)
     for place, name in _leftovers(folder):
         place.unlink(name, missing_ok=True)
     # The deletions must be durable before any rewrite: otherwise a power cut can keep an

@@ -9,10 +9,16 @@ Snapshots are checked against the active log before use: the log must be at leas
 the snapshot's position and hold the snapshot's chain hash exactly where the snapshot says.
 Because an active log file is only ever appended to (pruning replaces it with a new file),
 that check proves the log still holds the events the snapshot was folded from.
+
+A writer's snapshots are chunked (version 2 of ``core.snapshot``): ``snapshot-<seq>.snap``
+names the ``chunk-<sha256>.snapc`` files beside it that hold its oldest messages. Chunks are
+written (and fsynced) before the snapshot naming them, never changed, and deleted once no
+snapshot names them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -29,8 +35,14 @@ from journal.backends.files.logfile import LineScan, last_line, line_ending_at
 from journal.core.chain import Fold, History, check_line
 from journal.core.codec import decode
 from journal.core.head import Head, Record
-from journal.core.snapshot import decode_snapshot, encode_snapshot
-from journal.core.state import Session
+from journal.core.snapshot import (
+    ChunkRef,
+    decode_snapshot,
+    encode_chunked,
+    read_from_chunks,
+    snapshot_chunks,
+)
+from journal.core.state import Messages, Session
 from journal.errors import CorruptLogError, LineError, SnapshotError, StaleHeadError
 
 __all__ = [
@@ -38,12 +50,16 @@ __all__ = [
     "BASE_NAME",
     "QUARANTINE_DIR",
     "Quarantined",
+    "Written",
     "check_missing_log",
     "first_seq",
     "holds_history",
     "load_base",
     "load_snapshot",
     "quarantined_files",
+    "read_snapshot",
+    "remove_all_chunks",
+    "remove_chunks_but",
     "save_snapshot",
     "stored_snapshot_seqs",
 ]
@@ -54,6 +70,17 @@ ARCHIVE_DIR = "archive"
 QUARANTINE_DIR = "quarantine"
 BASE_NAME = "base.snap"
 _SNAPSHOT = re.compile(r"^snapshot-(\d{20})\.snap$")
+_CHUNK = re.compile(r"^chunk-[0-9a-f]{64}\.snapc$")
+
+
+class Written(NamedTuple):
+    """What a writer knows of the last snapshot it wrote or read: ``chunks`` (stored and
+    checked) hold the first ``covered`` of ``messages``. Kept per session by the storage, so
+    the next snapshot of a state that grew from ``messages`` writes only what is new."""
+
+    messages: Messages
+    chunks: tuple[ChunkRef, ...]
+    covered: int
 
 
 def snapshot_name(seq: int) -> str:
@@ -98,14 +125,12 @@ def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, 
     for seq in seqs:
         path = folder.path / snapshot_name(seq)
         try:
-            data = folder.read(snapshot_name(seq))
+            session, head = read_snapshot(folder, seq)
         except FileNotFoundError:
             continue  # replaced by a newer one while we looked
         except OSError as exc:
             log.warning("%s: snapshot ignored: unreadable (%s)", path, exc)
             continue
-        try:
-            session, head = decode_snapshot(data)
         except SnapshotError as exc:
             log.warning("%s: snapshot ignored: %s; rebuilding from the log", path, exc.reason)
             continue
@@ -161,20 +186,61 @@ def _disagrees(log_fd: int, log_size: int, head: Head) -> str:
     return ""
 
 
-def save_snapshot(folder: Folder, session: Session | bytes, head: Head, *, replace: bool = True) -> bool:
-    """Write a snapshot (a state, or its encoding) atomically, then remove older ones.
+def read_snapshot(folder: Folder, seq: int) -> tuple[Session, Head]:
+    """The state and head in snapshot ``seq`` of ``folder``, with the chunks it names.
 
-    ``replace=False`` (a snapshot encoded outside the lock) never replaces an existing
-    snapshot of the same seq: that one may describe a log pruned meanwhile, and this one the
-    log before it. Returns whether the snapshot was written. ``folder`` is open: a session
-    deleted meanwhile cannot come back as a snapshot (its folder is gone, and with it the
-    name the file would get).
+    Raises:
+        FileNotFoundError: no such snapshot.
+        OSError: unreadable.
+        SnapshotError: damaged, or a chunk missing or damaged.
     """
-    data = session if isinstance(session, bytes) else encode_snapshot(session, head)
-    written = folder.write_atomic(snapshot_name(head.seq), data, replace=replace)
-    if written:
-        remove_snapshots_before(folder, head.seq)
-    return written
+    return decode_snapshot(folder.read(snapshot_name(seq)), chunk=lambda ref: folder.read(ref.name))
+
+
+def save_snapshot(folder: Folder, session: Session, head: Head, last: Written | None = None) -> Written:
+    """Write a snapshot of ``session`` at ``head``, then remove older snapshots and the chunks
+    no snapshot names; returns what the next one can build on.
+
+    ``last``: the previous snapshot written or read here; when ``session`` grew from its
+    messages and its chunks are still stored, only the messages after them are written.
+    ``folder`` is open: a session deleted meanwhile cannot come back as a snapshot (its
+    folder is gone, and with it the name the file would get).
+    """
+    reuse = read_from_chunks(session.messages)
+    if not reuse and last is not None and session.messages.shares_start(last.messages, last.covered):
+        reuse = last.chunks
+    if not all(folder.exists(ref.name) for ref in reuse):
+        reuse = ()  # deleted since (a redaction, another writer's snapshot after an edit)
+    chunked = encode_chunked(session, head, reuse)
+    for ref, data in chunked.new:
+        if not folder.exists(ref.name):  # the same name holds the same bytes
+            folder.write_atomic(ref.name, data)
+    folder.write_atomic(snapshot_name(head.seq), chunked.document)
+    remove_snapshots_before(folder, head.seq)
+    remove_chunks_but(folder, chunked.chunks, snapshot_name(head.seq))
+    return Written(session.messages, chunked.chunks, chunked.covered)
+
+
+def remove_chunks_but(folder: Folder, keep: tuple[ChunkRef, ...], named_by: str | None = None) -> None:
+    """Delete the chunks that neither ``keep`` (the chunks of snapshot ``named_by``, not read
+    again) nor any other stored snapshot names."""
+    names = folder.names()
+    chunks = {name for name in names if _CHUNK.match(name)} - {ref.name for ref in keep}
+    if not chunks:
+        return
+    for name in names:
+        if _SNAPSHOT.match(name) and name != named_by:
+            with contextlib.suppress(OSError, SnapshotError):
+                chunks -= {ref.name for ref in snapshot_chunks(folder.read(name))}
+    for name in chunks:
+        folder.unlink(name, missing_ok=True)
+
+
+def remove_all_chunks(folder: Folder) -> None:
+    """Delete every chunk (their snapshots are gone: erasure)."""
+    for name in folder.names():
+        if _CHUNK.match(name):
+            folder.unlink(name, missing_ok=True)
 
 
 def remove_snapshots_before(folder: Folder, seq: int) -> None:

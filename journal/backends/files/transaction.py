@@ -37,6 +37,7 @@ from journal.backends.files.history import (
     ARCHIVE_DIR,
     BASE_NAME,
     QUARANTINE_DIR,
+    Written,
     check_missing_log,
     history_lines,
     load_snapshot,
@@ -111,6 +112,7 @@ class Handle:
         "swept",
         "used",
         "where",
+        "written",
     )
 
     def __init__(self, session_id: str, lock: SessionLock, name: str, path: Path) -> None:
@@ -132,6 +134,7 @@ class Handle:
         self.head: Head | None = None
         self.seen: tuple[int, int, int] | None = None
         self.stamp: Stamp | None = None
+        self.written: Written | None = None  # the last snapshot written here (chunks to reuse)
 
     def drop(self) -> None:
         """Close the log and the session folder (the lock file stays open)."""
@@ -434,7 +437,7 @@ class FileTransaction:
             return
         try:
             self.sync_log()
-            save_snapshot(folder, state, head)
+            self.handle.written = save_snapshot(folder, state, head, self.handle.written)
         except OSError as exc:
             raise StorageError.wrap("snapshot", str(self.path.parent), exc) from None
 
