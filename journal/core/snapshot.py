@@ -97,6 +97,13 @@ class _Chunk(msgspec.Struct, gc=False):
     offsets: bytes
 
 
+class _ChunkView(msgspec.Struct, gc=False):
+    """A chunk as read: views into the file's bytes (msgspec decodes them without a copy)."""
+
+    messages: memoryview
+    offsets: memoryview
+
+
 class _File(msgspec.Struct, gc=False, omit_defaults=True):
     v: int
     kind: str
@@ -121,7 +128,7 @@ class _File(msgspec.Struct, gc=False, omit_defaults=True):
 
 _ENCODER = msgspec.msgpack.Encoder(enc_hook=thaw_proxy)
 _DECODER = msgspec.msgpack.Decoder(_File)
-_CHUNK_DECODER = msgspec.msgpack.Decoder(_Chunk)
+_CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkView)
 _MESSAGE_DECODER = msgspec.msgpack.Decoder(_Message)
 
 
@@ -134,7 +141,9 @@ class _LazyMessages(Sequence[Message]):
 
     __slots__ = ("_parts", "_starts", "chunks", "covered")
 
-    def __init__(self, parts: list[tuple[bytes, array[int]]], chunks: tuple[ChunkRef, ...] = ()) -> None:
+    def __init__(
+        self, parts: list[tuple[bytes | memoryview, array[int]]], chunks: tuple[ChunkRef, ...] = ()
+    ) -> None:
         self._parts = parts
         self._starts = list(itertools.accumulate((len(ends) for _, ends in parts), initial=0))
         # The chunks these messages were read from (checked then), holding the first ``covered``.
@@ -167,7 +176,7 @@ class _LazyMessages(Sequence[Message]):
 
     def raw(self, start: int, stop: int) -> tuple[bytes, array[int]]:
         """The encodings of messages ``start`` to ``stop`` and their end offsets in them."""
-        pieces: list[bytes] = []
+        pieces: list[bytes | memoryview] = []
         ends = array("Q")
         size = 0
         for (blob, part), first in zip(self._parts, self._starts, strict=False):
@@ -223,7 +232,7 @@ def _offsets(ends: array[int]) -> bytes:
     return ends.tobytes()
 
 
-def _ends(offsets: bytes, size: int) -> array[int]:
+def _ends(offsets: bytes | memoryview, size: int) -> array[int]:
     ends = array("Q")
     try:
         ends.frombytes(offsets)
@@ -348,7 +357,9 @@ def decode_snapshot(
     raw = _checked(data, kind)
     if raw.chunks and chunk is None:
         raise SnapshotError("a chunked snapshot, read without its chunks")
-    parts = [_read_chunk(chunk, ref) for ref in raw.chunks] if chunk is not None else []
+    parts: list[tuple[bytes | memoryview, array[int]]] = []
+    if chunk is not None:
+        parts.extend(_read_chunk(chunk, ref) for ref in raw.chunks)
     parts.append((raw.messages, _ends(raw.offsets, len(raw.messages))))
     session = Session(
         id=raw.id,
@@ -370,7 +381,7 @@ def read_from_chunks(messages: Messages) -> tuple[ChunkRef, ...]:
     return ()
 
 
-def _read_chunk(read: Callable[[ChunkRef], bytes], ref: ChunkRef) -> tuple[bytes, array[int]]:
+def _read_chunk(read: Callable[[ChunkRef], bytes], ref: ChunkRef) -> tuple[memoryview, array[int]]:
     try:
         data = read(ref)
     except OSError as exc:
