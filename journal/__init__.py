@@ -39,6 +39,7 @@ from journal.errors import (
     SessionNotFoundError,
     StorageError,
     UnsupportedFormatError,
+    VersionNotFoundError,
 )
 
 __version__ = "0.1.0"
@@ -77,6 +78,7 @@ __all__ = [
     "StorageError",
     "UnsupportedFormatError",
     "VerifyReport",
+    "VersionNotFoundError",
     "__version__",
     "apply",
     "replay",

@@ -44,6 +44,7 @@ __all__ = [
     "SessionNotFoundError",
     "StorageError",
     "UnsupportedFormatError",
+    "VersionNotFoundError",
 ]
 
 
@@ -137,6 +138,25 @@ class HistoryPrunedError(JournalError, LookupError):
             f"session {self.session_id!r}: history before seq {self.first_seq} was dropped by the "
             "retention policy"
         )
+
+
+class VersionNotFoundError(JournalError, LookupError):
+    """A point past the session's last event was asked for (``replay(at=seq)``).
+
+    Attributes:
+        session_id: the session.
+        requested: the seq asked for.
+        version: the session's version (its last seq) when it was read.
+    """
+
+    def __init__(self, session_id: str, requested: int, version: int) -> None:
+        super().__init__(session_id, requested, version)
+        self.session_id = session_id
+        self.requested = requested
+        self.version = version
+
+    def __str__(self) -> str:
+        return f"session {self.session_id!r} has no seq {self.requested}: it is at version {self.version}"
 
 
 class ConflictError(JournalError):

@@ -33,7 +33,7 @@ from journal.cli.render import (
 from journal.core.events import MessageAdded
 from journal.core.reports import Anchor
 from journal.engine.journal import Journal
-from journal.errors import JournalError, SessionNotFoundError
+from journal.errors import JournalError, SessionNotFoundError, VersionNotFoundError
 
 __all__ = [
     "Command",
@@ -160,7 +160,10 @@ def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
 def _version_at(j: Journal, sid: str, text: str) -> int:
     point = parse_point(text)
     if isinstance(point, int):
-        return min(point, j.get(sid).version)
+        version = j.get(sid).version
+        if point > version:
+            raise VersionNotFoundError(sid, point, version)
+        return point
     try:
         return j.replay(sid, at=point).version
     except SessionNotFoundError:

@@ -47,6 +47,7 @@ from journal.errors import (
     InvalidValueError,
     JournalError,
     SessionNotFoundError,
+    VersionNotFoundError,
 )
 
 __all__ = ["main"]
@@ -212,7 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_copy(args, sys.stdout)
         with open_journal(root_location(args)) as journal:
             return COMMANDS[args.command](journal, args, sys.stdout)
-    except (UsageError, SessionNotFoundError, InvalidSessionIdError, InvalidValueError) as exc:
+    except (
+        UsageError,
+        SessionNotFoundError,
+        VersionNotFoundError,
+        InvalidSessionIdError,
+        InvalidValueError,
+    ) as exc:
         print(f"journal: {safe_message(str(exc))}", file=sys.stderr)
         return 2
     except JournalError as exc:

@@ -59,7 +59,13 @@ from journal.engine.loading import load, retrying, stream, until
 from journal.engine.maintenance import Compaction
 from journal.engine.options import FsyncPolicy, Options, fsync_policy, seconds
 from journal.engine.storage import Exported, Storage
-from journal.errors import InvalidValueError, JournalClosedError, SessionExistsError, SessionNotFoundError
+from journal.errors import (
+    InvalidValueError,
+    JournalClosedError,
+    SessionExistsError,
+    SessionNotFoundError,
+    VersionNotFoundError,
+)
 
 __all__ = ["Compaction", "Journal", "NewMessage", "Opener", "use_opener"]
 
@@ -544,10 +550,11 @@ class Journal:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
 
         Folds the log from its first event, independent of any cache; ``at=None`` replays all.
-        A seq beyond the last event, or a time after it, gives the current state.
+        A time after the last event gives the current state; a seq after it is an error.
 
         Raises:
             SessionNotFoundError: no such session, or it did not exist yet at ``at``.
+            VersionNotFoundError: ``at`` is a seq past the session's last event.
             HistoryPrunedError: ``at`` lies in history a retention policy dropped.
             ValueError: ``at`` is not an int >= 0, an aware datetime, or None.
             CorruptLogError: the replayed part of the log is damaged.
@@ -560,6 +567,8 @@ class Journal:
             shown = at.isoformat() if isinstance(at, datetime) else f"seq {at}"
             detail = "" if at is None else f"at {shown} (it did not exist yet)"
             raise SessionNotFoundError(sid, detail)
+        if isinstance(at, int) and at > state.version:
+            raise VersionNotFoundError(sid, at, state.version)
         return state
 
     def export_session(self, session_id: str) -> Exported:

@@ -35,6 +35,7 @@ when the class sets ``tally`` to a Counter, counted there across every run:
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import uuid
@@ -50,7 +51,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from journal.core.events import MessageAdded
 from journal.core.state import Message, Session
 from journal.engine.journal import Compaction, Journal
-from journal.errors import JournalClosedError, JournalError, SessionNotFoundError
+from journal.errors import JournalClosedError, JournalError, SessionNotFoundError, VersionNotFoundError
 from journal.testing.compare import (
     assert_same_error,
     assert_same_message,
@@ -523,6 +524,18 @@ class JournalMachine(RuleBasedStateMachine):
         sid = data.draw(st.sampled_from(self.existing()), label="sid")
         at = data.draw(st.integers(1, self.model.get(sid).version + 2), label="at")
         journal = self.journal(which)
+        version = self.model.get(sid).version
+        if at > version:  # past the end: both name the version, neither answers for another seq
+            outcome: object
+            try:
+                outcome = journal.replay(sid, at=at)
+            except VersionNotFoundError as exc:
+                outcome = (exc.requested, exc.version)
+            assert outcome == (at, version), f"replay(at={at}) past version {version} gave {outcome!r}"
+            with contextlib.suppress(VersionNotFoundError):
+                self.model.replay(sid, at=at)
+                raise AssertionError(f"the model replayed past version {version}")
+            return
         got = journal.replay(sid, at=at)
         assert_same_session(got, self.model.replay(sid, at=at))
         assert [m.id for m in got.messages] == visible_ids(list(journal.events(sid)), at)

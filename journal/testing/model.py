@@ -53,6 +53,7 @@ from journal.errors import (
     MessageNotFoundError,
     SessionExistsError,
     SessionNotFoundError,
+    VersionNotFoundError,
 )
 
 __all__ = [
@@ -484,6 +485,8 @@ class InMemoryJournal:
         state = fold(prefix)
         if state is None:
             raise SessionNotFoundError(session_id, f"at {at!r} (it did not exist yet)")
+        if isinstance(at, int) and at > state.version:
+            raise VersionNotFoundError(session_id, at, state.version)
         return state
 
     def sessions(self) -> list[str]:

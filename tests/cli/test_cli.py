@@ -790,6 +790,24 @@ def test_diff_between_seqs(sample: Path, a: str, b: str) -> None:
     assert_diff(json_of(sample, "diff", ALPHA, a, b), sample, ALPHA, int(a), int(b))
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("replay", "{sid}", "--at", "{past}"),
+        ("diff", "{sid}", "1", "{past}"),
+        ("diff", "{sid}", "{past}", "{far}"),
+    ],
+)
+def test_a_seq_past_the_end_is_a_usage_error_naming_the_version(sample: Path, args: tuple[str, ...]) -> None:
+    # Oracle: the library's version of the session; nothing is printed on stdout.
+    version = session_of(sample, ALPHA, None).version
+    values = {"sid": ALPHA, "past": str(version + 1), "far": str(version + 50)}
+    proc = run(sample, *(a.format(**values) for a in args))
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert f"it is at version {version}" in proc.stderr
+
+
 def test_diff_between_times(sample: Path) -> None:
     a, b = "2026-01-01T10:07:00Z", "2026-01-01T15:55:00+05:30"
     doc = json_of(sample, "diff", OLD, a, b)

@@ -34,6 +34,7 @@ from journal import (
     SessionExistsError,
     SessionNotFoundError,
     StorageError,
+    VersionNotFoundError,
 )
 from tests.contract.stored import Stored, backend_of
 
@@ -468,7 +469,13 @@ def test_replay_at_a_seq_and_at_a_time(journal: Journal) -> None:
     assert journal.replay(SID, at=middle.updated_at + timedelta(microseconds=1)).version == 2
     assert journal.replay(SID, at=middle.updated_at - timedelta(microseconds=1)).version <= 1
     assert journal.replay(SID) == journal.get(SID)
-    assert journal.replay(SID, at=99).version == 4
+    assert journal.replay(SID, at=4).version == 4
+    # A seq past the end answers no other question: an error naming the session's version.
+    with pytest.raises(VersionNotFoundError) as info:
+        journal.replay(SID, at=5)
+    assert isinstance(info.value, LookupError)
+    assert (info.value.session_id, info.value.requested, info.value.version) == (SID, 5, 4)
+    assert "version 4" in str(info.value)
     assert journal.replay(SID, at=datetime.now(timezone.utc) + timedelta(days=1)).version == 4
     with pytest.raises(SessionNotFoundError, match="did not exist yet"):
         journal.replay(SID, at=0)

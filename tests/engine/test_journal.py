@@ -30,6 +30,7 @@ from journal import (
     MessageAdded,
     SessionExistsError,
     SessionNotFoundError,
+    VersionNotFoundError,
 )
 from journal.backends.files.layout import Layout
 
@@ -302,7 +303,8 @@ def test_replay_at_seq_and_time(journal: Journal) -> None:
     assert at_time.version == 2
     assert journal.replay("s1", at=middle.updated_at.astimezone(timezone(timedelta(hours=5)))).version == 2
     assert journal.replay("s1") == journal.get("s1")
-    assert journal.replay("s1", at=99).version == 4
+    with pytest.raises(VersionNotFoundError, match="has no seq 99: it is at version 4"):
+        journal.replay("s1", at=99)
     assert journal.replay("s1", at=datetime.now(timezone.utc) + timedelta(days=1)).version == 4
 
 
