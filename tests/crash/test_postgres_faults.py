@@ -318,28 +318,31 @@ def run_fault(pg_url: str, rule: Rule, *, kill: bool = False, forward_rest: bool
     that is not a warm append); otherwise from the Journal that wrote before (one statement).
     """
     sid, ledger = "s", Ledger()
-    with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
-        with Journal.from_url(proxied(pg_url, proxy.port)) as other:
-            journal.create(sid)
-            ledger.append(journal, sid, "before")
-            other.sessions()  # connected, the session not read
-            victim = other if cold else journal
-            proxy.arm(rule)
-            worker = threading.Thread(target=ledger.append, args=(victim, sid, "victim"))
-            worker.start()
-            if kill:
-                assert proxy.fired.wait(JOIN_TIMEOUT), "the append never got to the cut"
-                assert proxy.held is not None
-                terminate(pg_url, proxy.held)
-                proxy.release(forward_rest)
-            worker.join(JOIN_TIMEOUT)
-            assert not worker.is_alive()
-            fired = proxy.fired.is_set() or proxy.rule is None
-            proxy.arm(None)
-            assert fired, "the rule never fired: the test did not test anything"
-            after = ledger.append(journal, sid, "after")
-            assert isinstance(after, Message), f"the append after the fault failed: {after!r}"
-            assert journal.get(sid).version == after.seq
+    with (
+        Proxy(*target(pg_url)) as proxy,
+        Journal.from_url(proxied(pg_url, proxy.port)) as journal,
+        Journal.from_url(proxied(pg_url, proxy.port)) as other,
+    ):
+        journal.create(sid)
+        ledger.append(journal, sid, "before")
+        other.sessions()  # connected, the session not read
+        victim = other if cold else journal
+        proxy.arm(rule)
+        worker = threading.Thread(target=ledger.append, args=(victim, sid, "victim"))
+        worker.start()
+        if kill:
+            assert proxy.fired.wait(JOIN_TIMEOUT), "the append never got to the cut"
+            assert proxy.held is not None
+            terminate(pg_url, proxy.held)
+            proxy.release(forward_rest)
+        worker.join(JOIN_TIMEOUT)
+        assert not worker.is_alive()
+        fired = proxy.fired.is_set() or proxy.rule is None
+        proxy.arm(None)
+        assert fired, "the rule never fired: the test did not test anything"
+        after = ledger.append(journal, sid, "after")
+        assert isinstance(after, Message), f"the append after the fault failed: {after!r}"
+        assert journal.get(sid).version == after.seq
     contents = check(pg_url, sid, ledger)
     assert contents[0] == "before"
     assert contents[-1] == "after"
@@ -469,14 +472,17 @@ def test_connection_cut_at_every_point_of_an_append(
 
 def test_a_failed_append_raises_storage_error(pg_url: str, silence_retries: None) -> None:
     # A writer that has not read the session catches up holding it: cut while it takes the lock.
-    with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
-        with Journal.from_url(proxied(pg_url, proxy.port)) as cold:
-            journal.create("s")
-            cold.sessions()
-            proxy.arm(Rule("up", b"pg_advisory_lock"))
-            with pytest.raises(StorageError):
-                cold.add_message("s", "user", "victim")
-            assert proxy.rule is None
+    with (
+        Proxy(*target(pg_url)) as proxy,
+        Journal.from_url(proxied(pg_url, proxy.port)) as journal,
+        Journal.from_url(proxied(pg_url, proxy.port)) as cold,
+    ):
+        journal.create("s")
+        cold.sessions()
+        proxy.arm(Rule("up", b"pg_advisory_lock"))
+        with pytest.raises(StorageError):
+            cold.add_message("s", "user", "victim")
+        assert proxy.rule is None
 
 
 @pytest.mark.parametrize(
@@ -490,14 +496,17 @@ def test_a_failed_append_raises_storage_error(pg_url: str, silence_retries: None
 def test_an_append_whose_commit_was_acknowledged_returns(
     pg_url: str, rule: Rule, cold: bool, silence_retries: None
 ) -> None:
-    with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
-        with Journal.from_url(proxied(pg_url, proxy.port)) as other:
-            journal.create("s")
-            other.sessions()
-            proxy.arm(rule)
-            message = (other if cold else journal).add_message("s", "user", "victim")
-            assert message.seq == 2
-            assert proxy.rule is None  # the cut happened
+    with (
+        Proxy(*target(pg_url)) as proxy,
+        Journal.from_url(proxied(pg_url, proxy.port)) as journal,
+        Journal.from_url(proxied(pg_url, proxy.port)) as other,
+    ):
+        journal.create("s")
+        other.sessions()
+        proxy.arm(rule)
+        message = (other if cold else journal).add_message("s", "user", "victim")
+        assert message.seq == 2
+        assert proxy.rule is None  # the cut happened
 
 
 # -- the server unreachable -----------------------------------------------------------------
