@@ -4,8 +4,8 @@ The floor is what the backend could not do with less: a table of the same shape 
 ``journal_events`` (session, seq, hash, type, the line as bytea; key (session, seq)), written
 with the same journal lines, one autocommit INSERT per row, or one transaction per batch where
 journal's group commit batches. The floor takes no lock, reads nothing back and checks no hash:
-journal / floor is the price of the advisory lock, the catch-up read, the session row and the
-notification around each commit.
+journal / floor is the price of the head check, the session row and the notification in each
+append's one statement, plus the library's own work (encoding, hashing, folding).
 
 The server is ``JOURNAL_BENCH_POSTGRES_URL`` (else ``JOURNAL_TEST_POSTGRES_URL``, else the local
 one); each run works in a fresh schema, dropped afterwards. Without a server (or psycopg) the
@@ -35,6 +35,8 @@ from journal.copying import copy_sessions
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROCESSES, THREADS = 4, 4  # the group commit case: threads share one Journal per process
+SESSIONS = 16  # the many-sessions case: one per writer thread
+SCALE = (1, 2, 4, 8)  # app processes in the scale-out rows
 
 FLOOR_TABLE = (
     "CREATE TABLE floor_events (session_id text NOT NULL, seq bigint NOT NULL, hash text NOT NULL,"
@@ -108,17 +110,26 @@ def append_latency(url: str, repeats: int) -> list[Row]:
     with psycopg.connect(url, autocommit=True) as conn:
         seqs = iter(range(1, 10**9))
         floor = timed(lambda: conn.execute(FLOOR_INSERT, ["s", next(seqs), digest, kind, line]), repeats)
-    return [Row("PostgreSQL append, 1 writer", ours, "psycopg INSERT, autocommit (floor)", floor)]
+    return [Row("PostgreSQL append, 1 writer", ours, "psycopg INSERT, autocommit (floor)", floor, target=1.5)]
 
 
-def journal_worker(url: str, count: int, barrier: Barrier, results: Queue[float]) -> None:
-    """Process entry point: THREADS threads append ``count`` each to session "g"."""
+def journal_worker(
+    url: str, proc: int, count: int, sessions: int, barrier: Barrier, results: Queue[float]
+) -> None:
+    """Process entry point: THREADS threads append ``count`` each, thread ``t`` of process
+    ``proc`` to session ``g{(proc * THREADS + t) % sessions}``."""
     with Journal.from_url(url, snapshot_every=0, snapshot_bytes=0) as j:
-        j.get("g")
+        names = [f"g{(proc * THREADS + t) % sessions}" for t in range(THREADS)]
+        for name in names:
+            j.get(name)
+        index = iter(names)
+        lock = threading.Lock()
 
         def work() -> None:
+            with lock:
+                sid = next(index)
             for _ in range(count):
-                j.add_message("g", "user", CONTENT, metadata=METADATA)
+                j.add_message(sid, "user", CONTENT, metadata=METADATA)
 
         results.put(_threads(work, barrier))
 
@@ -199,21 +210,63 @@ def _processes(target: Any, args: list[tuple[Any, ...]]) -> float:
     return float(max(seconds))
 
 
-def group_commit(url: str, each: int) -> list[Row]:
-    """PROCESSES x THREADS writers on one session, in events/s."""
+def _created(url: str, sessions: int) -> None:
     with Journal.from_url(url) as j:
-        j.create("g")
+        for n in range(sessions):
+            j.create(f"g{n}")
+
+
+def group_commit(url: str, each: int) -> list[Row]:
+    """PROCESSES x THREADS writers on one session, then on SESSIONS, in events/s."""
+    _created(url, SESSIONS)
     events = PROCESSES * THREADS * each
-    ours = [events / _processes(journal_worker, [(url, each)] * PROCESSES)]
     line = sample_line(url)
     rows = [(url, p, each, False, line) for p in range(PROCESSES)]
     per_row = [events / _processes(floor_worker, rows)]
     batched = [events / _processes(floor_worker, [(url, p, each, True, line) for p in range(PROCESSES)])]
-    name = f"PostgreSQL {PROCESSES} procs x {THREADS} threads, 1 session"
+    one = [events / _processes(journal_worker, [(url, p, each, 1) for p in range(PROCESSES)])]
+    many = [events / _processes(journal_worker, [(url, p, each, SESSIONS) for p in range(PROCESSES)])]
+    name = f"PostgreSQL {PROCESSES} procs x {THREADS} threads"
+    floor = "psycopg INSERT per row, autocommit (floor)"
     return [
-        Row(name, ours, "psycopg INSERT per row, autocommit (floor)", per_row, "ops/s", at_most=False),
-        Row(name, ours, f"psycopg {THREADS} rows per transaction (floor)", batched, "ops/s", at_most=False),
+        Row(f"{name}, 1 session", one, floor, per_row, "ops/s", target=0.5, at_most=False),
+        Row(
+            f"{name}, 1 session",
+            one,
+            f"psycopg {THREADS} rows per transaction",
+            batched,
+            "ops/s",
+            at_most=False,
+        ),
+        Row(f"{name}, {SESSIONS} sessions", many, floor, per_row, "ops/s", target=0.8, at_most=False),
     ]
+
+
+def scale_out(url: str, each: int) -> list[Row]:
+    """N app processes (THREADS threads each) on SESSIONS sessions, against the floor with as
+    many connections: how throughput grows with app processes on one server."""
+    import psycopg
+
+    _created(url, SESSIONS)
+    line = sample_line(url)
+    rows = []
+    for procs in SCALE:
+        events = procs * THREADS * each
+        ours = [events / _processes(journal_worker, [(url, p, each, SESSIONS) for p in range(procs)])]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("TRUNCATE floor_events")  # the floor's writers reuse their keys each run
+        floor = [events / _processes(floor_worker, [(url, p, each, False, line) for p in range(procs)])]
+        rows.append(
+            Row(
+                f"PostgreSQL scale-out: {procs} procs x {THREADS} threads, {SESSIONS} sessions",
+                ours,
+                f"psycopg INSERT per row, {procs * THREADS} connections (floor)",
+                floor,
+                "ops/s",
+                at_most=False,
+            )
+        )
+    return rows
 
 
 def cold_load(url: str, tmp: Path, size: int, repeats: int) -> list[Row]:
@@ -259,6 +312,7 @@ def cold_load(url: str, tmp: Path, size: int, repeats: int) -> list[Row]:
             samples,
             "psycopg SELECT + decode (floor)",
             floor,
+            target=1.2,
         )
     ]
 
@@ -275,6 +329,8 @@ def postgres(tmp: Path, repeats: int, each: int, load_size: int, load_repeats: i
         rows += group_commit(schema, each)
     with fresh_schema(url) as schema:
         rows += cold_load(schema, tmp, load_size, load_repeats)
+    with fresh_schema(url) as schema:
+        rows += scale_out(schema, each)
     return rows
 
 

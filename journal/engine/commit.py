@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, Generic, Literal, TypeVar
 
@@ -30,7 +31,7 @@ from journal.engine.cache import Sessions, Slot, View
 from journal.engine.loading import load
 from journal.engine.options import Options
 from journal.engine.storage import Storage, Transaction
-from journal.errors import JournalError
+from journal.errors import JournalError, StaleHeadError
 
 __all__ = ["Committer", "Op", "Step", "utc_now_after"]
 
@@ -38,6 +39,9 @@ log = logging.getLogger("journal")
 
 _T = TypeVar("_T")
 _GENESIS = "0" * 64
+# Attempts of one batch against an optimistic backend: the first on the cached view, the next
+# ones caught up with the session held (only a writer that holds no lock can pass them).
+_ATTEMPTS = 4
 
 
 class Step:
@@ -88,6 +92,10 @@ class Committer:
         self.storage = storage
         self.sessions = sessions
         self.options = options
+        # The backend's optimistic transaction for builds on a cached view, if it has one.
+        self._appender: Callable[[str], AbstractContextManager[Transaction]] | None = getattr(
+            storage, "appender", None
+        )
 
     def write(self, sid: str, build: Build) -> Session:
         """Queue one build and return the session after its events (or raise its error)."""
@@ -170,18 +178,30 @@ class Committer:
             # The one "lock, catch up" block: every write starts from the stored truth.
             # No slot.lock: the queue already makes this the session's only writer in this
             # Journal, and a view a reader publishes meanwhile is caught up like any other.
-            with self.storage.writer(sid) as tx:
-                view = slot.view = load(slot.view, tx)
-                builds: list[Op[Any]] = []
-                for op in batch:
-                    if op.run is None:
-                        builds.append(op)  # consecutive builds go out in one append
-                        continue
-                    if builds:
-                        view, builds = self._builds(tx, view, builds), []
-                    view = self._step(sid, tx, view, op)
-                if builds:
-                    view = self._builds(tx, view, builds)
+            # With a backend that checks the head as it appends (``Optimistic``), builds on a
+            # cached view skip the catch-up: a stale head fails the append, and the batch is
+            # built again on the caught-up view (see ``_optimistic``).
+            view = slot.view
+            opener: Callable[[str], AbstractContextManager[Transaction]] = self.storage.writer
+            lazy = False
+            if self._appender is not None and view is not None and self._optimistic(batch):
+                opener, lazy = self._appender, True
+            with opener(sid) as tx:
+                if not lazy:
+                    view = slot.view = load(view, tx)
+                for attempt in range(_ATTEMPTS):
+                    try:
+                        view = self._ops(sid, tx, view, batch, lazy)
+                        break
+                    except StaleHeadError:
+                        if self._appender is None or attempt == _ATTEMPTS - 1:
+                            raise
+                        # Another process appended since the view was read: catch up (the
+                        # backend holds the session from this read on) and build again.
+                        for op in batch:
+                            op.error = op.result = None
+                        lazy = False
+                        view = slot.view = load(slot.view, tx)
                 slot.view = view
                 upkeep = None if view is None else self._upkeep_due(view)
                 if upkeep == "prune":
@@ -199,6 +219,29 @@ class Committer:
                 op.wakeup.set()
         return due
 
+    @staticmethod
+    def _optimistic(batch: list[Op[Any]]) -> bool:
+        """Whether the batch may be built on the cached view: builds only (an exclusive step
+        always starts caught up, with the session held)."""
+        return all(op.run is None for op in batch)
+
+    def _ops(
+        self, sid: str, tx: Transaction, view: View | None, batch: list[Op[Any]], lazy: bool
+    ) -> View | None:
+        """Run the batch's writes in order on ``view``; the view after them. ``lazy``: the view
+        was not caught up, so any refused build may be the stale view's doing (StaleHeadError)."""
+        builds: list[Op[Any]] = []
+        for op in batch:
+            if op.run is None:
+                builds.append(op)  # consecutive builds go out in one append
+                continue
+            if builds:
+                view, builds = self._builds(tx, view, builds, lazy), []
+            view = self._step(sid, tx, view, op)
+        if builds:
+            view = self._builds(tx, view, builds, lazy)
+        return view
+
     def _step(self, sid: str, tx: Transaction, view: View | None, op: Op[Any]) -> View | None:
         """Run one exclusive step; the view after it."""
         step = Step(self, sid, tx, view)
@@ -213,7 +256,9 @@ class Committer:
             view = self._snapshot_now(tx, view)
         return view
 
-    def _builds(self, tx: Transaction, view: View | None, ops: list[Op[Any]]) -> View | None:
+    def _builds(
+        self, tx: Transaction, view: View | None, ops: list[Op[Any]], lazy: bool = False
+    ) -> View | None:
         """Run consecutive builds: their events go out together, in one append."""
         state = None if view is None else view.state
         prev = None if view is None else view.head.hash
@@ -236,6 +281,8 @@ class Committer:
             size += bytes_
             state, prev = after, chained
             done.append((op, after))
+        if lazy and len(done) < len(ops):
+            raise StaleHeadError()  # refused on a view not caught up: decide on the stored truth
         if lines:
             assert state is not None
             view = self.stored(tx, view, state, lines, size)

@@ -32,6 +32,7 @@ __all__ = [
     "ChangeFeed",
     "Exported",
     "History",
+    "Optimistic",
     "Pruned",
     "Source",
     "Stamp",
@@ -185,6 +186,19 @@ class Transaction(Source, Protocol):
         Raises:
             SessionExistsError: the session exists (nothing is written).
         """
+        ...
+
+
+class Optimistic(Protocol):
+    """What a backend may offer besides ``Storage``: appends that hold nothing while they go
+    well. The engine looks for ``appender`` and, when it finds one, builds the writes of a
+    session it has cached on that view without reading first."""
+
+    def appender(self, session_id: str) -> AbstractContextManager[Transaction]:
+        """A transaction that holds the session only once it must: its ``append`` checks, in
+        the write itself, that the stored log still ends at ``after`` (else StaleHeadError,
+        nothing stored); its first read holds the session as ``writer`` does (the caller then
+        catches up and appends again, and cannot lose again to another holder)."""
         ...
 
 

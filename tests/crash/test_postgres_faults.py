@@ -48,6 +48,13 @@ HIDDEN = "hunter2-not-shown"  # a password put in URLs, never to be shown
 # query text is b"COMMIT\0"; the server answers with CommandComplete: b"C", int32 length 11, tag.
 COMMIT_QUERY = b"COMMIT\x00"
 COMMIT_REPLY = b"C\x00\x00\x00\x0bCOMMIT\x00"
+# A warm append (the cache is current) is one autocommit statement, with no BEGIN or COMMIT: its
+# text (in the Parse message), the Sync ending the request, the statement's CommandComplete,
+# and the ReadyForQuery that ends the reply.
+APPEND_QUERY = b"UPDATE journal_sessions SET last_seq"
+SYNC = b"S\x00\x00\x00\x04"
+APPEND_REPLY = b"C\x00\x00\x00\x0dSELECT 1\x00"
+READY = b"Z\x00\x00\x00\x05"
 
 
 # -- the proxy ----------------------------------------------------------------------------
@@ -303,14 +310,25 @@ def silence_retries() -> Iterator[None]:
     logging.disable(logging.NOTSET)
 
 
-def run_fault(pg_url: str, rule: Rule, *, kill: bool = False, forward_rest: bool = True) -> None:
-    """One append cut (or its backend killed) where ``rule`` says, then the promise checked."""
+def run_fault(pg_url: str, rule: Rule, *, kill: bool = False, forward_rest: bool = True, cold: bool) -> None:
+    """One append cut (or its backend killed) where ``rule`` says, then the promise checked.
+
+    ``cold``: the append comes from a Journal that has not read the session, so it catches up
+    holding the session (advisory lock, transaction, COMMIT, unlock: the path of every write
+    that is not a warm append); otherwise from the Journal that wrote before (one statement).
+    """
     sid, ledger = "s", Ledger()
-    with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
+    with (
+        Proxy(*target(pg_url)) as proxy,
+        Journal.from_url(proxied(pg_url, proxy.port)) as journal,
+        Journal.from_url(proxied(pg_url, proxy.port)) as other,
+    ):
         journal.create(sid)
         ledger.append(journal, sid, "before")
+        other.sessions()  # connected, the session not read
+        victim = other if cold else journal
         proxy.arm(rule)
-        worker = threading.Thread(target=ledger.append, args=(journal, sid, "victim"))
+        worker = threading.Thread(target=ledger.append, args=(victim, sid, "victim"))
         worker.start()
         if kill:
             assert proxy.fired.wait(JOIN_TIMEOUT), "the append never got to the cut"
@@ -346,7 +364,25 @@ DROPS = {
 def test_connection_dropped_around_commit(pg_url: str, rule: Rule, silence_retries: None) -> None:
     # Oracle: see ``check`` and ``run_fault``: exactly once if returned, at most once if
     # raised, and the next append lands at the next seq.
-    run_fault(pg_url, rule)
+    run_fault(pg_url, rule, cold=True)
+
+
+# The same points for a warm append: one statement, committed as it completes.
+WARM_DROPS = {
+    "up: statement never sent": Rule("up", APPEND_QUERY, at=0),
+    "up: half the statement sent": Rule("up", APPEND_QUERY, at=3),
+    "up: whole request sent, then the client is gone": Rule("up", SYNC, after=APPEND_QUERY, at=len(SYNC)),
+    "down: committed, reply lost": Rule("down", APPEND_REPLY, at=0),
+    "down: reply cut in the middle": Rule("down", APPEND_REPLY, at=5),
+    "down: reply heard, then the connection is gone": Rule(
+        "down", READY, after=APPEND_REPLY, at=len(READY) + 1
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", list(WARM_DROPS.values()), ids=list(WARM_DROPS))
+def test_connection_dropped_around_a_warm_append(pg_url: str, rule: Rule, silence_retries: None) -> None:
+    run_fault(pg_url, rule, cold=False)
 
 
 # Where the server process is terminated: the proxy holds the stream still at the moment.
@@ -362,34 +398,72 @@ KILLS = {
 def test_backend_terminated_around_commit(
     pg_url: str, rule: Rule, forward_rest: bool, silence_retries: None
 ) -> None:
-    run_fault(pg_url, rule, kill=True, forward_rest=forward_rest)
+    run_fault(pg_url, rule, kill=True, forward_rest=forward_rest, cold=True)
 
 
+WARM_KILLS = {
+    "before the statement reaches the server": (Rule("up", APPEND_QUERY, hold=True), True),
+    "committed, before the reply (reply dropped)": (Rule("down", APPEND_REPLY, hold=True), False),
+    "after the client heard the reply": (
+        Rule("down", READY, after=APPEND_REPLY, at=len(READY) + 1, hold=True),
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize(("rule", "forward_rest"), list(WARM_KILLS.values()), ids=list(WARM_KILLS))
+def test_backend_terminated_around_a_warm_append(
+    pg_url: str, rule: Rule, forward_rest: bool, silence_retries: None
+) -> None:
+    run_fault(pg_url, rule, kill=True, forward_rest=forward_rest, cold=False)
+
+
+@pytest.mark.parametrize("cold", [True, False], ids=["held", "warm"])
 @pytest.mark.parametrize("direction", ["up", "down"])
 def test_connection_cut_at_every_point_of_an_append(
-    pg_url: str, direction: str, silence_retries: None
+    pg_url: str, direction: str, cold: bool, silence_retries: None
 ) -> None:
-    # Oracle: as above, for cuts every ~1/24 of the bytes one append exchanges in one direction
-    # (lock, catch-up read, the transaction, the stamp and the unlock all get hit).
+    # Oracle: as above, for cuts every ~1/24 of the bytes one append exchanges in one direction.
+    # Held (from a Journal whose cached view another writer moved past): the statement refused,
+    # the lock, the catch-up read, the transaction and the unlock all get hit. Warm: the one
+    # statement, before, during and after its commit.
     sid, ledger = "s", Ledger()
     with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
         journal.create(sid)
-        proxy.arm(None)
-        ledger.append(journal, sid, "measure")
-        total = proxy.counted[direction]
+
+        @contextlib.contextmanager
+        def writer() -> Iterator[Journal]:
+            if not cold:
+                yield journal
+                return
+            with Journal.from_url(proxied(pg_url, proxy.port)) as other:
+                other.get(sid)
+                # Another writer moves on: other's cached view is behind, its append must catch up.
+                journal.add_message(sid, "user", f"ahead {len(ledger.returned)} {len(ledger.raised)}")
+                yield other
+
+        with writer() as measured:
+            proxy.arm(None)
+            ledger.append(measured, sid, "measure")
+            total = proxy.counted[direction]
         points = sorted({*range(0, total, max(total // 24, 1)), total - 1})
         for n, point in enumerate(points):
-            proxy.arm(Rule(direction, at=point))
-            ledger.append(journal, sid, f"victim {n} at byte {point}")
-            proxy.arm(None)
+            with writer() as victim:
+                proxy.arm(Rule(direction, at=point))
+                ledger.append(victim, sid, f"victim {n} at byte {point}")
+                proxy.arm(None)
             follow = ledger.append(journal, sid, f"follow {n}")
             assert isinstance(follow, Message), f"append after a cut at byte {point} failed: {follow!r}"
             assert journal.get(sid).version == follow.seq
     contents = check(pg_url, sid, ledger)
     assert [c for c in contents if c.startswith("follow")] == [f"follow {n}" for n in range(len(points))]
     # Not an assertion on which way each cut went (that depends on timing), but the sweep must
-    # have hit both outcomes to have tested anything.
-    assert ledger.raised
+    # have hit both outcomes to have tested anything. A warm append is one statement, and a
+    # single cut of it is always settled (found stored, or made again): every one returns.
+    if cold:
+        assert ledger.raised
+    else:
+        assert not ledger.raised
     assert len(ledger.returned) > len(points) + 1
 
 
@@ -397,19 +471,42 @@ def test_connection_cut_at_every_point_of_an_append(
 
 
 def test_a_failed_append_raises_storage_error(pg_url: str, silence_retries: None) -> None:
-    with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
+    # A writer that has not read the session catches up holding it: cut while it takes the lock.
+    with (
+        Proxy(*target(pg_url)) as proxy,
+        Journal.from_url(proxied(pg_url, proxy.port)) as journal,
+        Journal.from_url(proxied(pg_url, proxy.port)) as cold,
+    ):
         journal.create("s")
+        cold.sessions()
         proxy.arm(Rule("up", b"pg_advisory_lock"))
         with pytest.raises(StorageError):
-            journal.add_message("s", "user", "victim")
+            cold.add_message("s", "user", "victim")
+        assert proxy.rule is None
 
 
-def test_an_append_whose_commit_was_acknowledged_returns(pg_url: str, silence_retries: None) -> None:
-    with Proxy(*target(pg_url)) as proxy, Journal.from_url(proxied(pg_url, proxy.port)) as journal:
+@pytest.mark.parametrize(
+    ("rule", "cold"),
+    [
+        (Rule("up", b"SELECT", after=COMMIT_QUERY), True),
+        (Rule("down", READY, after=APPEND_REPLY, at=len(READY) + 1), False),
+    ],
+    ids=["held: the next query lost", "warm: the connection lost after the reply"],
+)
+def test_an_append_whose_commit_was_acknowledged_returns(
+    pg_url: str, rule: Rule, cold: bool, silence_retries: None
+) -> None:
+    with (
+        Proxy(*target(pg_url)) as proxy,
+        Journal.from_url(proxied(pg_url, proxy.port)) as journal,
+        Journal.from_url(proxied(pg_url, proxy.port)) as other,
+    ):
         journal.create("s")
-        proxy.arm(Rule("up", b"SELECT", after=COMMIT_QUERY))
-        message = journal.add_message("s", "user", "victim")
+        other.sessions()
+        proxy.arm(rule)
+        message = (other if cold else journal).add_message("s", "user", "victim")
         assert message.seq == 2
+        assert proxy.rule is None  # the cut happened
 
 
 # -- the server unreachable -----------------------------------------------------------------
@@ -484,9 +581,9 @@ def test_password_in_url_never_shown_through_faults(pg_url: str, caplog: pytest.
         with Journal.from_url(url) as journal:
             assert HIDDEN not in repr(journal) + journal.root
             journal.create("s")
-            proxy.arm(Rule("up", COMMIT_QUERY))
+            proxy.arm(Rule("up", APPEND_QUERY))
             journal.add_message("s", "user", "victim")  # retried after the cut
-            proxy.arm(Rule("up", b"SELECT", after=COMMIT_QUERY))
+            proxy.arm(Rule("down", READY, after=APPEND_REPLY, at=len(READY) + 1))
             outcome = Ledger().append(journal, "s", "victim 2")
             if isinstance(outcome, BaseException):
                 assert HIDDEN not in shown_everywhere(journal, outcome)

@@ -86,12 +86,20 @@ class Pool:
             min_size=1,
             max_size=self.size,
             kwargs={"autocommit": True, **self.timeout},
-            check=psycopg_pool.ConnectionPool.check_connection,
+            configure=self._configure,
+            check=_unbroken,
             open=False,
             name="journal",
         )
         self._pool.open(wait=True, timeout=30)
         return self._pool
+
+    def _configure(self, conn: Any) -> None:
+        """Once per new connection: how long a write waits for a session another one holds
+        (negative: forever, which the server spells 0; "do not wait" is 1 ms to it)."""
+        timeout = self.lock_timeout
+        wait = 0 if timeout < 0 else max(1, int(timeout * 1000))
+        conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{wait}ms"])
 
     @contextmanager
     def connection(self, operation: str = "read") -> Iterator[Any]:
@@ -124,6 +132,17 @@ class Pool:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None
+
+
+def _unbroken(conn: Any) -> None:
+    """The check of a connection taken from the pool, without a round trip: read what the
+    server sent while it was idle (a termination notice, the end of the stream), so that one
+    it closed is replaced rather than failing the next statement."""
+    psycopg, _ = psycopg_modules()
+    pgconn = conn.pgconn
+    pgconn.consume_input()  # raises OperationalError once the server is gone
+    if pgconn.status != psycopg.pq.ConnStatus.OK:
+        raise psycopg.OperationalError("the connection is closed")
 
 
 _inherited: list[Any] = []  # pools inherited across fork: kept alive, never closed by a child

@@ -3,15 +3,19 @@
 ``PgStorage`` implements ``journal.engine.storage.Storage`` (see ``schema`` for the tables). What the files
 backend gets from ``flock`` and append-only files, this one gets from the database:
 
-* **One writer per session.** A write transaction holds a session-level advisory lock keyed
-  by the session id (released by the server if the connection dies). Independently of the
-  lock, the unique key ``(session_id, seq)`` makes two writers racing for one seq fail one.
+* **One round trip per append.** The engine builds on its cached view and appends through
+  ``appender``: one statement stores the rows only if the session still ends at the cached
+  head (the session row's lock orders racing commits; the unique key ``(session_id, seq)``
+  backs it). A writer that lost the race catches up holding the session (its advisory lock and
+  the session row ``FOR UPDATE``: see ``transaction``) and appends again; so do cold writers,
+  and ``writer`` (maintenance, verify, repair) holds it from the start.
 * **Durable when a write returns:** the rows are committed (``synchronous_commit`` as the
   server is configured: on by default).
 * **Idempotent retries.** If the connection drops while an append commits, the writer
-  reconnects, takes the lock again and looks for its rows by seq and hash (each line's hash
-  covers a random salt or a fresh timestamp): found, the append succeeded; absent, it is
-  written once more; anything else raises ``StorageError``. An event is never lost once
+  reconnects and looks for its rows by seq and hash (each line's hash covers a random salt or
+  a fresh timestamp): found, the append succeeded; absent, the same statement runs once more
+  (it checks the head itself, and a head moved by the first attempt committing late is found
+  by the same look); anything else raises ``StorageError``. An event is never lost once
   acknowledged and never stored twice.
 * **Read your writes, across hosts:** reads go to the database; a cached state is checked
   with one primary-key lookup (``stamp``).
@@ -124,6 +128,10 @@ class PgStorage:
 
     def writer(self, session_id: str) -> PgTransaction:
         return PgTransaction(self.pool, session_id)
+
+    def appender(self, session_id: str) -> PgTransaction:
+        """See ``storage.Optimistic``: holds nothing until it reads."""
+        return PgTransaction(self.pool, session_id, hold=False)
 
     def delete(self, session_id: str) -> bool:
         with self.writer(session_id) as tx:
