@@ -27,8 +27,10 @@ from journal.cli.render import (
     one_line,
     parse_point,
     print_session,
+    safe_message,
     session_doc,
     to_json,
+    visible,
 )
 from journal.core.events import MessageAdded
 from journal.core.reports import Anchor
@@ -63,7 +65,7 @@ def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
         except SessionNotFoundError:
             continue  # deleted while listing
         except JournalError as exc:  # one damaged session must not hide the others
-            print(f"journal: {sid}: {exc}", file=sys.stderr)
+            print(f"journal: {one_line(sid, 10**6)}: {safe_message(str(exc))}", file=sys.stderr)
             damaged += 1
             continue
         rows.append(s)
@@ -263,14 +265,14 @@ def cmd_export(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _markdown(s: Any) -> str:
-    lines = [f"# Session {s.id}", ""]
+    lines = [f"# Session {one_line(s.id, 10**6)}", ""]
     lines.append(f"- version {s.version}, created {local(s.created_at)}, updated {local(s.updated_at)}")
     if s.settings:
         lines.append(f"- settings: `{to_json(s.settings)}`")
     for m in s.messages:
-        who = f" ({m.actor})" if m.actor else ""
-        text = "*[content erased]*" if m.redacted else m.content
-        lines += ["", f"## {m.role}{who} · #{m.seq} · {local(m.at)}", "", text]
+        who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
+        text = "*[content erased]*" if m.redacted else visible(m.content)
+        lines += ["", f"## {one_line(m.role, 10**6)}{who} · #{m.seq} · {local(m.at)}", "", text]
     return "\n".join(lines) + "\n"
 
 
@@ -287,7 +289,7 @@ def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
         except SessionNotFoundError:
             continue
         except JournalError as exc:  # counted, reported, and the others still counted
-            print(f"journal: {sid}: {exc}", file=sys.stderr)
+            print(f"journal: {one_line(sid, 10**6)}: {safe_message(str(exc))}", file=sys.stderr)
             damaged += 1
             continue
         sessions += 1

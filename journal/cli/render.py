@@ -36,6 +36,7 @@ __all__ = [
     "safe_message",
     "session_doc",
     "to_json",
+    "visible",
 ]
 
 _RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
@@ -128,18 +129,18 @@ def event_doc(e: ev.Event) -> dict[str, Any]:
 
 def event_line(e: ev.Event, session_id: str | None = None) -> str:
     """One event for people: seq, local time, type, actor, and what it did."""
-    who = f" by {e.actor}" if e.actor else ""
-    where = f"{session_id} " if session_id is not None else ""
+    who = f" by {one_line(e.actor, 10**6)}" if e.actor else ""
+    where = f"{one_line(session_id, 10**6)} " if session_id is not None else ""
     head = f"{where}#{e.seq} {local(e.at)} {e.type}{who}"
     if isinstance(e, ev.MessageAdded):
-        where = f" (before {e.before[:8]})" if e.before else ""
-        return f"{head}: {e.role}{where}: {_text(e.content, e.redacted_by)}"
+        where = f" (before {visible(e.before[:8])})" if e.before else ""
+        return f"{head}: {one_line(e.role, 10**6)}{where}: {_text(e.content, e.redacted_by)}"
     if isinstance(e, ev.MessageEdited):
-        return f"{head}: message {e.message_id[:8]}: {_text(e.content, e.redacted_by)}"
+        return f"{head}: message {visible(e.message_id[:8])}: {_text(e.content, e.redacted_by)}"
     if isinstance(e, ev.MessageRemoved):
-        return f"{head}: message {e.message_id[:8]} left the conversation"
+        return f"{head}: message {visible(e.message_id[:8])} left the conversation"
     if isinstance(e, ev.MessageRedacted):
-        return f"{head}: message {e.message_id[:8]} erased: {one_line(e.reason)}"
+        return f"{head}: message {visible(e.message_id[:8])} erased: {one_line(e.reason)}"
     if isinstance(e, ev.SettingsChanged):
         parts = [f"{k}={to_json(v)}" for k, v in e.changes.items()] + [f"-{k}" for k in e.removed]
         return f"{head}: {' '.join(parts)}"
@@ -153,9 +154,29 @@ def _text(content: str, redacted_by: int | None) -> str:
 
 
 def one_line(text: str, width: int = 200) -> str:
-    """Text on one line (line breaks shown as ⏎), shortened to ``width`` characters."""
-    flat = re.sub(r"\r\n|[\n\r\u2028\u2029\u0085\x0b\x0c]", " ⏎ ", text)
+    """Text on one line (line breaks shown as ⏎), shortened to ``width`` characters, with
+    every other control character shown (``visible``)."""
+    flat = visible(re.sub(r"\r\n|[\n\r\u2028\u2029\u0085\x0b\x0c]", " ⏎ ", text))
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+# What a terminal acts on instead of showing: C0 controls but tab and line feed (escape
+# sequences start with ESC; CR rewrites a line), DEL, C1 controls, and the bidirectional
+# overrides and isolates that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """``text`` safe to print on a terminal: each control character that would act on the
+    screen (clear it, recolour it, move the cursor, reorder text) is shown as its escape
+    (``\\x1b``, ``\\u202e``) instead. Chat content, roles, actors and ids are hostile input:
+    every human output goes through this; ``--json`` output is exact (JSON escapes them)."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def copy_status(c: Copied) -> str:
@@ -198,22 +219,22 @@ _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
 def safe_message(text: str) -> str:
     """An error message on one line (driver messages span several) and without passwords."""
     flat = re.sub(r"\s*[\r\n]+\s*", " ", text.strip())
-    return _URL.sub(lambda url: shown_url(url.group(0)), flat)
+    return visible(_URL.sub(lambda url: shown_url(url.group(0)), flat))
 
 
 def print_session(s: Session, out: TextIO) -> None:
-    print(f"session {s.id}  version {s.version}", file=out)
+    print(f"session {one_line(s.id, 10**6)}  version {s.version}", file=out)
     print(f"created {local(s.created_at)}  updated {local(s.updated_at)}", file=out)
     if s.settings:
         print(f"settings {to_json(s.settings)}", file=out)
     print(f"{len(s.messages)} messages", file=out)
     for m in s.messages:
-        who = f" ({m.actor})" if m.actor else ""
+        who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
         edited = f" (edited {local(m.edited_at)})" if m.edited_at is not None else ""
-        print(f"\n[#{m.seq} {local(m.at)}] {m.role}{who}{edited}:", file=out)
+        print(f"\n[#{m.seq} {local(m.at)}] {one_line(m.role, 10**6)}{who}{edited}:", file=out)
         lines = ["[content erased]"] if m.redacted else m.content.splitlines() or [""]
         for line in lines:
-            print(f"  {line}", file=out)
+            print(f"  {visible(line)}", file=out)
 
 
 class Progress:

@@ -1495,3 +1495,61 @@ def test_copy_progress_shows_on_a_terminal_only(sample: Path, tmp_path: Path) ->
     piped = run(sample, "copy", "--to", str(tmp_path / "piped"))
     assert (piped.returncode, piped.stderr) == (0, "")
     assert piped.stdout == out.replace(str(tmp_path / "tty"), str(tmp_path / "piped"))
+
+
+# A chat user's content (and whatever reaches ids, roles and actors) can carry what a terminal
+# acts on: clear the screen, recolour it, set the title, ring, return the cursor, reorder text.
+HOSTILE = "\x1b[2J\x1b[31mred\x1b]0;title\x07\rback\u202eevil\x9b31m\x7f"
+HOSTILE_ID = "id\x1b[1m\u202e"
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    root = tmp_path / "hostile"
+    with Journal(root) as j:
+        j.create(HOSTILE_ID, actor="act\x1b[0m")
+        j.add_message(HOSTILE_ID, "ro\x1b[5mle", HOSTILE, actor="act\x1b[0m")
+    return root
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("ls",), ("show", HOSTILE_ID), ("log", HOSTILE_ID), ("export", HOSTILE_ID, "--format", "md")],
+    ids=" ".join,
+)
+def test_human_output_shows_control_characters_instead_of_acting_on_them(
+    hostile: Path, args: tuple[str, ...]
+) -> None:
+    # Oracle: no byte of stdout is a control character a terminal acts on (tab and line feed
+    # aside), and what was there is shown as its escape.
+    out = ok(hostile, *args)
+    assert not CONTROLS.search(out), repr(out)
+    assert "\\x1b[" in out
+    if args[0] != "ls":
+        assert "\\x1b[2J" in out
+        assert "\\x07" in out
+        assert "\\u202e" in out
+
+
+def test_json_output_keeps_control_characters_exact(hostile: Path) -> None:
+    # Oracle: the library's own values; JSON escapes the characters, so the bytes are safe too.
+    out = ok(hostile, "show", HOSTILE_ID, "--json")
+    assert "\x1b" not in out
+    doc = json.loads(out)
+    assert doc["id"] == HOSTILE_ID
+    assert doc["messages"][0]["content"] == HOSTILE
+    assert doc["messages"][0]["role"] == "ro\x1b[5mle"
+
+
+def test_tail_shows_control_characters_of_new_events(hostile: Path, tails: list[Tail]) -> None:
+    tail = start_tail(hostile, tails, HOSTILE_ID)
+    deadline = time.monotonic() + TIMEOUT
+    seen: str | None = None
+    with Journal(hostile) as j:
+        while seen is None and time.monotonic() < deadline:
+            j.add_message(HOSTILE_ID, "user", HOSTILE)
+            seen = tail.next_line(0.3)
+    assert seen is not None, "no line while the tail was running"
+    assert not CONTROLS.search(seen), repr(seen)
+    assert "\\x1b[2J" in seen
