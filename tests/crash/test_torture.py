@@ -337,13 +337,16 @@ def _check_reads(
             assert state == pristine.states[sid][state.version], f"{name}({sid!r}): wrong state"
             assert sid == damaged or state.version == final, f"{name}({sid!r}) at {state.version}"
         for at in sorted({1, final // 2, final}):
+            ended: VersionNotFoundError | None = None
             try:
                 past = journal.replay(sid, at=at)
-            except VersionNotFoundError as exc:  # the damaged log now ends before ``at``
-                assert sid == damaged, f"replay({sid!r}, at={at}): {exc}"
-                assert exc.version < at, f"replay({sid!r}, at={at}): {exc}"
-                continue
+            except VersionNotFoundError as exc:
+                ended = exc
             except allowed:
+                continue
+            if ended is not None:  # the damaged log now ends before ``at``, and says where
+                assert sid == damaged, f"replay({sid!r}, at={at}): {ended}"
+                assert ended.version < at, f"replay({sid!r}, at={at}): {ended}"
                 continue
             assert past.version <= at, f"replay({sid!r}, at={at}) went past it"
             assert past == pristine.states[sid][past.version], f"replay({sid!r}, at={at}): wrong state"
