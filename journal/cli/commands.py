@@ -107,9 +107,9 @@ def cmd_show(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
 
 def _print_state(state: Any, args: argparse.Namespace, out: TextIO) -> None:
     if args.json:
-        print(to_json(session_doc(state)), file=out)
+        print(to_json(session_doc(state, args.last)), file=out)
     else:
-        print_session(state, out)
+        print_session(state, out, args.last)
 
 
 def cmd_log(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
@@ -151,11 +151,12 @@ def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
         return 0
-    print(f"{sid}: version {a} -> {b}, {len(events)} events, {len(added)} messages added", file=out)
+    shown = one_line(sid, 10**6)
+    print(f"{shown}: version {a} -> {b}, {len(events)} events, {len(added)} messages added", file=out)
     for event in events:
         print(f"  {event_line(event)}", file=out)
     if before != after:
-        print(f"settings: {to_json(before)} -> {to_json(after)}", file=out)
+        print(f"settings: {visible(to_json(before))} -> {visible(to_json(after))}", file=out)
     return 0
 
 
@@ -179,7 +180,7 @@ def cmd_verify(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
         print(to_json(msgspec.to_builtins(report) | {"ok": report.ok}), file=out)
     else:
         for problem in report.problems:
-            print(f"{problem.session_id}: {problem}", file=out)
+            print(f"{one_line(problem.session_id, 10**6)}: {one_line(str(problem), 10**6)}", file=out)
         verdict = "ok" if report.ok else f"{len(report.problems)} problems"
         print(f"checked {report.sessions} sessions, {report.events} events: {verdict}", file=out)
     return 0 if report.ok else 1
@@ -203,7 +204,7 @@ def cmd_head(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     print(
         to_json(msgspec.to_builtins(anchor))
         if args.json
-        else f"{anchor.session_id} {anchor.seq} {anchor.hash}",
+        else f"{one_line(anchor.session_id, 10**6)} {anchor.seq} {anchor.hash}",
         file=out,
     )
     return 0
@@ -215,13 +216,16 @@ def cmd_repair(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
         print(to_json(msgspec.to_builtins(report) | {"changed": report.changed}), file=out)
     else:
         if not report.changed:
-            print(f"{args.id}: nothing to repair (version {report.kept})", file=out)
+            print(f"{one_line(args.id, 10**6)}: nothing to repair (version {report.kept})", file=out)
         verb = "would move" if report.dry_run else "moved"
         for moved in report.moved:
             where = f" -> {moved.destination}" if moved.destination else ""
             print(
-                f"{verb} {moved.size} bytes of {moved.source} from byte {moved.offset}{where}: "
-                f"{moved.reason}",
+                one_line(
+                    f"{verb} {moved.size} bytes of {moved.source} from byte {moved.offset}{where}: "
+                    f"{moved.reason}",
+                    10**6,
+                ),
                 file=out,
             )
         if report.changed:
@@ -236,11 +240,17 @@ def cmd_compact(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     for r in results:
         if args.json:
             print(to_json(r._asdict()), file=out)
-        else:
+        elif args.id is not None or args.verbose:
             print(
-                f"{r.session_id}: snapshot at seq {r.seq}, {r.archived} archived, {r.dropped} dropped",
+                f"{one_line(r.session_id, 10**6)}: snapshot at seq {r.seq}, {r.archived} archived, "
+                f"{r.dropped} dropped",
                 file=out,
             )
+    if args.id is None and not args.json:
+        # Every session: a root of thousands would print thousands of lines; the sum says it.
+        archived, dropped = sum(r.archived for r in results), sum(r.dropped for r in results)
+        sessions = "session" if len(results) == 1 else "sessions"
+        print(f"compacted {len(results)} {sessions}: {archived} events archived, {dropped} dropped", file=out)
     return 0
 
 
@@ -268,7 +278,7 @@ def _markdown(s: Any) -> str:
     lines = [f"# Session {one_line(s.id, 10**6)}", ""]
     lines.append(f"- version {s.version}, created {local(s.created_at)}, updated {local(s.updated_at)}")
     if s.settings:
-        lines.append(f"- settings: `{to_json(s.settings)}`")
+        lines.append(f"- settings: `{visible(to_json(s.settings))}`")
     for m in s.messages:
         who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
         text = "*[content erased]*" if m.redacted else visible(m.content)

@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--sort", choices=["id", "created", "updated", "messages", "version"], default="id")
     ls.add_argument("--limit", type=_positive, help="show at most N sessions")
     ls.add_argument("--reverse", action="store_true", help="reverse the order")
-    command("show", "the current conversation: messages, times, settings").add_argument("id")
+    show = command("show", "the current conversation: messages, times, settings")
+    show.add_argument("id")
     log = command("log", "every event in order, cleared history included")
     log.add_argument("id")
     log.add_argument("--after", type=_seq, default=0, metavar="SEQ", help="only events after this seq")
@@ -116,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--at", required=True, metavar="SEQ|TIME", help="a seq, RFC 3339 time, or -10m/-2h/-1d"
     )
+    for reader in (show, replay):
+        reader.add_argument("--last", type=_positive, metavar="N", help="only the newest N messages")
     diff = command("diff", "what changed between two points (seq or time)")
     diff.add_argument("id")
     diff.add_argument("a", metavar="A")
@@ -144,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     compact = command("compact", "record snapshots; with --prune move old events into the archive")
     compact.add_argument("id", nargs="?")
     compact.add_argument("--prune", action="store_true")
+    compact.add_argument(
+        "--verbose", action="store_true", help="one line per session, not only the summary (for all sessions)"
+    )
     export = command("export", "a transcript (md, json) or the events (jsonl)")
     export.add_argument("id")
     export.add_argument("--format", choices=["md", "json", "jsonl"], required=True)

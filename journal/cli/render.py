@@ -108,15 +108,19 @@ def message_doc(m: Message) -> dict[str, Any]:
     }
 
 
-def session_doc(s: Session) -> dict[str, Any]:
-    return {
+def session_doc(s: Session, last: int | None = None) -> dict[str, Any]:
+    """The session as JSON; with ``last``, only its newest ``last`` messages, and how many it
+    holds in all (``message_count``)."""
+    messages = s.messages if last is None else s.messages[-last:]
+    doc = {
         "id": s.id,
         "version": s.version,
         "created_at": utc(s.created_at),
         "updated_at": utc(s.updated_at),
         "settings": s.settings,
-        "messages": [message_doc(m) for m in s.messages],
+        "messages": [message_doc(m) for m in messages],
     }
+    return doc if last is None else doc | {"message_count": len(s.messages)}
 
 
 def event_doc(e: ev.Event) -> dict[str, Any]:
@@ -142,7 +146,8 @@ def event_line(e: ev.Event, session_id: str | None = None) -> str:
     if isinstance(e, ev.MessageRedacted):
         return f"{head}: message {visible(e.message_id[:8])} erased: {one_line(e.reason)}"
     if isinstance(e, ev.SettingsChanged):
-        parts = [f"{k}={to_json(v)}" for k, v in e.changes.items()] + [f"-{k}" for k in e.removed]
+        parts = [f"{visible(k)}={visible(to_json(v))}" for k, v in e.changes.items()]
+        parts += [f"-{visible(k)}" for k in e.removed]
         return f"{head}: {' '.join(parts)}"
     if isinstance(e, ev.Cleared):
         return f"{head}: the visible conversation was emptied"
@@ -222,13 +227,17 @@ def safe_message(text: str) -> str:
     return visible(_URL.sub(lambda url: shown_url(url.group(0)), flat))
 
 
-def print_session(s: Session, out: TextIO) -> None:
+def print_session(s: Session, out: TextIO, last: int | None = None) -> None:
+    """The session for people; with ``last``, only its newest ``last`` messages."""
     print(f"session {one_line(s.id, 10**6)}  version {s.version}", file=out)
     print(f"created {local(s.created_at)}  updated {local(s.updated_at)}", file=out)
     if s.settings:
-        print(f"settings {to_json(s.settings)}", file=out)
-    print(f"{len(s.messages)} messages", file=out)
-    for m in s.messages:
+        print(f"settings {visible(to_json(s.settings))}", file=out)
+    total = len(s.messages)
+    shown = s.messages if last is None or last >= total else s.messages[-last:]
+    newest = f", the newest {len(shown)} shown" if len(shown) < total else ""
+    print(f"{total} {'message' if total == 1 else 'messages'}{newest}", file=out)
+    for m in shown:
         who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
         edited = f" (edited {local(m.edited_at)})" if m.edited_at is not None else ""
         print(f"\n[#{m.seq} {local(m.at)}] {one_line(m.role, 10**6)}{who}{edited}:", file=out)

@@ -13,10 +13,10 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
-from journal.cli.render import UsageError, event_doc, event_line, safe_message, to_json
+from journal.cli.render import UsageError, event_doc, event_line, one_line, safe_message, to_json
 from journal.engine.journal import Journal
 from journal.engine.storage import ChangeFeed
-from journal.errors import SessionNotFoundError, StorageError
+from journal.errors import JournalError, SessionNotFoundError, StorageError
 
 __all__ = ["FILES_INTERVAL", "PG_INTERVAL", "cmd_tail"]
 
@@ -24,6 +24,7 @@ FILES_INTERVAL = 0.2
 # Notifications wake a PostgreSQL tail; its timed read only makes up for a lost one, and
 # over every session it costs a query each, so it runs less often than file polling.
 PG_INTERVAL = 1.0
+_UNREAD = -1  # in ``seen``: a session that could not be read when the tail started
 
 
 def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
@@ -38,8 +39,28 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     # Listening starts before the first read: an append between the two is then both read
     # and notified, never neither.
     feed = _listen(j) if postgres else None
+    # With --all, a session that cannot be read is reported once and the others followed; the
+    # exit status says so at the end, as ``ls`` does.
+    damaged: set[str] = set()
+
+    def report(sid: str, exc: JournalError) -> None:
+        if not args.all:
+            raise exc
+        if sid not in damaged:
+            damaged.add(sid)
+            print(
+                f"journal: {one_line(sid, 10**6)}: {safe_message(str(exc))} (following the others)",
+                file=sys.stderr,
+            )
+
     try:
-        seen = {sid: _version(j, sid) for sid in (j.sessions() if args.all else [args.id])}
+        seen: dict[str, int] = {}
+        for sid in j.sessions() if args.all else [args.id]:
+            try:
+                seen[sid] = _version(j, sid)
+            except JournalError as exc:
+                report(sid, exc)
+                seen[sid] = _UNREAD
         if not args.all and seen[args.id] == 0:
             raise SessionNotFoundError(args.id)
         printed = 0
@@ -55,11 +76,16 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                 # Woken (or timed out early, which costs one cheap read): the sessions named.
                 sids = sorted(woken) if args.all else [args.id]
             for sid in sids:
-                for line in _new_lines(j, sid, seen, args.json):
-                    print(line, file=out, flush=True)
-                    printed += 1
-                    if args.count and printed >= args.count:
-                        return 0
+                try:
+                    for line in _new_lines(j, sid, seen, args.json):
+                        print(line, file=out, flush=True)
+                        printed += 1
+                        if args.count and printed >= args.count:
+                            return 1 if damaged else 0
+                except JournalError as exc:
+                    report(sid, exc)
+                else:
+                    damaged.discard(sid)  # readable again (repaired): report it if it breaks again
             if feed is None:
                 if not postgres:
                     time.sleep(interval)
@@ -73,7 +99,7 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                 feed = None
                 time.sleep(interval)
     except KeyboardInterrupt:
-        return 0  # the usual way to stop following
+        return 1 if damaged else 0  # the usual way to stop following
     finally:
         if feed is not None:
             feed.close()
@@ -93,6 +119,9 @@ def _new_lines(j: Journal, sid: str, seen: dict[str, int], as_json: bool) -> Ite
     """The events of ``sid`` after the last one printed, rendered; ``seen`` moves along."""
     version = _version(j, sid)
     last = seen.get(sid, 0)
+    if last == _UNREAD:  # unreadable when the tail started: follow from where it is now
+        seen[sid] = version
+        return
     if version < last:
         last = 0  # deleted and created again: a new history
     if version <= last:

@@ -202,6 +202,10 @@ class Session(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     messages: Messages
     settings: Mapping[str, Any] = EMPTY_MAPPING
 
+    def __repr__(self) -> str:
+        # Short: a session can hold 100,000 messages, and a repr ends up in logs and tracebacks.
+        return f"Session(id={self.id!r}, version={self.version}, messages={len(self.messages)})"
+
 
 def apply(session: Session | None, event: ev.Event) -> Session:
     """Return the session after ``event``; ``session`` is None before the first event.

@@ -332,6 +332,10 @@ class Committer:
         # dropped so the next access reloads whatever the interrupted pruning left (always valid).
         try:
             return self.prune(tx, view)[0]
+        except StaleHeadError:
+            # Another writer appended since (a backend that appends without holding the
+            # session): the next write past the mark prunes.
+            return None
         except JournalError as exc:
             log.warning("%s: automatic pruning failed: %s", self.storage.location(sid), exc)
             return None

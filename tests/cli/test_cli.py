@@ -1009,15 +1009,21 @@ def state_of(root: Path) -> dict[str, Any]:
         }
 
 
-def test_compact_snapshots_every_session(fresh: Path) -> None:
+def test_compact_snapshots_every_session_and_sums_them_up(fresh: Path) -> None:
+    # Oracle: the snapshot files on disk; the output is one summary line (a root of thousands
+    # of sessions would print thousands), and --verbose names each session.
     before = state_of(fresh)
     out = ok(fresh, "compact")
+    assert out.splitlines() == [f"compacted {len(IDS)} sessions: 0 events archived, 0 dropped"]
     for session_id in IDS:
-        assert session_id in out, out
         folder = Layout(fresh).session_dir(session_id)
         assert list(folder.glob("snapshot-*.snap")), session_id
     assert state_of(fresh) == before
     assert ok(fresh, "verify")
+    verbose = ok(fresh, "compact", "--verbose")
+    for session_id in IDS:
+        assert session_id in verbose, verbose
+    assert verbose.splitlines()[-1].startswith(f"compacted {len(IDS)} sessions")
 
 
 def test_compact_one_session_with_prune_archives_it_only(fresh: Path) -> None:
@@ -1510,12 +1516,21 @@ def hostile(tmp_path: Path) -> Path:
     with Journal(root) as j:
         j.create(HOSTILE_ID, actor="act\x1b[0m")
         j.add_message(HOSTILE_ID, "ro\x1b[5mle", HOSTILE, actor="act\x1b[0m")
+        j.update_settings(HOSTILE_ID, {"k\x1b[2J": "v\u202eevil\x9b31m"})
     return root
 
 
 @pytest.mark.parametrize(
     "args",
-    [("ls",), ("show", HOSTILE_ID), ("log", HOSTILE_ID), ("export", HOSTILE_ID, "--format", "md")],
+    [
+        ("ls",),
+        ("show", HOSTILE_ID),
+        ("log", HOSTILE_ID),
+        ("export", HOSTILE_ID, "--format", "md"),
+        ("diff", HOSTILE_ID, "1", "3"),
+        ("replay", HOSTILE_ID, "--at", "3"),
+        ("head", HOSTILE_ID),
+    ],
     ids=" ".join,
 )
 def test_human_output_shows_control_characters_instead_of_acting_on_them(
@@ -1526,7 +1541,7 @@ def test_human_output_shows_control_characters_instead_of_acting_on_them(
     out = ok(hostile, *args)
     assert not CONTROLS.search(out), repr(out)
     assert "\\x1b[" in out
-    if args[0] != "ls":
+    if args[0] not in ("ls", "head"):
         assert "\\x1b[2J" in out
         assert "\\x07" in out
         assert "\\u202e" in out
@@ -1553,3 +1568,52 @@ def test_tail_shows_control_characters_of_new_events(hostile: Path, tails: list[
     assert seen is not None, "no line while the tail was running"
     assert not CONTROLS.search(seen), repr(seen)
     assert "\\x1b[2J" in seen
+
+
+def test_tail_all_reports_a_damaged_session_once_and_follows_the_others(
+    tmp_path: Path, tails: list[Tail]
+) -> None:
+    # Oracle: the damaged session is named once on stderr though every read of it fails; the
+    # appends to the healthy one are all printed; the exit status says a session was damaged.
+    root = tmp_path / "j"
+    with Journal(root) as j:
+        for sid in ("bad", "good"):
+            j.create(sid)
+            j.add_message(sid, "user", "first")
+            j.add_message(sid, "user", "second")
+    log = Layout(root).log_path("bad")
+    data = bytearray(log.read_bytes())
+    data[data.index(b"first")] ^= 0x20  # line 2 no longer matches its hash
+    log.write_bytes(bytes(data))
+    tail = start_tail(root, tails, "--all", "--count", "3")
+    assert tail.proc.stderr is not None
+    first = tail.proc.stderr.readline()  # written once the tail has read where everything is
+    assert "bad" in first
+    assert "following the others" in first
+    with Journal(root) as j:
+        for n in range(3):
+            time.sleep(0.2)  # several polls, each of which reads the damaged session again
+            j.add_message("good", "user", f"later {n}")
+    remaining, stderr = finish(tail)
+    assert tail.proc.returncode == 1, stderr
+    later = [line for line in remaining if "later" in line]
+    assert len(later) == 3, remaining
+    for n, line in enumerate(later):
+        assert f"later {n}" in line
+    assert "bad" not in stderr, stderr  # named once, not at every poll
+
+
+@pytest.mark.parametrize("command", ["show", "replay"])
+def test_last_n_prints_only_the_newest_messages(sample: Path, command: str) -> None:
+    # Oracle: the library's session; the human output names how many it holds in all.
+    state = session_of(sample, BETA)
+    assert len(state.messages) >= 3
+    args = (command, BETA, *(("--at", str(state.version)) if command == "replay" else ()), "--last", "2")
+    out = ok(sample, *args)
+    assert f"{len(state.messages)} messages, the newest 2 shown" in out
+    shown = [m for m in state.messages if f"[#{m.seq} " in out]
+    assert shown == list(state.messages[-2:])
+    doc = json_of(sample, *args)
+    assert [m["id"] for m in doc["messages"]] == [m.id for m in state.messages[-2:]]
+    assert doc["message_count"] == len(state.messages)
+    assert "message_count" not in json_of(sample, command, BETA, *args[2:-2])

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from journal import Cleared, Created, MessageAdded, Messages, SettingsChanged, apply, replay
+from journal import Cleared, Created, Event, MessageAdded, Messages, SettingsChanged, apply, replay
 from journal.core.events import freeze
 from journal.core.state import Message
 
@@ -84,3 +84,16 @@ def test_branching_an_old_state_leaves_both_branches_intact() -> None:
     further = apply(left, added(4, "more"))
     assert [m.content for m in left.messages] == ["shared", "left"]
     assert [m.content for m in further.messages] == ["shared", "left", "more"]
+
+
+def test_a_session_repr_is_short_whatever_it_holds() -> None:
+    # Oracle: the repr names the id, version and message count, and stays one short line at
+    # 1,000 messages (it ends up in logs and tracebacks).
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    events: list[Event] = [Created(seq=1, at=at, actor=None, session_id="s\n1")]
+    events += [
+        MessageAdded(seq=n, at=at, actor=None, message_id=f"m{n}", role="user", content="x" * 100)
+        for n in range(2, 1002)
+    ]
+    session = replay(events)
+    assert repr(session) == "Session(id='s\\n1', version=1001, messages=1000)"

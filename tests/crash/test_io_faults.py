@@ -16,8 +16,10 @@ injected at the two calls that write and sync a log: ``os.write`` as
 from __future__ import annotations
 
 import errno
+import importlib
 import multiprocessing
 import os
+import pkgutil
 import resource
 import shutil
 import stat
@@ -32,8 +34,11 @@ from typing import Any, NoReturn
 
 import pytest
 
+import journal.backends.files
 import journal.backends.files.logfile
 import journal.backends.files.transaction
+import journal.core
+import journal.engine
 from journal import Journal, JournalError, MessageAdded, StorageError
 
 CTX = multiprocessing.get_context("spawn")
@@ -440,6 +445,12 @@ def test_eio_fails_the_append_removes_its_bytes_and_the_next_append_continues(
 def _unprivileged_child(root: str, conn: Connection) -> None:
     """As uid/gid 65534: what reads return and what writes raise."""
     try:
+        # The package loads a backend's modules when a root first names it; after dropping
+        # privileges the checkout (a private temporary folder, say) may be unreadable, which
+        # is not what this test is about: load them first, as a daemon does before it drops.
+        for package in (journal.core, journal.engine, journal.backends.files):
+            for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+                importlib.import_module(module.name)
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)

@@ -33,6 +33,7 @@ from journal import (
     VersionNotFoundError,
 )
 from journal.backends.files.layout import Layout
+from journal.errors import StaleHeadError, StorageError
 
 
 def log_bytes(root: Path) -> dict[str, bytes]:
@@ -597,3 +598,22 @@ def test_deleting_a_folder_left_by_a_crashed_create_reports_no_session(root: Pat
         with pytest.raises(SessionNotFoundError):
             j.delete("s")
     assert not log.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "failure", [StaleHeadError(), StorageError("prune", "somewhere", "Input/output error", 5)]
+)
+def test_a_failing_automatic_pruning_never_fails_the_write_it_follows(
+    root: Path, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    # Oracle: the appends were stored before the pruning was tried; a caller told otherwise
+    # would retry and append twice. A fresh Journal reads every message.
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(journal.backends.files.transaction.FileTransaction, "prune", refuse)
+    with Journal(root, archive_after=2) as j:
+        j.create("s")
+        sent = [j.add_message("s", "user", f"m{n}").id for n in range(4)]
+    with Journal(root) as fresh:
+        assert [m.id for m in fresh.get("s").messages] == sent

@@ -18,7 +18,6 @@ snapshot names them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -230,8 +229,14 @@ def remove_chunks_but(folder: Folder, keep: tuple[ChunkRef, ...], named_by: str 
         return
     for name in names:
         if _SNAPSHOT.match(name) and name != named_by:
-            with contextlib.suppress(OSError, SnapshotError):
+            try:
                 chunks -= {ref.name for ref in snapshot_chunks(folder.read(name))}
+            except FileNotFoundError:
+                continue  # removed meanwhile: it names nothing
+            except SnapshotError:
+                continue  # damaged: it cannot be read, so its chunks cannot serve it
+            except OSError:
+                return  # cannot tell what it names: delete nothing (orphans wait for next time)
     for name in chunks:
         folder.unlink(name, missing_ok=True)
 

@@ -324,6 +324,17 @@ class PgTransaction:
             if self._stored(lines):
                 return None  # stored: the append succeeded; only the stamp is unknown
             raise StorageError("append", self.where, self.pool.said(again)) from None
+        except LockTimeoutError:
+            # The dropped connection's server process may still hold the session (the server
+            # has not noticed yet) with the append uncommitted: its fate is what the rows say,
+            # never "nothing written", which a caller would retry into a second append.
+            if self._stored(lines):
+                return None
+            raise StorageError(
+                "append",
+                self.where,
+                "the connection dropped during the append and its outcome could not be told",
+            ) from None
 
     def _last_seq(self) -> int:
         row = self._row()
