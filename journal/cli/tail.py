@@ -41,11 +41,13 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     feed = _listen(j) if postgres else None
     # With --all, a session that cannot be read is reported once and the others followed; the
     # exit status says so at the end, as ``ls`` does.
-    damaged: set[str] = set()
+    damaged: set[str] = set()  # unreadable now: named once until it reads again
+    met: set[str] = set()  # unreadable at some point: the exit status
 
     def report(sid: str, exc: JournalError) -> None:
         if not args.all:
             raise exc
+        met.add(sid)
         if sid not in damaged:
             damaged.add(sid)
             print(
@@ -81,7 +83,7 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                         print(line, file=out, flush=True)
                         printed += 1
                         if args.count and printed >= args.count:
-                            return 1 if damaged else 0
+                            return 1 if met else 0
                 except JournalError as exc:
                     report(sid, exc)
                 else:
@@ -99,7 +101,7 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                 feed = None
                 time.sleep(interval)
     except KeyboardInterrupt:
-        return 1 if damaged else 0  # the usual way to stop following
+        return 1 if met else 0  # the usual way to stop following
     finally:
         if feed is not None:
             feed.close()
