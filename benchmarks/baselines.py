@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,16 @@ import msgspec
 
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE = msgspec.json.Decoder().decode
+
+
+def rewrite_whole_file(path: Path, messages: list[dict[str, Any]]) -> None:
+    """What chat apps do today after every change: write the whole session as one JSON file."""
+    data = json.dumps({"messages": messages, "settings": {}}).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 class SQLiteStore:

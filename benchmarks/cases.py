@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 from filelock import FileLock
 
-from benchmarks.baselines import SQLiteStore, file_chat_history, human_message
+from benchmarks.baselines import SQLiteStore, file_chat_history, human_message, rewrite_whole_file
 from benchmarks.common import CONTENT, METADATA, Row, fill, timed
 from benchmarks.workers import threaded_appends, timed_worker
 from journal import Journal
@@ -27,12 +27,7 @@ MESSAGE = {"role": "user", "content": CONTENT, "metadata": METADATA}
 def seed_rewrite(path: Path, messages: list[dict[str, object]]) -> None:
     """What chat apps do today: rewrite the whole session file after every change."""
     messages.append(dict(MESSAGE))
-    data = json.dumps({"messages": messages, "settings": {}}).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    rewrite_whole_file(path, messages)
 
 
 def append_no_fsync(tmp: Path, sizes: list[int], repeats: int) -> list[Row]:

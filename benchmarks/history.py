@@ -16,14 +16,13 @@ drawn as ``growth.png`` in the results folder when matplotlib (extra ``bench``) 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks.baselines import SQLiteStore
+from benchmarks.baselines import SQLiteStore, rewrite_whole_file
 from benchmarks.common import CONTENT, METADATA, Row
 from journal import Journal
 from journal.backends.files.layout import Layout
@@ -137,12 +136,7 @@ def _rewrite(tmp: Path, points: list[int]) -> Growth:
         samples = []
         for _ in range(5):
             start = time.perf_counter()
-            data = json.dumps({"messages": messages, "settings": {}}).encode()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+            rewrite_whole_file(path, messages)
             samples.append(time.perf_counter() - start)
         growth.points.append(n)
         growth.p50.append(statistics.median(samples))

@@ -18,7 +18,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -124,12 +124,7 @@ def test_sigkill_during_compaction_and_snapshots_loses_no_acknowledged_append(
             assert process.exitcode == -signal.SIGKILL, f"seed {seed}: a worker failed: {process.exitcode}"
         children_pruned = children_pruned or first_active_seq(root) != first_before
 
-        round_acks: dict[str, int] = {}
-        for path in acks.values():
-            for seq, content in acknowledged(path):
-                assert promised.setdefault(seq, content) == content, f"seed {seed}: seq {seq} acked twice"
-                who, _ = parse_content(content)
-                round_acks[who] = round_acks.get(who, 0) + 1
+        round_acks = collect_acks(acks.values(), promised, seed)
         version = check_round(root, seed, promised, retention, f"r{r}", round_acks)
         left = leftovers(root, SID)
         with Journal(root, retention=TINY if retention else None) as journal:
@@ -141,6 +136,18 @@ def test_sigkill_during_compaction_and_snapshots_loses_no_acknowledged_append(
             print(f"round {r}: read cleanly despite leftovers {left}")  # shown with -s; no assertion
     assert promised, f"seed {seed}: nothing was acknowledged: the test proved nothing"
     assert children_pruned, f"seed {seed}: no child ever pruned: the test proved little"
+
+
+def collect_acks(paths: Iterable[Path], promised: dict[int, str], seed: int) -> dict[str, int]:
+    """Add a round's acknowledged appends to ``promised`` (seq -> content; a seq acknowledged
+    with two contents fails); returns how many each writer acknowledged."""
+    round_acks: dict[str, int] = {}
+    for path in paths:
+        for seq, content in acknowledged(path):
+            assert promised.setdefault(seq, content) == content, f"seed {seed}: seq {seq} acked twice"
+            who, _ = parse_content(content)
+            round_acks[who] = round_acks.get(who, 0) + 1
+    return round_acks
 
 
 def check_round(
@@ -416,12 +423,7 @@ def test_sigkill_while_writing_chunked_snapshots_loses_nothing(root: Path, tmp_p
             process.join(JOIN_TIMEOUT)
             assert process.exitcode == -signal.SIGKILL, f"seed {seed}: a worker failed: {process.exitcode}"
         chunks_seen = max(chunks_seen, len(list(session_dir(root, SID).glob("chunk-*.snapc"))))
-        round_acks: dict[str, int] = {}
-        for path in acks.values():
-            for seq, content in acknowledged(path):
-                assert promised.setdefault(seq, content) == content, f"seed {seed}: seq {seq} acked twice"
-                who, _ = parse_content(content)
-                round_acks[who] = round_acks.get(who, 0) + 1
+        round_acks = collect_acks(acks.values(), promised, seed)
         version = check_round(root, seed, promised, False, f"c{r}", round_acks)
         with Journal(root) as journal:
             assert journal.add_message(SID, "user", f"after round {r}").seq == version + 1
