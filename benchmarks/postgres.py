@@ -55,7 +55,7 @@ def server() -> tuple[str | None, str]:
     try:
         import psycopg
     except ImportError:
-        return None, 'psycopg is not installed (pip install "journal[postgres]")'
+        return None, 'psycopg is not installed (pip install "chat-journal[postgres]")'
     try:
         with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
             conn.execute("SELECT 1")

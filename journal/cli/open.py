@@ -32,7 +32,7 @@ def open_journal(location: str, *, option: str = "--root", create: bool = False)
         UsageError: an unknown URL scheme, a missing folder, or no PostgreSQL driver.
     """
     if location.startswith(POSTGRES_SCHEMES) and importlib.util.find_spec("psycopg") is None:
-        raise UsageError(f'{option}: PostgreSQL needs psycopg: pip install "journal[postgres]"')
+        raise UsageError(f'{option}: PostgreSQL needs psycopg: pip install "chat-journal[postgres]"')
     try:
         journal = Journal.from_url(location)
     except ValueError as exc:

@@ -1,6 +1,6 @@
 """LangChain: ``JournalChatMessageHistory``, a ``BaseChatMessageHistory`` on a journal.
 
-Install with ``pip install "journal[langchain]"``. Every LangChain message (human, ai with
+Install with ``pip install "chat-journal[langchain]"``. Every LangChain message (human, ai with
 tool calls, system, tool, function, chat with a custom role) is stored as one journal message
 whose role is the message type, so reading gives back equal messages:
 

@@ -1,6 +1,6 @@
 """LlamaIndex: ``JournalChatStore``, a ``BaseChatStore`` whose keys are journal sessions.
 
-Install with ``pip install "journal[llama-index]"``. Pass a ``JournalChatStore`` as
+Install with ``pip install "chat-journal[llama-index]"``. Pass a ``JournalChatStore`` as
 ``chat_store=`` to a LlamaIndex chat memory (``ChatMemoryBuffer``, ``ChatSummaryMemoryBuffer``)
 or use it directly; each key is one journal session in the store's root.
 

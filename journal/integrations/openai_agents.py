@@ -1,6 +1,6 @@
 """OpenAI Agents SDK: ``JournalSession``, the SDK's ``Session`` protocol on a journal session.
 
-Install with ``pip install "journal[agents]"``. Pass a ``JournalSession`` as ``session=`` to
+Install with ``pip install "chat-journal[agents]"``. Pass a ``JournalSession`` as ``session=`` to
 ``Runner.run``; the agent's conversation memory then lives in one journal session.
 
 What is promised:

@@ -1,6 +1,6 @@
 """Tools to test concurrency in your own chat service, with the journal as the oracle.
 
-Install with ``pip install "journal[testing]"`` (it needs Hypothesis; ``import journal`` never
+Install with ``pip install "chat-journal[testing]"`` (it needs Hypothesis; ``import journal`` never
 imports this package). What is here:
 
 * ``strategies``: Hypothesis strategies for session ids (ordinary and hostile), roles,

@@ -45,7 +45,7 @@ def psycopg_modules() -> Any:
         import psycopg_pool
     except ImportError:
         raise ImportError(
-            'the PostgreSQL backend needs psycopg 3 and its pool: pip install "journal[postgres]"'
+            'the PostgreSQL backend needs psycopg 3 and its pool: pip install "chat-journal[postgres]"'
         ) from None
     return psycopg, psycopg_pool
 
