@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# The demo needs the package alone (msgspec and filelock): a fresh clone's `make demo` does not
+# wait for the test tools. `make test` adds them to the same environment.
+BASE_STAMP := $(VENV)/.installed-base
 
 .PHONY: install demo test lint typecheck unit soak bench bench-quick clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "journal needs Python 3.10 or newer"'
 	$(PYTHON) -m venv $(VENV)
+
+$(BASE_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(BASE_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
-	@touch $(STAMP)
+	@touch $(STAMP) $(BASE_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(BIN)/journal demo
 
 lint: $(STAMP)

@@ -21,9 +21,10 @@ from journal.core.events import (
     MessageRedacted,
     MessageRemoved,
     SettingsChanged,
+    event_from_dict,
 )
 from journal.core.reports import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
-from journal.core.state import Message, Messages, Session, apply, replay
+from journal.core.state import Message, Messages, Session, apply, enc_hook, replay
 from journal.engine.journal import Compaction, Journal, NewMessage
 from journal.errors import (
     ConflictError,
@@ -81,5 +82,7 @@ __all__ = [
     "VersionNotFoundError",
     "__version__",
     "apply",
+    "enc_hook",
+    "event_from_dict",
     "replay",
 ]

@@ -61,13 +61,21 @@ class AsyncJournal:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def create(self, session_id: str | None = None, *, actor: str | None = None) -> Session:
+    async def create(
+        self,
+        session_id: str | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Session:
         """See ``Journal.create``."""
-        return await self._run(self.journal.create, session_id, actor=actor)
+        return await self._run(self.journal.create, session_id, settings=settings, actor=actor)
 
-    async def get_or_create(self, session_id: str, *, actor: str | None = None) -> Session:
+    async def get_or_create(
+        self, session_id: str, *, settings: Mapping[str, Any] | None = None, actor: str | None = None
+    ) -> Session:
         """See ``Journal.get_or_create``."""
-        return await self._run(self.journal.get_or_create, session_id, actor=actor)
+        return await self._run(self.journal.get_or_create, session_id, settings=settings, actor=actor)
 
     async def add_message(
         self,

@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -250,29 +250,15 @@ def _int_arg(name: str, default: int) -> int:
     return int(raw)
 
 
-def _plain(value: Any) -> Any:
-    # Journal values are read-only mappings and immutable sequences; JSON wants dicts and lists.
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, Sequence):
-        return list(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def _to_json(value: Any) -> Any:
-    """A session, message or event as JSON-ready builtins (times as ISO 8601 strings)."""
-    return msgspec.to_builtins(value, enc_hook=_plain)
-
-
 def _json_text(value: Any) -> str:
-    """Any journal value as JSON text, for templates (Jinja escapes it like any text)."""
-    return msgspec.json.encode(value, enc_hook=_plain).decode()
+    """A journal value as JSON text, for templates (Jinja escapes it like any text)."""
+    return msgspec.json.encode(value).decode()
 
 
 def _event_rows(session_id: str, after: int) -> tuple[list[dict[str, Any]], int | None]:
     """One page of events as dicts, and the ``after`` of the next page (None: the last)."""
     rows = [
-        _to_json(e) for e in itertools.islice(_journal().events(session_id, after=after), HISTORY_PAGE + 1)
+        e.to_dict() for e in itertools.islice(_journal().events(session_id, after=after), HISTORY_PAGE + 1)
     ]
     if len(rows) > HISTORY_PAGE:
         return rows[:HISTORY_PAGE], int(rows[HISTORY_PAGE - 1]["seq"])
@@ -298,7 +284,7 @@ def _summaries() -> list[dict[str, Any]]:
                 "damaged": False,
                 "messages": len(s.messages),
                 "version": s.version,
-                "updated_at": _to_json(s.updated_at),
+                "updated_at": msgspec.to_builtins(s.updated_at),
             }
         )
     found.sort(key=lambda row: (row["updated_at"], row["id"]), reverse=True)
@@ -440,23 +426,23 @@ def api_create() -> ResponseReturnValue:
     if session_id is not None and not isinstance(session_id, str):
         raise BadRequest("id must be a string")
     session = _journal().create(None if session_id is None else _addressable(session_id), actor=_actor())
-    return jsonify(_to_json(session)), 201
+    return jsonify(session.to_dict()), 201
 
 
 @api.get("/sessions/<path:session_id>")
 def api_session(session_id: str) -> ResponseReturnValue:
-    return jsonify(_to_json(_journal().get(session_id)))
+    return jsonify(_journal().get(session_id).to_dict())
 
 
 @api.post("/sessions/<path:session_id>/messages")
 def api_post_message(session_id: str) -> ResponseReturnValue:
     message, answer = _post_message(session_id, _json_object().get("content"))
-    return jsonify(message=_to_json(message), reply=None if answer is None else _to_json(answer)), 201
+    return jsonify(message=message.to_dict(), reply=None if answer is None else answer.to_dict()), 201
 
 
 @api.post("/sessions/<path:session_id>/clear")
 def api_clear(session_id: str) -> ResponseReturnValue:
-    return jsonify(_to_json(_journal().clear(session_id, actor=_actor())))
+    return jsonify(_journal().clear(session_id, actor=_actor()).to_dict())
 
 
 @api.post("/sessions/<path:session_id>/undo")
@@ -464,7 +450,7 @@ def api_undo(session_id: str) -> ResponseReturnValue:
     """Remove the last message; ``{"expected_version": n}`` makes it conditional (else 409)."""
     body = request.get_json(silent=True)
     version = body.get("expected_version") if isinstance(body, dict) else None
-    return jsonify(removed=_to_json(_undo(session_id, version)))
+    return jsonify(removed=_undo(session_id, version).to_dict())
 
 
 @api.post("/sessions/<path:session_id>/settings")
@@ -476,7 +462,7 @@ def api_settings(session_id: str) -> ResponseReturnValue:
     if not isinstance(changes, dict) or not isinstance(remove, list):
         raise BadRequest('give {"changes": {...}, "remove": [...]}')
     session = _journal().update_settings(session_id, changes, remove=remove, actor=_actor())
-    return jsonify(_to_json(session))
+    return jsonify(session.to_dict())
 
 
 @api.get("/sessions/<path:session_id>/events")
@@ -487,4 +473,4 @@ def api_events(session_id: str) -> ResponseReturnValue:
 
 @api.get("/sessions/<path:session_id>/replay")
 def api_replay(session_id: str) -> ResponseReturnValue:
-    return jsonify(_to_json(_journal().replay(session_id, at=_parse_at(request.args.get("at")))))
+    return jsonify(_journal().replay(session_id, at=_parse_at(request.args.get("at"))).to_dict())

@@ -30,15 +30,24 @@ def _writer(root: str, worker: int, start: object) -> None:
 
 def _show(out: Callable[[str], None], title: str, session: Session) -> None:
     count = len(session.messages)
-    out(f"  {title}: version {session.version}, {count} messages, settings {dict(session.settings)}")
+    noun = "message" if count == 1 else "messages"
+    out(f"  {title}: version {session.version}, {count} {noun}, settings {dict(session.settings)}")
     for message in session.messages:
         out(f"    #{message.seq:<3} {message.role:<9} {message.content}")
 
 
 def run_demo(root: str | None = None, out: Callable[[str], None] = print) -> int:
-    """Run the tour in ``root`` (a new temporary folder when None); return an exit code."""
-    if root is None:
-        root = tempfile.mkdtemp(prefix="journal-demo-")
+    """Run the tour in ``root``, or in a temporary folder removed afterwards when None;
+    return an exit code."""
+    if root is not None:
+        return _tour(root, out, kept=True)
+    with tempfile.TemporaryDirectory(prefix="journal-demo-") as temporary:
+        code = _tour(temporary, out, kept=False)
+    out(f"(the temporary folder {temporary} is removed: keep the data with `journal demo --root DIR`)")
+    return code
+
+
+def _tour(root: str, out: Callable[[str], None], *, kept: bool) -> int:
     out(f"journal demo: data in {root}\n")
 
     with Journal(root) as journal:
@@ -97,6 +106,6 @@ def run_demo(root: str | None = None, out: Callable[[str], None] = print) -> int
         first = log_file.read_text(encoding="utf-8").splitlines()[0]
         out(f"    {first[:150]}...")
         mode = oct(os.stat(log_file).st_mode & 0o777)
-        out(f"    file mode {mode}; try: jq -c '{{seq, type, actor}}' {log_file}")
+        out(f"    file mode {mode}" + (f"; try: jq -c '{{seq, type, actor}}' {log_file}" if kept else ""))
     out("\ndemo finished")
     return 0

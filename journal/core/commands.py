@@ -102,13 +102,16 @@ def checked_messages(messages: object) -> list[_Checked]:
     return out
 
 
-def create_build(sid: str, actor: str | None) -> Build:
-    """Create the session ``sid``."""
+def create_build(sid: str, actor: str | None, settings: Mapping[str, Any] = ev.EMPTY_MAPPING) -> Build:
+    """Create the session ``sid``, with ``settings`` set by a second event of the same write."""
 
     def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         if state is not None:
             raise SessionExistsError(sid, 0, state.version)
-        return [ev.Created(seq=seq, at=now, actor=actor, session_id=sid)]
+        created = ev.Created(seq=seq, at=now, actor=actor, session_id=sid)
+        if not settings:
+            return [created]
+        return [created, ev.SettingsChanged(seq=seq + 1, at=now, actor=actor, changes=settings)]
 
     return build
 

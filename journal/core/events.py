@@ -3,44 +3,79 @@
 Events are frozen msgspec Structs forming a tagged union on ``type``; the tag strings are the
 names stored on disk, so renaming a class never changes the format. Every event carries ``seq``
 (1, 2, 3, ... per session), ``at`` (an aware UTC datetime) and ``actor`` (who made the change,
-or None). Values inside events are deeply immutable: mappings are read-only and lists become
-tuples, so an event handed to one caller cannot be changed under another.
+or None). Values inside events are deeply immutable: mappings are read-only dicts
+(``FrozenDict``) and lists become tuples, so an event handed to one caller cannot be changed
+under another, while ``msgspec``, ``json`` and web frameworks still encode them as they are.
 
 This module does no I/O and imports nothing else from the package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
-from types import MappingProxyType
-from typing import Any, ClassVar, TypeAlias
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
 import msgspec
+
+from journal.errors import InvalidValueError
 
 __all__ = [
     "EVENT_TYPES",
     "Cleared",
     "Created",
     "Event",
+    "FrozenDict",
     "MessageAdded",
     "MessageEdited",
     "MessageRedacted",
     "MessageRemoved",
     "SettingsChanged",
+    "event_from_dict",
     "freeze",
     "thaw",
 ]
 
-EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` that refuses every change: how events, messages and sessions hold mappings.
+
+    A dict subclass rather than a ``MappingProxyType``: ``msgspec``, ``json`` and web
+    frameworks encode it as the dict it is, and it is one object for the garbage collector
+    where a proxy is two. ``copy()`` and ``dict(...)`` give a mutable copy.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(f"{type(self).__name__} is read-only: change a copy (dict(value))")
+
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+    __ior__ = _refuse
+    clear = _refuse
+    pop = _refuse
+    popitem = _refuse
+    setdefault = _refuse
+    update = _refuse
+
+    def __reduce__(self) -> tuple[type[FrozenDict], tuple[dict[str, Any]]]:
+        # copy and deepcopy rebuild it from a plain dict instead of item by item.
+        return (FrozenDict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+
+EMPTY_MAPPING: Mapping[str, Any] = FrozenDict()
 
 
 def freeze(value: Any) -> Any:
-    """Return a deeply immutable copy of a JSON value (dicts read-only, lists as tuples)."""
+    """Return a deeply immutable copy of a JSON value (dicts as ``FrozenDict``, lists as tuples)."""
     if isinstance(value, dict):
-        # One shared empty mapping: most messages have no metadata, and each proxy would be
-        # another object for the garbage collector to track.
-        return MappingProxyType({k: freeze(v) for k, v in value.items()}) if value else EMPTY_MAPPING
+        # One shared empty mapping: most messages have no metadata, and each would be another
+        # object for the garbage collector to track.
+        return FrozenDict({k: freeze(v) for k, v in value.items()}) if value else EMPTY_MAPPING
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value) if value else ()
     return value
@@ -55,10 +90,49 @@ def thaw(value: Any) -> Any:
     return value
 
 
+def to_plain(value: Any, enc_hook: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` as plain JSON values (dicts, lists, str, int, float, bool, None; times as
+    RFC 3339 strings): exactly what ``json.loads`` gives back for its JSON."""
+    return _PLAIN.decode(msgspec.json.encode(value, enc_hook=enc_hook))
+
+
+_PLAIN = msgspec.json.Decoder()
+
+
+def from_plain(data: object, kind: type[_S], what: str) -> _S:
+    """Build ``kind`` from plain values (``to_plain``'s output), or raise InvalidValueError
+    naming the field at fault. Mappings and lists come back frozen, times must carry an offset.
+    """
+    try:
+        built = msgspec.convert(data, kind)
+    except msgspec.ValidationError as error:
+        raise InvalidValueError(what, str(error)) from None
+    changes: dict[str, Any] = {}
+    for name in built.__struct_fields__:
+        value = getattr(built, name)
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise InvalidValueError(what, f"{name} {value.isoformat()!r} has no UTC offset")
+            if value.utcoffset():
+                changes[name] = value.astimezone(timezone.utc)  # the journal's times are UTC
+        if isinstance(value, (dict, list, tuple)) and value:
+            changes[name] = freeze(value)
+    return msgspec.structs.replace(built, **changes) if changes else built
+
+
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
 class _EventBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     seq: int
     at: datetime
     actor: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values, ``type`` first: what ``json.dumps`` and web
+        frameworks take, and what ``event_from_dict`` turns back into an equal event."""
+        plain: dict[str, Any] = to_plain(self)
+        return plain
 
 
 class Created(_EventBase, frozen=True, kw_only=True, tag="created"):
@@ -147,3 +221,14 @@ EVENT_TYPES: tuple[str, ...] = (
     "message_edited",
     "message_redacted",
 )
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """The event an ``Event.to_dict()`` described (its ``type`` names the kind).
+
+    Raises:
+        InvalidValueError: not an event's dict (an unknown ``type``, a missing or mistyped
+            field, a time without offset); the message names the field.
+    """
+    event: Event = from_plain(data, Event, "event")  # type: ignore[arg-type]
+    return event

@@ -16,15 +16,15 @@ import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, NoReturn, overload
 
 import msgspec
 
 from journal.core import events as ev
-from journal.core.events import EMPTY_MAPPING
+from journal.core.events import EMPTY_MAPPING, FrozenDict, from_plain, to_plain
+from journal.errors import InvalidValueError
 
-__all__ = ["Message", "Messages", "Session", "apply", "replay"]
+__all__ = ["Message", "Messages", "Session", "apply", "enc_hook", "replay"]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -53,6 +53,22 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     actor: str | None = None
     redacted: bool = False
     edited_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON values (times as RFC 3339 strings): what ``json.dumps``
+        and web frameworks take, and what ``Message.from_dict`` turns back into an equal
+        message. ``msgspec.json.encode(message)`` gives the same JSON directly."""
+        plain: dict[str, Any] = to_plain(self)
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """The message a ``to_dict()`` described.
+
+        Raises:
+            InvalidValueError: a field is missing or mistyped, or a time has no offset.
+        """
+        return from_plain(data, cls, "message")
 
 
 class _Backing:
@@ -206,6 +222,59 @@ class Session(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         # Short: a session can hold 100,000 messages, and a repr ends up in logs and tracebacks.
         return f"Session(id={self.id!r}, version={self.version}, messages={len(self.messages)})"
 
+    def to_dict(self) -> dict[str, Any]:
+        """The session as plain JSON values, messages as ``Message.to_dict()`` gives them: what
+        ``json.dumps`` and web frameworks take, and what ``Session.from_dict`` turns back into
+        an equal session. For msgspec directly: ``msgspec.json.encode(session,
+        enc_hook=journal.enc_hook)``."""
+        plain: dict[str, Any] = to_plain(self, enc_hook)
+        return plain
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        """The session a ``to_dict()`` described.
+
+        Raises:
+            InvalidValueError: a field is missing or mistyped, or a time has no offset.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidValueError("session", f"expected a dict, got {type(data).__name__}")
+        messages = data.get("messages", ())
+        if not isinstance(messages, (list, tuple)):
+            raise InvalidValueError("session", f"messages: expected a list, got {type(messages).__name__}")
+        built = from_plain({**data, "messages": []}, _PlainSession, "session")
+        return Session(
+            id=built.id,
+            created_at=built.created_at,
+            updated_at=built.updated_at,
+            version=built.version,
+            messages=Messages(Message.from_dict(m) for m in messages),
+            settings=built.settings,
+        )
+
+
+class _PlainSession(msgspec.Struct, frozen=True, kw_only=True):
+    # Session's fields as msgspec can convert them: the messages are built one by one.
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    messages: list[Any]
+    settings: Mapping[str, Any] = EMPTY_MAPPING
+
+
+def enc_hook(value: Any) -> Any:
+    """msgspec's ``enc_hook`` for sessions: ``msgspec.json.encode(session, enc_hook=enc_hook)``
+    and ``msgspec.to_builtins(session, enc_hook=enc_hook)``.
+
+    A session's messages are a sequence shared between its successive states (appends stay
+    O(1), a cold open decodes only the messages it reads), which msgspec encodes only through
+    a hook; messages, settings and every event encode without one.
+    """
+    if isinstance(value, Messages):
+        return list(value)
+    raise NotImplementedError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
 
 def apply(session: Session | None, event: ev.Event) -> Session:
     """Return the session after ``event``; ``session`` is None before the first event.
@@ -285,7 +354,7 @@ def apply(session: Session | None, event: ev.Event) -> Session:
                 session,
                 version=event.seq,
                 updated_at=event.at,
-                settings=MappingProxyType(settings),
+                settings=FrozenDict(settings),
             )
         case ev.Cleared():
             return msgspec.structs.replace(

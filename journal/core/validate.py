@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, Protocol
 
-from journal.core.events import EMPTY_MAPPING
+from journal.core.events import EMPTY_MAPPING, FrozenDict
 from journal.core.state import Session
 from journal.errors import ConflictError, InvalidSessionIdError, InvalidValueError, SessionNotFoundError
 
@@ -190,7 +189,7 @@ def _freeze(value: Any, depth: int) -> Any:
             except _Refused as refused:
                 refused.path.append(key)
                 raise
-        return MappingProxyType(out)
+        return FrozenDict(out)
     if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         items = []
         for index, item in enumerate(value):

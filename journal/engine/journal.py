@@ -257,29 +257,50 @@ class Journal:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def create(self, session_id: str | None = None, *, actor: str | None = None) -> Session:
+    def create(
+        self,
+        session_id: str | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Session:
         """Create a session and return it; a random id is chosen when ``session_id`` is None.
+
+        With ``settings``, the session starts with them: its ``created`` event and a
+        ``settings_changed`` event are written together (both or neither), so no reader ever
+        sees the session without them.
 
         Raises:
             SessionExistsError: the session already exists (nothing is written).
             InvalidSessionIdError: the id cannot name a session.
+            InvalidValueError: the settings cannot be stored (nothing is written).
         """
         sid = uuid.uuid4().hex if session_id is None else check_session_id(session_id)
-        return self._write(sid, create_build(sid, check_actor(actor)))
+        frozen = freeze_json({} if settings is None else mapping(settings, "settings"), "settings")
+        return self._write(sid, create_build(sid, check_actor(actor), frozen))
 
-    def get_or_create(self, session_id: str, *, actor: str | None = None) -> Session:
-        """Return the session, creating it first if it does not exist.
+    def get_or_create(
+        self,
+        session_id: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> Session:
+        """Return the session, creating it first (with ``settings``) if it does not exist.
 
+        ``settings`` are only used to create it: an existing session is returned as it is.
         Atomic as seen by callers: with other writers creating and deleting the session at the
         same time, each attempt either finds it or creates it, and is retried otherwise.
         """
+        if settings is not None:
+            freeze_json(mapping(settings, "settings"), "settings")  # bad settings fail either way
         while True:
             try:
                 return self.get(session_id)
             except SessionNotFoundError:
                 pass
             try:
-                return self.create(session_id, actor=actor)
+                return self.create(session_id, settings=settings, actor=actor)
             except SessionExistsError:
                 continue  # created by another writer since: read it (or, if deleted again, retry)
 

@@ -297,18 +297,24 @@ class JournalMachine(RuleBasedStateMachine):
 
     # -- writes ----------------------------------------------------------------------------
 
-    @rule(data=st.data(), actor=actors, which=_which)
-    def create(self, data: st.DataObject, actor: str | None, which: int) -> None:
-        self.call(which, "create", data.draw(self.session_ids, label="sid"), actor=actor)
+    @rule(data=st.data(), actor=actors, which=_which, initial=st.none() | json_objects)
+    def create(
+        self, data: st.DataObject, actor: str | None, which: int, initial: dict[str, Any] | None
+    ) -> None:
+        sid = data.draw(self.session_ids, label="sid")
+        self.call(which, "create", sid, settings=initial, actor=actor)
 
     @rule(actor=actors, which=_which)
     def create_with_random_id(self, actor: str | None, which: int) -> None:
         got = self.journal(which).create(actor=actor)
         assert_same_session(got, self.model.create(got.id, actor=actor, now=got.created_at))
 
-    @rule(data=st.data(), actor=actors, which=_which)
-    def get_or_create(self, data: st.DataObject, actor: str | None, which: int) -> None:
-        self.call(which, "get_or_create", data.draw(self.session_ids, label="sid"), actor=actor)
+    @rule(data=st.data(), actor=actors, which=_which, initial=st.none() | json_objects)
+    def get_or_create(
+        self, data: st.DataObject, actor: str | None, which: int, initial: dict[str, Any] | None
+    ) -> None:
+        sid = data.draw(self.session_ids, label="sid")
+        self.call(which, "get_or_create", sid, settings=initial, actor=actor)
 
     @rule(
         data=st.data(),

@@ -226,22 +226,36 @@ class InMemoryJournal:
     # -- writes ----------------------------------------------------------------------------
 
     def create(
-        self, session_id: str | None = None, *, actor: str | None = None, now: datetime | None = None
+        self,
+        session_id: str | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
     ) -> ModelSession:
         sid = uuid.uuid4().hex if session_id is None else _check_id(session_id)
         if sid in self._logs:
             raise SessionExistsError(sid, 0, len(self._logs[sid]))
-        self._logs[sid] = [
-            ModelEvent(seq=1, type="created", at=self._time(sid, now), actor=actor, session_id=sid)
-        ]
+        at = self._time(sid, now)
+        log = [ModelEvent(seq=1, type="created", at=at, actor=actor, session_id=sid)]
+        if settings:
+            log.append(
+                ModelEvent(seq=2, type="settings_changed", at=at, actor=actor, changes=plain(settings))
+            )
+        self._logs[sid] = log
         return self.get(sid)
 
     def get_or_create(
-        self, session_id: str, *, actor: str | None = None, now: datetime | None = None
+        self,
+        session_id: str,
+        *,
+        settings: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
     ) -> ModelSession:
         if self.exists(session_id):
             return self.get(session_id)
-        return self.create(session_id, actor=actor, now=now)
+        return self.create(session_id, settings=settings, actor=actor, now=now)
 
     def add_message(
         self,

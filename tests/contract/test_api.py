@@ -95,6 +95,35 @@ def test_create_twice_raises_session_exists_and_writes_nothing(journal: Journal,
     assert stored.dump() == before
 
 
+def test_create_and_get_or_create_take_initial_settings(journal: Journal, store_url: str) -> None:
+    session = journal.create(SID, settings={"model": "m1", "temperature": 0.2}, actor="app")
+    assert (session.version, dict(session.settings)) == (2, {"model": "m1", "temperature": 0.2})
+    events = list(journal.events(SID))
+    assert [(e.type, e.seq, e.actor) for e in events] == [
+        ("created", 1, "app"),
+        ("settings_changed", 2, "app"),
+    ]
+    assert events[0].at == events[1].at  # written together, in one write
+    assert journal.replay(SID, at=1).settings == {}
+    # An existing session is returned as it is: the settings only apply to a creation.
+    assert journal.get_or_create(SID, settings={"model": "other"}) == session
+    created = journal.get_or_create("other", settings={"lang": "fr"})
+    assert (created.version, dict(created.settings)) == (2, {"lang": "fr"})
+    assert journal.create("empty", settings={}).version == 1  # nothing to set: one event
+    agrees_everywhere(journal, store_url)
+
+
+def test_create_with_bad_settings_writes_nothing(journal: Journal, stored: Stored) -> None:
+    before = stored.dump()
+    for bad in [{"x": float("nan")}, {1: "not a str key"}, ["not", "a mapping"], {"x": object()}]:
+        with pytest.raises(InvalidValueError, match="settings"):
+            journal.create(SID, settings=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidValueError, match="settings"):
+            journal.get_or_create(SID, settings=bad)  # type: ignore[arg-type]
+    assert not journal.exists(SID)
+    assert stored.dump() == before
+
+
 def test_sessions_lists_the_original_ids(journal: Journal, store_url: str) -> None:
     ids = [
         "plain",

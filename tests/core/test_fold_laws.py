@@ -225,9 +225,22 @@ def test_old_states_stay_valid_after_appends_and_branches(history: list[Event], 
 def assert_deeply_frozen(value: Any) -> None:
     """JSON values inside a state: read-only mappings and tuples all the way down."""
     if isinstance(value, Mapping):
-        assert not isinstance(value, dict), "a mutable dict inside a state"
-        with pytest.raises(TypeError):
-            value["new key"] = 1  # type: ignore[index]
+        assert type(value) is not dict, "a mutable dict inside a state"
+        before = dict(value)
+        changes: list[Callable[[Any], object]] = [
+            lambda m: m.__setitem__("new key", 1),
+            lambda m: m.update({"new key": 1}),
+            lambda m: m.setdefault("new key", 1),
+            lambda m: m.pop(next(iter(m), "new key")),
+            lambda m: m.popitem(),
+            lambda m: m.clear(),
+            lambda m: m.__delitem__(next(iter(m), "new key")),
+            lambda m: m.__ior__({"new key": 1}),
+        ]
+        for change in changes:
+            with pytest.raises(TypeError):
+                change(value)
+        assert dict(value) == before
         for item in value.values():
             assert_deeply_frozen(item)
     else:

@@ -1,0 +1,52 @@
+"""`journal demo` and `make demo`: a first look that installs little and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_without_root_removes_its_temporary_folder(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "journal.cli", "demo"],
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "demo finished" in proc.stdout
+    assert str(scratch) in proc.stdout  # the tour did run in the temporary folder
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
+    # What `make demo` would run in a fresh clone (a venv that does not exist yet).
+    venv = tmp_path / "venv"
+    plan = subprocess.run(
+        ["make", "-n", "demo", f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    installs = [line for line in plan.splitlines() if "pip install" in line]
+    assert len(installs) == 1, plan
+    assert installs[0].rstrip().endswith("-e ."), installs[0]  # no extras: msgspec and filelock only
+    assert plan.rstrip().splitlines()[-1].endswith("journal demo")
+    test_plan = subprocess.run(
+        ["make", "-n", "unit", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert '-e ".[dev]"' in test_plan
