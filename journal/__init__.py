@@ -23,6 +23,7 @@ from journal.core.events import (
     SettingsChanged,
     event_from_dict,
 )
+from journal.core.points import parse_point
 from journal.core.reports import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
 from journal.core.state import Message, Messages, Session, apply, enc_hook, replay
 from journal.engine.journal import Compaction, Journal, NewMessage
@@ -84,5 +85,6 @@ __all__ = [
     "apply",
     "enc_hook",
     "event_from_dict",
+    "parse_point",
     "replay",
 ]

@@ -175,7 +175,7 @@ class AsyncJournal:
         reason: str,
         expected_version: int | None = None,
         actor: str | None = None,
-    ) -> Session:
+    ) -> Message:
         """See ``Journal.redact_message``."""
         return await self._run(
             self.journal.redact_message,

@@ -9,9 +9,12 @@ their own modules.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,11 +24,13 @@ from journal.backends.files.history import stored_snapshot_seqs
 from journal.cli.render import (
     Progress,
     UsageError,
+    cut,
+    display_width,
     event_doc,
     event_line,
     local,
     one_line,
-    parse_point,
+    pad,
     print_session,
     safe_message,
     session_doc,
@@ -38,6 +43,7 @@ from journal.engine.journal import Journal
 from journal.errors import JournalError, SessionNotFoundError, VersionNotFoundError
 
 __all__ = [
+    "ID_COLUMN",
     "Command",
     "cmd_compact",
     "cmd_diff",
@@ -54,6 +60,10 @@ __all__ = [
 
 # The open journal, the parsed arguments, where to print; returns the exit code.
 Command = Callable[[Journal, argparse.Namespace, TextIO], int]
+
+# The widest session id column of ``ls`` (in terminal columns) unless --wide: a uuid4 hex id
+# (32) fits whole, and one long id does not push every row's numbers off the screen.
+ID_COLUMN = 40
 
 
 def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
@@ -88,16 +98,25 @@ def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
         ]
         print(to_json(docs), file=out)
         return code
-    # Whole ids (they are what show, log and replay take), one per line however long.
-    width = max([7, *(len(one_line(s.id, 10**6)) for s in rows)])
-    print(f"{'SESSION':<{width}} {'MESSAGES':>8} {'VERSION':>8}  {'CREATED':<25} UPDATED", file=out)
-    for s in rows:
+    # Aligned by terminal columns, not characters: a CJK or emoji id is twice as wide as it
+    # is long. An id wider than ID_COLUMN is cut (the whole one: --wide, or --json).
+    ids = [_id_cell(s.id) for s in rows]
+    if not args.wide:
+        ids = [cut(shown, ID_COLUMN) for shown in ids]
+    width = max([7, *(display_width(shown) for shown in ids)])
+    print(f"{pad('SESSION', width)} {'MESSAGES':>8} {'VERSION':>8}  {'CREATED':<25} UPDATED", file=out)
+    for shown, s in zip(ids, rows, strict=True):
         print(
-            f"{one_line(s.id, 10**6):<{width}} {len(s.messages):>8} {s.version:>8}  "
+            f"{pad(shown, width)} {len(s.messages):>8} {s.version:>8}  "
             f"{local(s.created_at):<25} {local(s.updated_at)}",
             file=out,
         )
     return code
+
+
+def _id_cell(session_id: str) -> str:
+    # A tab is harmless on a terminal (``visible`` keeps it) but has no fixed width.
+    return one_line(session_id, 10**6).replace("\t", "\\t")
 
 
 def cmd_show(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
@@ -121,7 +140,7 @@ def cmd_log(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_replay(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
-    _print_state(j.replay(args.id, at=parse_point(args.at)), args, out)
+    _print_state(j.replay(args.id, at=args.at), args, out)
     return 0
 
 
@@ -130,7 +149,10 @@ def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     j.get(sid)  # the session must exist now
     a, b = _version_at(j, sid, args.a), _version_at(j, sid, args.b)
     if a > b:
-        raise UsageError(f"{args.a} is after {args.b}: give the earlier point first")
+        raise UsageError(
+            f"{_point_shown(args.a)} (version {a}) is after {_point_shown(args.b)} (version {b}): "
+            "give the earlier point first"
+        )
     events = [e for e in j.events(sid, after=a) if e.seq <= b]
     before = dict(j.replay(sid, at=a).settings) if a else {}
     after = dict(j.replay(sid, at=b).settings) if b else {}
@@ -160,8 +182,12 @@ def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _version_at(j: Journal, sid: str, text: str) -> int:
-    point = parse_point(text)
+def _point_shown(point: int | datetime) -> str:
+    # isoformat, not local(): a moment near year 1 or 9999 has no local time to convert to.
+    return f"seq {point}" if isinstance(point, int) else point.isoformat()
+
+
+def _version_at(j: Journal, sid: str, point: int | datetime) -> int:
     if isinstance(point, int):
         version = j.get(sid).version
         if point > version:
@@ -264,14 +290,51 @@ def cmd_export(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     if args.output is None:
         out.write(text)
         return 0
-    try:
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        os.fchmod(fd, 0o600)  # a transcript is as private as the journal
-        file.write(text)
+    _write_private(args.output, text, replace=args.force)
     return 0
+
+
+def _write_private(path: str, text: str, *, replace: bool) -> None:
+    """Write ``text`` to ``path`` (mode 0600) by renaming a complete temporary file over it:
+    ``path`` never holds part of the text, and a failed ``replace`` leaves the old file whole.
+
+    Without ``replace`` an existing ``path`` is refused, also one that appears meanwhile: the
+    name is claimed first (an empty file made with O_EXCL), then the whole file is renamed
+    over the claim; a failure removes the claim.
+
+    Raises:
+        UsageError: ``path`` exists (and not ``replace``), or cannot be written.
+    """
+    shown = one_line(path, 10**6)
+    claimed = False
+    if not replace:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            raise UsageError(f"{shown} exists: give --force to replace it (it was left as it is)") from None
+        except OSError as exc:
+            raise UsageError(f"cannot write {shown}: {exc.strerror or exc}") from None
+        claimed = True
+    target = Path(path)
+    tmp: str | None = None
+    done = False
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            os.fchmod(fd, 0o600)  # a transcript is as private as the journal
+            file.write(text)
+            file.flush()
+            os.fsync(fd)  # the rename must not publish a file whose bytes are still in flight
+        os.replace(tmp, path)
+        done = True
+    except OSError as exc:
+        raise UsageError(f"cannot write {shown}: {exc.strerror or exc}") from None
+    finally:
+        if not done:  # nothing of ours stays behind: neither the temporary file nor the claim
+            for leftover in (tmp, path if claimed else None):
+                if leftover is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(leftover)
 
 
 def _markdown(s: Any) -> str:

@@ -1,9 +1,11 @@
 """The ``journal`` command: audit, replay and operate journals from the terminal.
 
 This module is the front: the argument parser, dispatch to the commands and the mapping of
-errors to exit codes. The commands are thin wrappers over the library, in ``clicommands``
-(one journal: read, check, maintain), ``clitail`` (follow appends) and ``clicopy`` (between
-two journals); ``clijournal`` opens the journal and ``clirender`` does the printing. argparse
+errors to exit codes. The commands are thin wrappers over the library, in ``commands``
+(one journal: read, check, maintain), ``tail`` (follow appends) and ``copy`` (between two
+journals); ``open`` opens the journal, ``render`` does the printing, and ``argv`` lets values
+that begin with ``-`` (``--at -2h``) through argparse. Points (``--at``, ``diff A B``) are read
+by ``journal.parse_point``, the library's own reader, against one ``now`` per command. argparse
 and plain text were chosen on purpose: nothing to install beyond the library, a fast start,
 and output that pipes cleanly (``--json`` for machines, progress only on a terminal).
 
@@ -11,19 +13,21 @@ A root is a folder, a ``file://`` URL or a ``postgresql://`` URL (``Journal.from
 
 Exit codes: 0 ok, 1 a problem was found (``verify``, a ``repair`` dry run with work to do, a
 ``copy`` that skipped a session or whose copy differs, a storage error), 2 usage error (bad
-arguments, unknown session, malformed time, missing root, unknown URL scheme).
+arguments, unknown session, malformed point, missing root, unknown URL scheme).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any, NoReturn
 
 from journal import __version__
+from journal.cli.argv import Grammar, values_first
 from journal.cli.commands import (
+    ID_COLUMN,
     Command,
     cmd_compact,
     cmd_diff,
@@ -42,6 +46,7 @@ from journal.cli.open import DEFAULT_ROOT, open_journal, root_location
 from journal.cli.render import UsageError, safe_message
 from journal.cli.tail import PG_INTERVAL, cmd_tail
 from journal.core import events
+from journal.core.points import parse_point
 from journal.errors import (
     InvalidSessionIdError,
     InvalidValueError,
@@ -56,7 +61,27 @@ EVENT_TYPES = events.EVENT_TYPES
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with errors on one line like every other error of the command."""
+    """argparse, with errors on one line like every other error of the command, and the
+    options it knows recorded for ``values_first``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before argparse's own __init__, which adds --help through add_argument.
+        self.options: set[str] = set()
+        self.takes_value: set[str] = set()
+        self.positionals = False
+        self.commands: dict[str, _Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.options.update(action.option_strings)
+        if action.option_strings and action.nargs is None:
+            self.takes_value.update(action.option_strings)
+        self.positionals = self.positionals or not action.option_strings
+        return action
+
+    def grammar(self) -> Grammar:
+        return Grammar(frozenset(self.options), frozenset(self.takes_value), self.positionals)
 
     def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("journal").strip()
@@ -82,21 +107,21 @@ def _global(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-# Relative times (-10m, -2h) must read as values, not as options; argparse only exempts
-# negative numbers, through this (long-standing, if private) attribute.
-_VALUE_NOT_OPTION = re.compile(r"^-\d+([smhdw]|\.\d+)?$")
+POINT_HELP = "a seq (12), an RFC 3339 time with offset, or an amount ago: -30s, -10m, -2h, -1.5d, -1w, -1y"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(now: datetime) -> _Parser:
+    """The whole command line; relative points count back from ``now``."""
     parser = _Parser(prog="journal", description="Audit, replay and operate chat journals.")
-    parser._negative_number_matcher = _VALUE_NOT_OPTION
+    point = _point(now)
     parser.add_argument("--version", action="version", version=f"journal {__version__}")
     _global(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub._negative_number_matcher = _VALUE_NOT_OPTION
+        assert isinstance(sub, _Parser)
+        parser.commands[name] = sub
         _global(sub, top=False)
         return sub
 
@@ -104,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--sort", choices=["id", "created", "updated", "messages", "version"], default="id")
     ls.add_argument("--limit", type=_positive, help="show at most N sessions")
     ls.add_argument("--reverse", action="store_true", help="reverse the order")
+    ls.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"whole session ids, however wide (otherwise cut at {ID_COLUMN} columns, ending in an ellipsis)",
+    )
     show = command("show", "the current conversation: messages, times, settings")
     show.add_argument("id")
     log = command("log", "every event in order, cleared history included")
@@ -114,19 +144,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay = command("replay", "the conversation as it was at a seq or a time")
     replay.add_argument("id")
-    replay.add_argument(
-        "--at", required=True, metavar="SEQ|TIME", help="a seq, RFC 3339 time, or -10m/-2h/-1d"
-    )
+    replay.add_argument("--at", required=True, type=point, metavar="POINT", help=POINT_HELP)
     for reader in (show, replay):
         reader.add_argument("--last", type=_positive, metavar="N", help="only the newest N messages")
     diff = command("diff", "what changed between two points (seq or time)")
     diff.add_argument("id")
-    diff.add_argument("a", metavar="A")
-    diff.add_argument("b", metavar="B")
+    diff.add_argument("a", type=point, metavar="A", help=f"the earlier point: {POINT_HELP}")
+    diff.add_argument("b", type=point, metavar="B", help="the later point, in the same forms")
     tail = command("tail", "follow new events as other processes append them")
     tail.add_argument("id", nargs="?")
     tail.add_argument("--all", action="store_true", help="every session, also ones created later")
-    tail.add_argument("--count", type=_positive, help="exit after N events")
+    tail.add_argument(
+        "-n",
+        "--lines",
+        type=_seq_count,
+        default=0,
+        metavar="N",
+        help="first print the newest N events already written (with --all: of all sessions); default 0",
+    )
+    tail.add_argument("--count", type=_positive, help="exit after N new events (those of -n not counted)")
     tail.add_argument(
         "--interval",
         type=float,
@@ -153,7 +189,13 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", "a transcript (md, json) or the events (jsonl)")
     export.add_argument("id")
     export.add_argument("--format", choices=["md", "json", "jsonl"], required=True)
-    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write to FILE (mode 0600, all at once) instead of stdout; an existing FILE needs --force",
+    )
+    export.add_argument("--force", action="store_true", help="with -o: replace FILE if it exists")
     command("stats", "sessions, events, bytes, snapshot coverage")
     copy = command("copy", "copy sessions with their whole history into another journal, and verify each")
     copy.add_argument(
@@ -173,15 +215,37 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not _digits(text) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
     return int(text)
 
 
 def _seq(text: str) -> int:
-    if not text.isdigit():
+    if not _digits(text):
         raise argparse.ArgumentTypeError(f"must be a seq (an integer >= 0), not {text!r}")
     return int(text)
+
+
+def _seq_count(text: str) -> int:
+    if not _digits(text):
+        raise argparse.ArgumentTypeError(f"must be a number of events (an integer >= 0), not {text!r}")
+    return int(text)
+
+
+def _digits(text: str) -> bool:
+    # str.isdigit() also accepts digits int() refuses ("²") and digits of other scripts; 18
+    # digits hold any count or seq there can be, and keep int() away from its length limit.
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def _point(now: datetime) -> Callable[[str], int | datetime]:
+    def point(text: str) -> int | datetime:
+        try:
+            return parse_point(text, now)
+        except InvalidValueError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+
+    return point
 
 
 # The commands that run on the one journal at the root; demo and copy open their own (see main).
@@ -203,8 +267,11 @@ COMMANDS: dict[str, Command] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 problem found, 2 usage error)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    # One moment for the whole command: diff -2h -1h is exactly one hour.
+    parser = _parser(datetime.now(timezone.utc))
+    words = sys.argv[1:] if argv is None else argv
+    commands = {name: sub.grammar() for name, sub in parser.commands.items()}
+    args = parser.parse_args(values_first(words, parser.grammar(), commands))
     if args.command is None:
         parser.print_help()
         return 2

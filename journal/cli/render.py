@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+import unicodedata
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import msgspec
@@ -27,20 +28,18 @@ __all__ = [
     "copied_doc",
     "copied_line",
     "copy_status",
+    "cut",
+    "display_width",
     "event_doc",
     "event_line",
     "local",
     "message_doc",
-    "parse_point",
-    "parse_time",
+    "pad",
     "safe_message",
     "session_doc",
     "to_json",
     "visible",
 ]
-
-_RELATIVE = re.compile(r"^-(\d+)([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class UsageError(Exception):
@@ -64,33 +63,6 @@ def utc(at: datetime) -> str:
 def local(at: datetime) -> str:
     """A time in the local zone, with its offset, to the second."""
     return at.astimezone().isoformat(timespec="seconds")
-
-
-def parse_time(text: str, *, now: datetime | None = None) -> datetime:
-    """An RFC 3339 time with an offset (``...Z`` too), or ``-30s``/``-10m``/``-2h``/``-1d``/``-1w``."""
-    match = _RELATIVE.match(text.strip())
-    if match:
-        base = now if now is not None else datetime.now(timezone.utc)
-        try:
-            return base - timedelta(**{_UNITS[match[2]]: int(match[1])})
-        except OverflowError:
-            raise UsageError(f"time {text!r} is out of range") from None
-    try:
-        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"not a time: {text!r} (use RFC 3339 like 2026-11-29T14:02:00+01:00, or -10m)"
-        ) from None
-    if at.tzinfo is None:
-        raise UsageError(f"time {text!r} has no offset: add one (Z, +01:00) so it names one moment")
-    return at
-
-
-def parse_point(text: str) -> int | datetime:
-    """A seq (digits) or a time (see ``parse_time``)."""
-    if text.isdigit():
-        return int(text)
-    return parse_time(text)
 
 
 def message_doc(m: Message) -> dict[str, Any]:
@@ -182,6 +154,44 @@ def visible(text: str) -> str:
 def _escape(found: re.Match[str]) -> str:
     code = ord(found[0])
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def display_width(text: str) -> int:
+    """How many terminal columns ``text`` takes: East Asian wide and fullwidth characters
+    (CJK, most emoji) two, combining marks and other invisible format characters (zero
+    width joiner, variation selectors) none, every other character one. Measure text after
+    ``visible``: a control character has no width of its own to measure.
+
+    An approximation of what terminals do, as ``wcwidth`` is: an emoji sequence joined by
+    zero width joiners counts each of its emoji."""
+    return sum(_char_width(ch) for ch in text)
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` columns: whole if it fits, else as much of its start as
+    fits before a closing ``…`` (combining marks stay with the character they mark)."""
+    if display_width(text) <= width:
+        return text
+    kept: list[str] = []
+    used = 0
+    for ch in text:
+        w = _char_width(ch)
+        if used + w > width - 1:
+            break
+        kept.append(ch)
+        used += w
+    return "".join(kept) + "…"
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` followed by spaces up to ``width`` columns (by ``display_width``)."""
+    return text + " " * max(0, width - display_width(text))
 
 
 def copy_status(c: Copied) -> str:

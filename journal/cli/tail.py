@@ -1,19 +1,23 @@
 """``journal tail``: follow new events as other processes append them.
 
 A folder is polled; PostgreSQL wakes the tail through its change feed, with a timed read of
-everything followed only to make up for a lost notification.
+everything followed only to make up for a lost notification. With ``-n N`` the newest N events
+already written are printed first (like ``tail -n``), read up to the same versions the
+following starts from, so no event is printed twice or skipped between the two.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from journal.cli.render import UsageError, event_doc, event_line, one_line, safe_message, to_json
+from journal.core.events import Event
 from journal.engine.journal import Journal
 from journal.engine.storage import ChangeFeed
 from journal.errors import JournalError, SessionNotFoundError, StorageError
@@ -65,6 +69,8 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                 seen[sid] = _UNREAD
         if not args.all and seen[args.id] == 0:
             raise SessionNotFoundError(args.id)
+        for sid, event in _history(j, seen, args.lines, report):
+            print(_render(sid, event, args.json), file=out, flush=True)
         printed = 0
         due = time.monotonic() + interval  # the next read of everything followed
         woken: set[str] = set()
@@ -117,6 +123,32 @@ def _listen(j: Journal, *, required: bool = True) -> ChangeFeed | None:
         return None
 
 
+def _history(
+    j: Journal, seen: dict[str, int], lines: int, report: Callable[[str, JournalError], None]
+) -> list[tuple[str, Event]]:
+    """The newest ``lines`` events of the sessions in ``seen``, up to the version seen of each,
+    oldest first. Across sessions they are merged by time; each session's keep their seq order
+    (times of one session need not rise with its seqs: clocks of writers differ)."""
+    if lines <= 0:
+        return []
+    kept: list[tuple[str, Event]] = []
+    for sid, version in sorted(seen.items()):
+        if version <= 0:
+            continue  # absent, or unreadable when the tail started
+        try:
+            newest = [(sid, e) for e in j.events(sid, after=max(0, version - lines)) if e.seq <= version]
+        except JournalError as exc:
+            report(sid, exc)
+            continue
+        # Merged one session at a time, so that thousands of sessions hold only ``lines`` events.
+        kept = list(heapq.merge(kept, newest, key=lambda item: item[1].at))[-lines:]
+    return kept
+
+
+def _render(sid: str, event: Event, as_json: bool) -> str:
+    return to_json({"session_id": sid} | event_doc(event)) if as_json else event_line(event, sid)
+
+
 def _new_lines(j: Journal, sid: str, seen: dict[str, int], as_json: bool) -> Iterator[str]:
     """The events of ``sid`` after the last one printed, rendered; ``seen`` moves along."""
     version = _version(j, sid)
@@ -130,7 +162,7 @@ def _new_lines(j: Journal, sid: str, seen: dict[str, int], as_json: bool) -> Ite
         return
     for event in j.events(sid, after=last):
         seen[sid] = event.seq
-        yield to_json({"session_id": sid} | event_doc(event)) if as_json else event_line(event, sid)
+        yield _render(sid, event, as_json)
 
 
 def _version(j: Journal, sid: str) -> int:

@@ -17,7 +17,7 @@ import msgspec
 from journal.core import events as ev
 from journal.core.events import EMPTY_MAPPING
 from journal.core.head import Record
-from journal.core.state import Message, Session
+from journal.core.state import Message, Session, edited, message_of
 from journal.core.validate import check_text, freeze_json, mapping, precondition, sequence
 from journal.errors import InvalidValueError, MessageNotFoundError, SessionExistsError
 
@@ -226,15 +226,20 @@ def edit_build(
 
 def find_in_history(
     base: Session | None, records: Iterable[Record], message_id: str
-) -> tuple[bool, int | None]:
-    """Whether the stored history (a retention base and the records after it) holds the
-    message, and the seq of its redaction if any."""
-    found = base is not None and base.messages.index_of(message_id) >= 0
+) -> tuple[Message | None, int | None]:
+    """The message as the stored history (a retention base and the records after it) last
+    showed it, visible or not (None: it holds no such message), and the seq of its redaction
+    if any."""
+    found: Message | None = None
+    if base is not None and (index := base.messages.index_of(message_id)) >= 0:
+        found = base.messages[index]
     redacted_by = None
     for record in records:
         event = record.event
         if isinstance(event, ev.MessageAdded) and event.message_id == message_id:
-            found = True
+            found = message_of(event)
+        elif isinstance(event, ev.MessageEdited) and event.message_id == message_id and found is not None:
+            found = edited(found, event)
         elif isinstance(event, ev.MessageRedacted) and event.message_id == message_id:
             redacted_by = event.seq
     return found, redacted_by

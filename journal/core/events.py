@@ -68,6 +68,7 @@ class FrozenDict(dict[str, Any]):
 
 
 EMPTY_MAPPING: Mapping[str, Any] = FrozenDict()
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # what freeze returns as it is
 
 
 def freeze(value: Any) -> Any:
@@ -75,7 +76,11 @@ def freeze(value: Any) -> Any:
     if isinstance(value, dict):
         # One shared empty mapping: most messages have no metadata, and each would be another
         # object for the garbage collector to track.
-        return FrozenDict({k: freeze(v) for k, v in value.items()}) if value else EMPTY_MAPPING
+        if not value:
+            return EMPTY_MAPPING
+        if _SCALARS.issuperset(map(type, value.values())):
+            return FrozenDict(value)  # flat, as most metadata is: one copy, no call per value
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):
         return tuple(freeze(v) for v in value) if value else ()
     return value

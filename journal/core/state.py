@@ -24,7 +24,7 @@ from journal.core import events as ev
 from journal.core.events import EMPTY_MAPPING, FrozenDict, from_plain, to_plain
 from journal.errors import InvalidValueError
 
-__all__ = ["Message", "Messages", "Session", "apply", "enc_hook", "replay"]
+__all__ = ["Message", "Messages", "Session", "apply", "edited", "enc_hook", "message_of", "replay"]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -304,17 +304,7 @@ def apply(session: Session | None, event: ev.Event) -> Session:
         case ev.Created():
             raise ValueError(f"session {session.id!r} was already created")
         case ev.MessageAdded():
-            message = Message(
-                id=event.message_id,
-                seq=event.seq,
-                role=event.role,
-                content=event.content,
-                at=event.at,
-                metadata=event.metadata,
-                references=event.references,
-                actor=event.actor,
-                redacted=event.redacted_by is not None,
-            )
+            message = message_of(event)
             if event.before is None:
                 messages = session.messages.appended(message)
             else:
@@ -328,13 +318,7 @@ def apply(session: Session | None, event: ev.Event) -> Session:
             index = _visible(session, event.message_id)
             # No check for a redacted message here: before its redaction event, a message whose
             # lines were erased reads as redacted too, and its edits must still fold.
-            new = msgspec.structs.replace(
-                session.messages[index],
-                content=event.content,
-                metadata=event.metadata,
-                edited_at=event.at,
-                redacted=event.redacted_by is not None,
-            )
+            new = edited(session.messages[index], event)
             return _moved_on(session, event, session.messages.changed(index, new))
         case ev.MessageRedacted():
             # The message may have been cleared or removed from view: its history is erased all
@@ -361,6 +345,32 @@ def apply(session: Session | None, event: ev.Event) -> Session:
                 session, version=event.seq, updated_at=event.at, messages=Messages()
             )
     return _unhandled(event)
+
+
+def message_of(event: ev.MessageAdded) -> Message:
+    """The message a ``message_added`` event adds, as the conversation shows it."""
+    return Message(
+        id=event.message_id,
+        seq=event.seq,
+        role=event.role,
+        content=event.content,
+        at=event.at,
+        metadata=event.metadata,
+        references=event.references,
+        actor=event.actor,
+        redacted=event.redacted_by is not None,
+    )
+
+
+def edited(message: Message, event: ev.MessageEdited) -> Message:
+    """``message`` after ``event`` replaced its content and metadata."""
+    return msgspec.structs.replace(
+        message,
+        content=event.content,
+        metadata=event.metadata,
+        edited_at=event.at,
+        redacted=event.redacted_by is not None,
+    )
 
 
 def _visible(session: Session, message_id: str) -> int:

@@ -469,8 +469,8 @@ class Journal:
         reason: str,
         expected_version: int | None = None,
         actor: str | None = None,
-    ) -> Session:
-        """Erase a message's content from storage, everywhere, and return the session.
+    ) -> Message:
+        """Erase a message's content from storage, everywhere, and return the message.
 
         For privacy requests. Appends a ``message_redacted`` event recording ``actor`` and
         ``reason`` (durably, first), then rewrites everything stored that holds the content:
@@ -480,6 +480,10 @@ class Journal:
         in place with ``content`` "" and ``redacted`` True, and its metadata and references
         (sealed in the chain) stay. Works on a message no longer visible too (cleared or
         removed), and on one whose lines only the quarantine holds.
+
+        Returns the message as the conversation shows it, or, when it is no longer visible, as
+        the stored history last showed it (``content`` "", ``redacted`` True in both); for a
+        message only the quarantine held, just its id (``seq`` 0, ``role`` "").
 
         Calling it again for a redacted message appends nothing and finishes an erasure that
         a crash interrupted (the next writer also finishes it by itself).

@@ -18,7 +18,7 @@ import msgspec
 from journal.core.commands import find_in_history
 from journal.core.events import MessageRedacted
 from journal.core.reports import Anchor, Problem, RepairReport, VerifyReport
-from journal.core.state import Session
+from journal.core.state import Message
 from journal.core.validate import precondition
 from journal.engine.cache import Sessions
 from journal.engine.commit import Committer, Step, utc_now_after
@@ -50,17 +50,17 @@ class Compaction(NamedTuple):
 
 def redact(
     committer: Committer, sid: str, mid: str, reason: str, actor: str | None, expected: int | None
-) -> Session:
+) -> Message:
     """See ``Journal.redact_message``: the event, then the erasure, as one exclusive step."""
 
-    def step(step: Step) -> Session:
+    def step(step: Step) -> Message:
         view = step.view
         state = precondition(sid, None if view is None else view.state, expected)
         assert view is not None
         tx = step.tx
         base, _, records = tx.history()
         found, by = find_in_history(base, records, mid)
-        if not found and not tx.quarantined(mid):
+        if found is None and not tx.quarantined(mid):
             raise MessageNotFoundError(sid, mid, "in its stored history or quarantine")
         if by is None:
             event = MessageRedacted(
@@ -75,7 +75,13 @@ def redact(
         # The snapshots showed the content and are gone: leave one of the erased state (or,
         # past archive_after, prune, which leaves one too).
         step.snapshot_now = True
-        return step.view.state
+        visible = step.view.state.messages
+        if (index := visible.index_of(mid)) >= 0:
+            return visible[index]
+        if found is not None:  # cleared or removed from view: as the history last showed it
+            return msgspec.structs.replace(found, content="", redacted=True)
+        # Only the quarantine held it (repair set its lines aside): nothing stored says more.
+        return Message(id=mid, seq=0, role="", content="", at=step.view.state.updated_at, redacted=True)
 
     return committer.exclusive(sid, step)
 

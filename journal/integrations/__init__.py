@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
-import msgspec
-
-from journal.core.state import Message
-
-__all__ = ["Forms", "settled"]
+__all__ = ["settled"]
 
 _T = TypeVar("_T")
 
@@ -38,22 +34,3 @@ async def settled(fn: Callable[[], _T]) -> _T:
     if cancelled is not None:
         raise cancelled
     return result
-
-
-class Forms:
-    """The metadata mark an adapter puts on a stored message: plain text, or the whole JSON.
-
-    Text is what the audit tools show as is; a framework object with more than a role and a
-    text is stored as its JSON, marked so the adapter reads it back as that object.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.text: Mapping[str, Any] = {key: {"form": "text"}}
-        self.json: Mapping[str, Any] = {key: {"form": "json"}}
-        self.encode = msgspec.json.Encoder().encode
-
-    def is_json(self, message: Message) -> bool:
-        """Whether ``message`` holds an object stored as JSON by this adapter."""
-        marker = message.metadata.get(self.key)
-        return isinstance(marker, Mapping) and marker.get("form") == "json"

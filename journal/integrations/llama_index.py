@@ -6,15 +6,21 @@ or use it directly; each key is one journal session in the store's root.
 
 What is promised:
 
-- **Lossless.** Every ``ChatMessage`` is one journal message whose role is the message's role.
-  A plain text message (one text block, no ``additional_kwargs``) is stored as its text; every
-  other message (several blocks, images, tool calls, thinking, any ``additional_kwargs``) as
-  LlamaIndex's full JSON form of the message in the content, read back as an equal
-  ``ChatMessage``.
-- **Erasable.** Everything the user or the model produced is in the content, so
-  ``Journal.redact_message`` erases it; the metadata, sealed in the hash chain, holds only the
-  marker ``{"llama_index": {"form": "text" | "json"}}``. A redacted message reads back as an
-  empty message of the same role.
+- **Readable.** Every ``ChatMessage`` is one journal message that the journal's tools show as
+  a transcript (``journal.integrations.transcript`` describes the form). The role is the
+  standard one: ``user``, ``assistant``, ``system``, ``tool`` (``developer`` as ``system``,
+  ``function`` as ``tool``, ``chatbot`` and ``model`` as ``assistant``). The content is the
+  text blocks, one per line, every other block as ``[block_type: json]`` (images, audio,
+  documents, thinking, tool calls), then each ``additional_kwargs`` entry that carries words
+  as ``[name: value]``. The metadata holds ``{"llama_index": {"payload": ..., "spans":
+  [...]}}``: LlamaIndex's JSON form of the message (``model_dump(mode="json")``) with those
+  values blanked (its exact role, a tool result's ``tool_call_id`` and ``name``), and where
+  each sits in the content.
+- **Lossless.** Reading gives back an equal ``ChatMessage``.
+- **Erasable.** Everything the user or the model said is in the content, so
+  ``Journal.redact_message`` erases it; the metadata, sealed in the hash chain, keeps only the
+  message's shape. A redacted message reads back as that shape with its words blanked (empty
+  text; an empty message of the same role when the blanked form is no valid message).
 - **Audited.** Each operation is one journal write that says what happened (after a
   ``created`` event on a key's first write): ``set_messages`` a ``cleared`` event and the
   messages (nothing from another writer in between), ``add_message`` a message (with ``idx``,
@@ -36,10 +42,10 @@ What is promised:
   cancelled write still waits for the write to finish before re-raising the cancellation, so
   no write lands after the caller moved on.
 
-Who closes the journal: a ``Journal`` passed as ``journal=`` is yours (the store never closes
-it). Given only ``root`` (a folder or URL), the store uses the process's shared Journal on it
-(``journal.shared.shared_journal``), so stores made per request open nothing new; that one is
-closed at interpreter exit (or by ``journal.shared.close_shared()``).
+Who closes the journal: a ``Journal`` or ``AsyncJournal`` passed as ``journal`` is yours (the
+store never closes it). Given a folder or URL, the store uses the process's shared Journal on it
+(``journal.integrations.shared.shared_journal``), so stores made per request open nothing new;
+that one is closed at interpreter exit (or by ``close_shared()``).
 
 Not promised, unlike ``SimpleChatStore``: ``set_messages(key, [])`` also unlists the key (the
 journal records both it and ``delete_messages`` as a ``cleared`` event). Values in
@@ -47,18 +53,22 @@ journal records both it and ``delete_messages`` as a ``cleared`` event). Values 
 pydantic objects as dicts, bytes as base64 text, NaN and infinities as None. ``get_keys`` lists
 every session in the root, including ones other code wrote, in no particular order; for a key
 with no messages it reads the session's log to find its latest event. Messages that other code
-wrote without the marker read back as text messages (a role LlamaIndex does not know as
-``user``), and so does a JSON message whose content ``Journal.edit_message`` replaced with text
-that is not a message's JSON form. ``ChatMemoryBuffer.from_dict`` knows only
+wrote without the adapter's metadata read back as text messages (a role LlamaIndex does not
+know as ``user``), and a message whose content ``Journal.edit_message`` replaced reads back as
+a text message of its role. Messages stored by earlier versions of this adapter (plain text, or
+the message's JSON in the content) read back as before. ``ChatMemoryBuffer.from_dict`` knows only
 ``SimpleChatStore``: pass ``chat_store=`` again when loading a memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from llama_index.core.storage.chat_store.base import BaseChatStore
@@ -73,13 +83,25 @@ from journal import (
     Session,
     SessionNotFoundError,
 )
-from journal.integrations import Forms, settled
-from journal.integrations.shared import shared_journal
+from journal.aio import AsyncJournal
+from journal.integrations import settled
+from journal.integrations.shared import JournalArg, adapter_journal, shared_journal
+from journal.integrations.transcript import (
+    Transcript,
+    blank,
+    marker_of,
+    parts,
+    rest,
+    restored,
+    standard_role,
+)
 
 __all__ = ["JournalChatStore"]
 
-_FORMS = Forms("llama_index")
+_KEY = "llama_index"
 _ROLES = frozenset(role.value for role in MessageRole)
+_EMPTY_BLOCK = {"block_type": "text", "text": ""}
+_encode = msgspec.json.Encoder().encode
 
 # A write that lost a race to another writer: read again and decide again.
 _RACED = (ConflictError, MessageNotFoundError, SessionNotFoundError)
@@ -93,41 +115,61 @@ def _open(data: dict[str, Any]) -> Journal:
 class JournalChatStore(BaseChatStore):
     """A LlamaIndex chat store on a journal: each key is a journal session.
 
-    Give ``root`` (a folder or ``postgresql://`` URL: the process's shared ``Journal`` on it,
-    with default options, is used; see ``journal.shared``) or ``journal=`` (a ``Journal`` of
-    yours, e.g. shared with the app's own code: the store never closes it, you do).
-    Constructing it does no file work. ``model_dump``/``to_dict`` give ``root`` and ``actor``
-    (never the ``Journal``), so ``JournalChatStore.from_dict`` and unpickling use the shared
-    Journal on the same root.
+    Give ``journal``: a ``Journal`` or ``AsyncJournal`` of yours (e.g. shared with the app's
+    own code: the store never closes it, you do), or a folder or ``postgresql://`` URL (the
+    process's shared ``Journal`` on it, with default options, is used; see
+    ``journal.integrations.shared``). Constructing it does no file work. ``model_dump`` and
+    ``to_dict`` give ``root`` and ``actor`` (never the ``Journal``), so
+    ``JournalChatStore.from_dict`` and unpickling use the shared Journal on the same root.
 
     Keys must be valid journal session ids (non-empty, no NUL, at most the journal's length
     limit); another key raises ``InvalidSessionIdError``, a ``ValueError``.
 
+    Args:
+        journal: as above.
+        actor: recorded on every event this store writes (None: no actor).
+        root: the name ``to_dict`` gives the folder or URL (``from_dict`` passes it back):
+            the same as ``journal`` with a folder or URL; given with a ``Journal``, it must be
+            that journal's root.
+
+    Raises:
+        TypeError: no journal, or a value of another type.
+        InvalidValueError: an empty path, or a URL no backend serves.
+
     Attributes:
-        root: the journal's folder.
+        root: the journal's folder or URL.
         actor: recorded on every event this store writes (None: no actor).
         journal: the ``Journal`` holding the sessions.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    root: str = Field(description="The journal's folder.")
+    root: str = Field(description="The journal's folder or URL.")
     actor: str | None = Field(default=None, description="Recorded on every event this store writes.")
     journal: Journal = Field(default_factory=_open, exclude=True, repr=False)
 
     def __init__(
         self,
-        root: str | os.PathLike[str] | None = None,
+        journal: JournalArg | None = None,
         *,
-        journal: Journal | None = None,
         actor: str | None = None,
+        root: str | os.PathLike[str] | None = None,
     ) -> None:
         # Spelled out so type checkers see the arguments; pydantic still validates them.
         data: dict[str, Any] = {"actor": actor}
         if root is not None:
+            # Not deprecated, unlike the other adapters' old keyword: "root" is the field that
+            # to_dict and pickling write, and from_dict, model_validate and unpickling pass back.
             data["root"] = root
-        if journal is not None:
-            data["journal"] = journal
+            if journal is not None:
+                data["journal"], _ = adapter_journal("JournalChatStore", journal)
+        else:
+            # Checked here, so that a bad value raises its own error and not pydantic's.
+            resolved, shared = adapter_journal("JournalChatStore", journal)
+            if shared and isinstance(journal, (str, os.PathLike)):
+                data["root"] = os.fspath(journal)  # as given: what to_dict shows
+            else:
+                data["journal"] = resolved
         super().__init__(**data)
 
     @model_validator(mode="before")
@@ -137,16 +179,27 @@ class JournalChatStore(BaseChatStore):
         if not isinstance(data, dict):
             return data
         root, journal = data.get("root"), data.get("journal")
+        if isinstance(journal, AsyncJournal):
+            journal = journal.journal
+        elif isinstance(journal, (str, os.PathLike)) and not root:
+            root, journal = journal, None
         if isinstance(root, os.PathLike):
             root = os.fspath(root)
         if not root and journal is None:
-            raise ValueError("JournalChatStore needs root= (a folder) or journal= (a Journal)")
+            raise ValueError(
+                "JournalChatStore needs journal= (a Journal, an AsyncJournal, a folder or a URL)"
+            )
         if isinstance(journal, Journal):
             if not root:
                 root = journal.root
             elif os.path.realpath(root) != os.path.realpath(journal.root):
                 raise ValueError(f"root={root!r} is not the journal's folder {journal.root!r}")
-        return {**data, "root": root}
+        out = {**data, "root": root}
+        if journal is None:
+            out.pop("journal", None)  # the default factory opens the shared one on root
+        else:
+            out["journal"] = journal
+        return out
 
     @classmethod
     def class_name(cls) -> str:
@@ -344,27 +397,77 @@ def _id_at(session: Session, idx: int) -> str | None:
     return session.messages[position].id if position < n else None
 
 
+def _role(role: object) -> str:
+    return standard_role(role) or "assistant"
+
+
+def _render(dump: Any) -> Transcript:
+    t = Transcript()
+    if not isinstance(dump, Mapping):
+        return t
+    blocks = dump.get("blocks")
+    if isinstance(blocks, list):
+        parts(t, ["blocks"], blocks, empty=_EMPTY_BLOCK)
+    rest(t, [], dump, ("role", "blocks", "additional_kwargs"))
+    kwargs = dump.get("additional_kwargs")
+    if isinstance(kwargs, Mapping):
+        # A tool result's call id and the tool's name are the app's, not something said.
+        keep = ("tool_call_id", "name") if _role(dump.get("role")) == "tool" else ("tool_call_id",)
+        rest(t, ["additional_kwargs"], kwargs, keep)
+    return t
+
+
 def _stored(message: ChatMessage) -> NewMessage:
-    """The journal message storing ``message``: its text, or its whole JSON, in the content."""
+    """The journal message storing ``message``: readable text, LlamaIndex's form in metadata."""
     role = MessageRole(message.role).value
-    text = message.content
-    if isinstance(text, str) and message == ChatMessage(role=message.role, content=text):
-        return NewMessage(role=role, content=text, metadata=_FORMS.text)
     try:
-        content = _FORMS.encode(message.model_dump(mode="json")).decode()
+        dump = message.model_dump(mode="json")
+        t = _render(dump)
+        marker = t.marker(dump)
     except ValueError as exc:  # PydanticSerializationError; UnicodeEncodeError (lone surrogate)
         raise ValueError(f"a {role} message cannot be stored as JSON: {exc}") from exc
-    return NewMessage(role=role, content=content, metadata=_FORMS.json)
+    return NewMessage(role=_role(role), content=t.content, metadata={_KEY: marker})
 
 
 def _chat_message(message: Message) -> ChatMessage:
     """The ``ChatMessage`` stored in ``message`` (a new object)."""
+    marker = marker_of(message.metadata, _KEY)
+    if marker is None:
+        return _older(message)
+    if not message.redacted:
+        dump = restored(marker, message.content, _render)
+        if dump is not None:
+            built = _validated(dump)
+            if built is not None:
+                return built
+    shape = blank(marker)
+    if message.redacted:
+        built = _validated(shape)
+        if built is not None:
+            return built
+    # Replaced by an edit (or a redacted form that is no valid message): text in its role.
+    role = shape.get("role") if isinstance(shape, dict) else None
+    if not isinstance(role, str) or role not in _ROLES:
+        role = message.role if message.role in _ROLES else MessageRole.USER.value
+    return ChatMessage(role=role, content=message.content)
+
+
+def _validated(dump: Any) -> ChatMessage | None:
+    # Through JSON, as pydantic reads bytes fields (images, audio) from their JSON form only.
+    try:
+        return ChatMessage.model_validate_json(_encode(dump))
+    except (ValidationError, TypeError):
+        return None
+
+
+def _older(message: Message) -> ChatMessage:
+    """A message in the form earlier versions stored (plain text, or the message's JSON form
+    in the content, marked ``{"form": "json"}``), or one other code wrote."""
     role = MessageRole(message.role) if message.role in _ROLES else MessageRole.USER
     if message.redacted:
         return ChatMessage(role=role, content="")
-    if _FORMS.is_json(message):
-        try:
+    marker = message.metadata.get(_KEY)
+    if isinstance(marker, Mapping) and marker.get("form") == "json":
+        with contextlib.suppress(ValidationError):
             return ChatMessage.model_validate_json(message.content)
-        except ValidationError:
-            pass  # replaced by other code with plain text: read it as text
     return ChatMessage(role=role, content=message.content)

@@ -5,16 +5,22 @@ Install with ``pip install "chat-journal[agents]"``. Pass a ``JournalSession`` a
 
 What is promised:
 
-- **Lossless.** Every item is one journal message. A plain text message (exactly
-  ``{"role": r, "content": "text"}``) is stored as its text; every other item (structured
-  content, tool calls and their outputs, reasoning, ...) as its full JSON in the content,
-  read back as an equal dict: nested values, any unicode, ints of any size. The message's role
-  is the item's ``role``, else its ``type`` (``"function_call"``, ``"reasoning"``, ...).
-- **Erasable.** Everything the user or the model produced is in the content, so
-  ``Journal.redact_message`` erases it; the metadata, sealed in the hash chain, holds only the
-  marker ``{"openai_agents": {"form": "text" | "json"}}``. A redacted item reads back as
-  ``{"role": role, "content": ""}`` (for a tool call or a reasoning item, an item the model
-  API refuses: remove it too, or start the conversation afresh).
+- **Readable.** Every item is one journal message that the journal's tools show as a
+  transcript (``journal.integrations.transcript`` describes the form). The role is the
+  standard one: a message's ``role`` (``developer`` as ``system``), ``tool`` for an output
+  (``function_call_output``, any ``*_output``), ``assistant`` for anything else the model
+  made (``function_call``, ``reasoning``, ...). The content is what was said: a message's text
+  (parts one per line, other parts as ``[type: json]``), a call as ``[tool call:
+  name(arguments)]``, an output's text, a reasoning summary, and any other field carrying
+  words as ``[field: value]``. The metadata holds ``{"openai_agents": {"payload": ...,
+  "spans": [...]}}``: the item with those values blanked (its type, ids, ``call_id``,
+  ``status``, tool name) and where each sits in the content.
+- **Lossless.** ``get_items`` returns dicts equal to the ones stored: nested values, any
+  unicode, ints of any size, floats exactly.
+- **Erasable.** Everything the user or the model said is in the content, so
+  ``Journal.redact_message`` erases it; the metadata, sealed in the hash chain, keeps the
+  item's shape. A redacted item reads back as that shape with its words blanked (a message
+  with empty text, a call with arguments ``"{}"``, an output ``""``).
 - **One write per batch.** ``add_items`` writes all items of one call in one journal write:
   they get consecutive seqs, nothing from another writer lands between them, and a call that
   raises (an item that is not JSON, a full disk) leaves none of them. Not promised: a crash
@@ -33,20 +39,20 @@ exact form for) is refused with ``InvalidValueError``; nothing of its batch is w
 
 Who closes the journal: a ``Journal`` or ``AsyncJournal`` you pass in is yours (the session
 never closes it). Given a folder or URL, the session uses the process's shared Journal on it
-(``journal.shared.shared_journal``), so sessions made per request open nothing new; that one
-is closed at interpreter exit (or by ``journal.shared.close_shared()``). ``close()`` never
+(``journal.integrations.shared.shared_journal``), so sessions made per request open nothing
+new; that one is closed at interpreter exit (or by ``close_shared()``). ``close()`` never
 closes a journal.
 
-Messages that other code wrote to the same session without the marker read back as plain
-text items, and so does a JSON item whose content was replaced by ``Journal.edit_message``
-with text that is not a JSON object.
+Items stored by earlier versions of this adapter (the item's role or type as the role, its
+JSON in the content) read back as before. Messages that other code wrote to the same session
+read back as plain text items ``{"role": role, "content": content}``, and so does an item
+whose content ``Journal.edit_message`` replaced (with the item's own role, if it had one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -54,7 +60,6 @@ import msgspec
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
-from journal.aio import AsyncJournal
 from journal.core.commands import NewMessage
 from journal.core.state import Message
 from journal.engine.journal import Journal
@@ -64,13 +69,31 @@ from journal.errors import (
     MessageNotFoundError,
     SessionNotFoundError,
 )
-from journal.integrations import Forms, settled
-from journal.integrations.shared import shared_journal
+from journal.integrations import settled
+from journal.integrations.shared import JournalArg, adapter_journal
+from journal.integrations.transcript import (
+    Transcript,
+    blank,
+    call,
+    fill,
+    marker_of,
+    parts,
+    rest,
+    restored,
+    silent,
+    standard_role,
+)
 
 __all__ = ["JournalSession"]
 
-_FORMS = Forms("openai_agents")
+_KEY = "openai_agents"
+_encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+# Members that hold no words of the user or the model, or that _render writes itself.
+_KEEP = frozenset(
+    {"type", "role", "id", "call_id", "status", "name", "content", "summary", "arguments", "output"}
+)
+_EMPTY_PART = {"type": "input_text", "text": ""}
 
 
 class JournalSession:
@@ -83,9 +106,14 @@ class JournalSession:
 
     Args:
         session_id: the journal session holding the items.
-        journal_or_root: a ``Journal`` or ``AsyncJournal`` (yours to close), or a folder or
+        journal: a ``Journal`` or ``AsyncJournal`` (yours to close), or a folder or
             ``postgresql://`` URL (the process's shared Journal on it is used).
         session_settings: the SDK's settings; ``limit`` is the default for ``get_items``.
+        journal_or_root: deprecated name of ``journal``.
+
+    Raises:
+        TypeError: no journal, or a value of another type.
+        InvalidValueError: an empty path, or a URL no backend serves.
     """
 
     session_id: str
@@ -94,19 +122,15 @@ class JournalSession:
     def __init__(
         self,
         session_id: str,
-        journal_or_root: Journal | AsyncJournal | str | os.PathLike[str],
+        journal: JournalArg | None = None,
         session_settings: SessionSettings | None = None,
+        *,
+        journal_or_root: JournalArg | None = None,
     ) -> None:
         self.session_id = session_id
         self.session_settings = session_settings if session_settings is not None else SessionSettings()
         self._closed = False
-        self._shared = not isinstance(journal_or_root, (Journal, AsyncJournal))
-        if isinstance(journal_or_root, AsyncJournal):
-            self.journal = journal_or_root.journal
-        elif isinstance(journal_or_root, Journal):
-            self.journal = journal_or_root
-        else:
-            self.journal = shared_journal(journal_or_root)
+        self.journal, self._shared = adapter_journal("JournalSession", journal, journal_or_root)
 
     def __repr__(self) -> str:
         return f"JournalSession({self.session_id!r}, {self.journal!r})"
@@ -205,34 +229,83 @@ class JournalSession:
             journal.clear(self.session_id)
 
 
+def _role(item: Mapping[str, Any]) -> str:
+    role = standard_role(item.get("role"))
+    if role is not None:
+        return role
+    kind = item.get("type")
+    return "tool" if isinstance(kind, str) and kind.endswith("_output") else "assistant"
+
+
+def _render(item: Any) -> Transcript:
+    t = Transcript()
+    if not isinstance(item, Mapping):
+        return t
+    _said(t, item, "content")
+    _said(t, item, "summary")  # a reasoning item's
+    if "arguments" in item:
+        # Blanked to "{}": a redacted call still has arguments the model API can parse.
+        call(t, ["arguments"], item.get("name"), item["arguments"], blank="{}")
+    _said(t, item, "output")
+    rest(t, [], item, _KEEP)
+    return t
+
+
+def _said(t: Transcript, item: Mapping[str, Any], name: str) -> None:
+    value = item.get(name)
+    if isinstance(value, str):
+        t.line()
+        t.value([name], value)
+    elif isinstance(value, list):
+        parts(t, [name], value, empty=_EMPTY_PART)
+    elif not silent(value):
+        t.field([name], name, value)
+
+
 def _message(index: int, item: Mapping[str, Any]) -> NewMessage:
-    """The journal message storing ``item``: its text, or its whole JSON, in the content."""
+    """The journal message storing ``item``: readable text, the item's form in metadata."""
     if not isinstance(item, Mapping):
         raise InvalidValueError(f"items[{index}]", f"an item is a dict, not {type(item).__name__}")
-    role = item.get("role")
-    content = item.get("content")
-    if isinstance(role, str) and role and isinstance(content, str) and len(item) == 2:
-        return NewMessage(role=role, content=content, metadata=_FORMS.text)
     try:
-        text = _FORMS.encode(item).decode()
+        t = _render(item)
+        marker = t.marker(item)
+        # What the journal gives back is JSON: an item that would not come back equal (a
+        # tuple, a set, bytes, a date, NaN, an int key) is refused before anything is written.
+        back = fill(_decode(_encode(marker)), t.content)
     except (TypeError, ValueError) as exc:  # ValueError: a lone surrogate cannot be UTF-8
         raise InvalidValueError(f"items[{index}]", f"not JSON: {exc}") from None
-    # msgspec writes tuples, sets, bytes, dates, NaN and int keys as JSON stand-ins that read
-    # back as something else; refusing them keeps "what you read equals what you stored" exact.
-    if _decode(text) != item:
+    if back != item:
         raise InvalidValueError(
             f"items[{index}]", "holds a value without an exact JSON form (tuple, set, bytes, date, NaN, ...)"
         )
-    kind = role if isinstance(role, str) and role else item.get("type")
-    kind = kind if isinstance(kind, str) and kind else "item"
-    return NewMessage(role=kind, content=text, metadata=_FORMS.json)
+    return NewMessage(role=_role(item), content=t.content, metadata={_KEY: marker})
 
 
 def _item(message: Message) -> TResponseInputItem:
     """The item ``message`` stores, as a new dict."""
+    marker = marker_of(message.metadata, _KEY)
+    if marker is None:
+        return _older_item(message)
+    if message.redacted:
+        value = blank(marker)
+    else:
+        value = restored(marker, message.content, _render)
+        if value is None:  # replaced by an edit: the item is now that text, in its role
+            shape = blank(marker)
+            role = shape.get("role") if isinstance(shape, dict) else None
+            value = {"role": role if isinstance(role, str) else message.role, "content": message.content}
+    if isinstance(value, dict):
+        return cast(TResponseInputItem, value)
+    return cast(TResponseInputItem, {"role": message.role, "content": message.content})
+
+
+def _older_item(message: Message) -> TResponseInputItem:
+    """An item in the form earlier versions stored (the whole item as JSON in the content,
+    marked ``{"form": "json"}``), or a plain text message."""
     if message.redacted:
         return cast(TResponseInputItem, {"role": message.role, "content": ""})
-    if _FORMS.is_json(message):
+    marker = message.metadata.get(_KEY)
+    if isinstance(marker, Mapping) and marker.get("form") == "json":
         with contextlib.suppress(msgspec.DecodeError):
             value = _decode(message.content)
             if isinstance(value, dict):

@@ -381,7 +381,7 @@ class InMemoryJournal:
         expected_version: int | None = None,
         actor: str | None = None,
         now: datetime | None = None,
-    ) -> ModelSession:
+    ) -> ModelMessage:
         if not reason:
             raise InvalidValueError("reason", "must not be empty")
         log = self._writable(session_id, expected_version)
@@ -391,7 +391,7 @@ class InMemoryJournal:
         if not in_base and not any(e.type == "message_added" and e.message_id == message_id for e in kept):
             raise MessageNotFoundError(session_id, message_id, "in its stored history")
         if any(e.type == "message_redacted" and e.message_id == message_id for e in log):
-            return self.get(session_id)
+            return self._redacted(session_id, message_id)
         by = len(log) + 1
         for index, event in enumerate(log):
             if event.message_id == message_id and event.type in ("message_added", "message_edited"):
@@ -406,7 +406,34 @@ class InMemoryJournal:
                 reason=reason,
             )
         )
-        return self.get(session_id)
+        return self._redacted(session_id, message_id)
+
+    def _redacted(self, session_id: str, message_id: str) -> ModelMessage:
+        """The redacted message as the conversation shows it or, when it is not visible, as
+        its own events last showed it."""
+        for message in self.get(session_id).messages:
+            if message.id == message_id:
+                return message
+        found: ModelMessage | None = None
+        for event in self._log(session_id):
+            if event.message_id != message_id:
+                continue
+            if event.type == "message_added":
+                found = ModelMessage(
+                    seq=event.seq,
+                    role=event.role,
+                    content="",
+                    at=event.at,
+                    metadata=copy.deepcopy(event.metadata),
+                    references=copy.deepcopy(event.references),
+                    actor=event.actor,
+                    id=message_id,
+                    redacted=True,
+                )
+            elif event.type == "message_edited" and found is not None:
+                found = dataclasses.replace(found, metadata=copy.deepcopy(event.metadata), edited_at=event.at)
+        assert found is not None, "checked before the redaction was recorded"
+        return found
 
     def update_settings(
         self,

@@ -40,6 +40,7 @@ import pytest
 
 from journal import Anchor, Cleared, Created, Event, Journal, MessageAdded, Session, SettingsChanged
 from journal.backends.files.layout import Layout
+from journal.cli import main
 from journal.core.codec import encode
 from journal.testing import plain
 
@@ -362,11 +363,13 @@ def test_version() -> None:
         ("show", ALPHA),
         ("log", ALPHA, "--after", "2"),
         ("replay", OLD, "--at", "3"),
+        ("replay", RECENT, "--at", "-2h"),
         ("diff", ALPHA, "1", "4"),
+        ("diff", RECENT, "-210m", "-30s"),
         ("verify",),
         ("stats",),
     ],
-    ids=lambda a: a[0],
+    ids=" ".join,
 )
 def test_global_options_work_before_and_after_the_command(sample: Path, args: tuple[str, ...]) -> None:
     command, *rest = args
@@ -465,6 +468,9 @@ PARSER_REJECTS = [
     ("replay", ALPHA),
     ("diff", ALPHA, "1"),
     ("tail", ALPHA, "--interval", "soon"),
+    ("tail", ALPHA, "-n", "-1"),
+    ("tail", ALPHA, "-n", "some"),
+    ("tail", "--all", "--lines", "1.5"),
     ("export", ALPHA, "--format", "pdf"),
     ("head",),
 ]
@@ -549,8 +555,21 @@ def test_an_unknown_session_changes_no_file(tmp_path: Path, args: tuple[str, ...
         ("replay", ALPHA, "--at", "-99999999d"),  # 270,000 years: before datetime.min
         ("replay", ALPHA, "--at", "-9999999999999d"),
         ("diff", ALPHA, "1", "-99999999d"),
+        ("replay", ALPHA, "--at", "-2x"),
+        ("replay", ALPHA, "--at", "-1e9"),
+        ("replay", ALPHA, "--at", "1e9"),
+        ("replay", ALPHA, "--at", ""),
+        ("replay", ALPHA, "--at=-h"),
+        ("replay", ALPHA, "--at", "-1.h"),
+        ("replay", ALPHA, "--at", "-10000y"),
+        ("replay", ALPHA, "--at", "-" + "9" * 5000 + "s"),
+        ("replay", ALPHA, "--at", "9" * 5000),
+        ("replay", ALPHA, "--at", "\u00b2"),  # a digit to str.isdigit, not to int()
+        ("diff", ALPHA, "-2x", "1"),
+        ("diff", ALPHA, "-1h", "-1.h"),
+        ("log", ALPHA, "--after", "\u00b2"),
     ],
-    ids=lambda a: " ".join(a[2:]),
+    ids=lambda a: " ".join(a[2:])[:40],
 )
 def test_a_malformed_or_naive_time_is_a_usage_error(sample: Path, args: tuple[str, ...]) -> None:
     assert_one_line_error(run(sample, *args))
@@ -608,14 +627,79 @@ def test_ls_human_has_one_row_per_session_with_counts_and_local_times(sample: Pa
     assert re.search(local_time_pattern(OLD_T0 + timedelta(minutes=40), "Asia/Kolkata"), old_row)  # updated
 
 
-def test_ls_human_shows_whole_ids(tmp_path: Path) -> None:
+def ls_row(shown: str, columns: int, width: int, s: Session) -> str:
+    """The ``ls`` row of ``s`` whose id takes ``columns`` terminal columns as ``shown``, in a
+    column ``width`` wide (times in UTC, as the tests run the command with TZ=UTC)."""
+    created = s.created_at.astimezone(timezone.utc).isoformat(timespec="seconds")
+    updated = s.updated_at.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return f"{shown}{' ' * (width - columns)} {len(s.messages):>8} {s.version:>8}  {created:<25} {updated}"
+
+
+def ls_header(width: int) -> str:
+    return f"SESSION{' ' * (width - 7)} {'MESSAGES':>8} {'VERSION':>8}  {'CREATED':<25} UPDATED"
+
+
+# Each id as ls shows it, with the terminal columns that takes, counted by hand: CJK and
+# fullwidth letters and emoji take two columns, combining marks and the zero width joiner
+# none; control characters are shown as their escapes (whose characters take one each).
+WIDE_IDS = {
+    "東京チャット": ("東京チャット", 12),
+    "\uff46\uff55\uff4c\uff4c": ("\uff46\uff55\uff4c\uff4c", 8),  # "full" in fullwidth letters
+    "chat-😀😀": ("chat-😀😀", 9),
+    "cafe\u0301-e\u0308": ("cafe\u0301-e\u0308", 6),
+    "a\u200db": ("a\u200db", 2),
+    "ab": ("ab", 2),
+    "x\x1b[1m": ("x\\x1b[1m", 8),
+    "tab\tid": ("tab\\tid", 7),
+}
+
+
+def test_ls_aligns_wide_and_combining_ids_by_terminal_columns(tmp_path: Path) -> None:
     root = tmp_path / "journal"
     with Journal(root) as j:
-        ids = [j.create().id, j.create("support/2026-11-29/customer-12345/web-chat").id]
-    out = ok(root, "ls")
-    for session_id in ids:
-        assert len(session_id) > 30
-        assert session_id in out, out
+        for n, sid in enumerate(WIDE_IDS):
+            j.create(sid)
+            for i in range(n):
+                j.add_message(sid, "user", f"m{i}")
+    width = max(columns for _, columns in WIDE_IDS.values())
+    expected = [ls_header(width)]
+    for sid in sorted(WIDE_IDS):
+        shown, columns = WIDE_IDS[sid]
+        expected.append(ls_row(shown, columns, width, session_of(root, sid)))
+    assert ok(root, "ls").splitlines() == expected
+
+
+def test_ls_cuts_long_ids_with_an_ellipsis_and_keeps_them_whole_with_wide_and_json(tmp_path: Path) -> None:
+    # Oracle: ids whose widths are known by construction; the column is 40 wide.
+    long_ascii = "support/2026-11-29/customer-12345/web-chat"  # 42 columns
+    long_cjk = "会話" * 15  # 30 characters, 60 columns
+    marked = "e\u0301" * 50  # 100 characters, 50 columns
+    root = tmp_path / "journal"
+    with Journal(root) as j:
+        uuid_id = j.create().id  # 32 columns: fits whole
+        for sid in (long_ascii, long_cjk, marked, "short"):
+            j.create(sid)
+    cut = {
+        long_ascii: (long_ascii[:39] + "…", 40),
+        long_cjk: ("会話" * 9 + "会…", 39),  # a 20th wide character would make 41 columns
+        marked: ("e\u0301" * 39 + "…", 40),  # each mark stays with its letter
+        uuid_id: (uuid_id, 32),
+        "short": ("short", 5),
+    }
+    assert len(uuid_id) == 32
+    lines = ok(root, "ls").splitlines()
+    assert lines[0] == ls_header(40)
+    assert sorted(lines[1:]) == sorted(
+        ls_row(shown, columns, 40, session_of(root, sid)) for sid, (shown, columns) in cut.items()
+    )
+    wide = ok(root, "ls", "--wide").splitlines()
+    assert wide[0] == ls_header(60)
+    whole = {long_ascii: 42, long_cjk: 60, marked: 50, uuid_id: 32, "short": 5}
+    assert sorted(wide[1:]) == sorted(
+        ls_row(sid, columns, 60, session_of(root, sid)) for sid, columns in whole.items()
+    )
+    assert sorted(row["id"] for row in json_of(root, "ls")) == sorted(whole)
+    assert sorted(row["id"] for row in json_of(root, "ls", "--wide")) == sorted(whole)
 
 
 # --- show, log, replay, diff ------------------------------------------------------------------
@@ -764,6 +848,80 @@ def test_replay_at_relative_minutes_and_days(sample: Path) -> None:
     assert len(proc.stderr.splitlines()) == 1
 
 
+# RECENT's events are 5, 4, 3 and 1 hours old: each amount below falls well between two.
+@pytest.mark.parametrize(
+    ("at", "contents"),
+    [
+        ("-2H", ["r1", "r2"]),
+        ("-1.5h", ["r1", "r2"]),
+        ("-0.05D", ["r1", "r2"]),  # 72 minutes
+        ("-210M", ["r1"]),  # minutes, in either case: there is no month
+        ("-.5h", ["r1", "r2", "r3"]),
+        ("-0s", ["r1", "r2", "r3"]),
+        ("-12600S", ["r1"]),
+    ],
+)
+def test_replay_takes_an_amount_ago_as_typed(sample: Path, at: str, contents: list[str]) -> None:
+    # Oracle: the contents follow from RECENT's event times; every spelling gives the same.
+    spellings = [("--at", at), (f"--at={at}",), ("--a", at)]  # --a: argparse's abbreviation
+    docs = [json_of(sample, "replay", RECENT, *spelling) for spelling in spellings]
+    docs.append(json_of(sample, "replay", "--at", at, RECENT))
+    for doc in docs:
+        assert [m["content"] for m in doc["messages"]] == contents, doc
+        assert doc["version"] == len(contents) + 1
+
+
+@pytest.mark.parametrize("at", ["-1y", "-1Y", "-1w", "-6h", "-0.25d"])
+def test_an_amount_ago_before_the_session_existed_is_a_usage_error(sample: Path, at: str) -> None:
+    # Oracle: the session was created 5 hours ago; the error names the moment asked for.
+    before = datetime.now(timezone.utc)
+    proc = run(sample, "replay", RECENT, "--at", at)
+    after = datetime.now(timezone.utc)
+    assert_one_line_error(proc)
+    assert "did not exist yet" in proc.stderr, proc.stderr
+    unit = {
+        "y": timedelta(days=365),
+        "w": timedelta(weeks=1),
+        "h": timedelta(hours=1),
+        "d": timedelta(days=1),
+    }
+    ago = float(at[1:-1]) * unit[at[-1].lower()]
+    assert any(f"{(t - ago).date().isoformat()}T" in proc.stderr for t in (before, after)), proc.stderr
+
+
+def test_main_reads_an_amount_ago_as_the_value_of_at(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--root", str(sample), "replay", RECENT, "--at", "-2H", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [m["content"] for m in doc["messages"]] == ["r1", "r2"]
+
+
+def test_a_bad_point_is_named_with_the_accepted_forms(sample: Path) -> None:
+    for args in (("replay", ALPHA, "--at", "-2x"), ("diff", ALPHA, "1", "-2x")):
+        proc = run(sample, *args)
+        assert_one_line_error(proc)
+        assert "'-2x': unknown unit 'x'" in proc.stderr, proc.stderr
+        assert "s, m, h, d, w, y" in proc.stderr, proc.stderr
+    proc = run(sample, "replay", ALPHA, "--at", "later")
+    assert_one_line_error(proc)
+    for form in ("seq", "RFC 3339", "-2h", "-1y"):
+        assert form in proc.stderr, proc.stderr
+
+
+def test_an_id_that_looks_like_an_amount_ago_is_still_an_id(tmp_path: Path) -> None:
+    # A word of "-" and a digit is a value wherever it stands: as a session id too.
+    root = tmp_path / "journal"
+    with Journal(root) as j:
+        j.create("-2h")
+        j.add_message("-2h", "user", "dashing")
+    assert json_of(root, "show", "-2h")["id"] == "-2h"
+    assert json_of(root, "replay", "-2h", "--at", "2")["messages"][0]["content"] == "dashing"
+    assert json_of(root, "diff", "-2h", "1", "-0s")["to_version"] == 2
+    assert [doc["seq"] for doc in jsonl_of(root, "log", "-2h")] == [1, 2]
+    assert json.loads(ok(root, "show", "--json", "--", "-2h"))["id"] == "-2h"  # argparse's own escape
+
+
 def assert_diff(doc: Any, root: Path, session_id: str, a: int | datetime, b: int | datetime) -> None:
     before, after = session_of(root, session_id, a), session_of(root, session_id, b)
     assert isinstance(doc, dict), doc
@@ -827,6 +985,41 @@ def test_diff_between_relative_times(sample: Path) -> None:
     doc = json_of(sample, "diff", RECENT, "-210m", "-30s")
     assert (doc["from_version"], doc["to_version"]) == (2, 4)
     assert [e["content"] for e in doc["events"]] == ["r2", "r3"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("diff", RECENT, "-210m", "-30s"),
+        ("diff", RECENT, "-3.5h", "-0.5H"),
+        ("diff", RECENT, "-210m", "--json", "-30s"),
+        ("diff", "--json", RECENT, "-12600s", "--root", "{root}", "-0.5h"),
+        ("diff", RECENT, "2", "-30s"),
+        ("diff", RECENT, "-210m", "4"),
+        ("--json", "diff", RECENT, "--", "-210m", "-30s"),
+    ],
+    ids=" ".join,
+)
+def test_diff_takes_amounts_ago_as_typed(sample: Path, args: tuple[str, ...]) -> None:
+    # Oracle: 3.5 hours ago RECENT was at version 2, half an hour ago at 4.
+    words = [a.format(root=sample) for a in args]
+    doc = json.loads(ok(sample, *words, *(() if "--json" in words else ("--json",))))
+    assert (doc["from_version"], doc["to_version"]) == (2, 4)
+    assert [e["content"] for e in doc["events"]] == ["r2", "r3"]
+
+
+def test_diff_human_between_amounts_ago(sample: Path) -> None:
+    out = ok(sample, "diff", RECENT, "-4.5h", "-2h")
+    assert out.startswith(f"{RECENT}: version 1 -> 3, 2 events, 2 messages added"), out
+    assert "r1" in out
+    assert "r2" in out
+    assert "r3" not in out
+
+
+def test_diff_refuses_the_later_point_first(sample: Path) -> None:
+    proc = run(sample, "diff", RECENT, "-1h", "-2h")
+    assert_one_line_error(proc)
+    assert "give the earlier point first" in proc.stderr, proc.stderr
 
 
 def test_diff_human_names_what_changed(sample: Path) -> None:
@@ -1070,6 +1263,79 @@ def test_export_to_a_file_is_private(sample: Path, tmp_path: Path, fmt: str) -> 
     assert fmt == "md" or "after clear" in target.read_text(encoding="utf-8")
 
 
+def test_export_refuses_to_overwrite_a_file_without_force(sample: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "transcript.md"
+    target.write_bytes(b"precious\n")
+    target.chmod(0o644)
+    proc = run(sample, "export", ALPHA, "--format", "md", "-o", str(target))
+    assert_one_line_error(proc)
+    assert str(target) in proc.stderr
+    assert "--force" in proc.stderr
+    assert target.read_bytes() == b"precious\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert sorted(p.name for p in folder.iterdir()) == ["transcript.md"]  # nothing left beside it
+
+
+def test_export_refuses_a_dangling_symlink_too(sample: Path, tmp_path: Path) -> None:
+    # The link would otherwise have the transcript written wherever it points.
+    link = tmp_path / "out.md"
+    link.symlink_to(tmp_path / "elsewhere.md")
+    assert_one_line_error(run(sample, "export", ALPHA, "--format", "md", "-o", str(link)))
+    assert not (tmp_path / "elsewhere.md").exists()
+    assert link.is_symlink()
+
+
+@pytest.mark.parametrize("fmt", ["md", "jsonl"])
+def test_export_force_replaces_the_file_whole_and_private(sample: Path, tmp_path: Path, fmt: str) -> None:
+    # Oracle: stdout of the same export; and the old file, held open, keeps its bytes: the new
+    # one took its name in one rename, so no reader ever saw a truncated or half-written file.
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / f"transcript.{fmt}"
+    target.write_bytes(b"old transcript\n")
+    target.chmod(0o644)
+    with target.open("rb") as old:
+        proc = run(sample, "export", ALPHA, "--format", fmt, "-o", str(target), "--force")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == ""
+        assert old.read() == b"old transcript\n"
+    assert target.read_text(encoding="utf-8") == ok(sample, "export", ALPHA, "--format", fmt)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == [target.name]
+
+
+def test_export_force_to_a_new_file_creates_it(sample: Path, tmp_path: Path) -> None:
+    target = tmp_path / "new.json"
+    assert run(sample, "export", BETA, "--format", "json", "-o", str(target), "--force").returncode == 0
+    assert json.loads(target.read_text(encoding="utf-8")) == json_of(sample, "show", BETA)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_export_into_what_cannot_hold_a_file_fails_cleanly(sample: Path, tmp_path: Path) -> None:
+    # Oracle: exit 2, one line, and the folder exactly as it was (no claim, no temporary file).
+    folder = tmp_path / "out"
+    (folder / "a-folder").mkdir(parents=True)
+    (folder / "a-folder" / "inside").write_text("kept", encoding="utf-8")
+    before = files(folder)
+    for args in (
+        ("-o", str(folder / "missing" / "t.md")),
+        ("-o", str(folder / "missing" / "t.md"), "--force"),
+        ("-o", str(folder / "a-folder"), "--force"),
+        ("-o", str(folder / "a-folder")),
+    ):
+        assert_one_line_error(run(sample, "export", ALPHA, "--format", "md", *args))
+        assert files(folder) == before, args
+
+
+def test_export_of_an_unknown_session_creates_no_file(sample: Path, tmp_path: Path) -> None:
+    target = tmp_path / "t.md"
+    assert_one_line_error(run(sample, "export", "nope", "--format", "md", "-o", str(target)))
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stats_totals_match_the_journal(sample: Path) -> None:
     doc = json_of(sample, "stats")
     with Journal(sample) as j:
@@ -1243,9 +1509,12 @@ def finish(tail: Tail) -> tuple[list[str], str]:
     return out, tail.proc.stderr.read()
 
 
-def test_tail_json_prints_only_new_events_then_exits_after_count(fresh: Path, tails: list[Tail]) -> None:
+@pytest.mark.parametrize("no_history", [(), ("-n", "0"), ("--lines=0",)], ids=" ".join)
+def test_tail_json_prints_only_new_events_then_exits_after_count(
+    fresh: Path, tails: list[Tail], no_history: tuple[str, ...]
+) -> None:
     start_version = session_of(fresh, BETA).version
-    tail = start_tail(fresh, tails, BETA, "--json", "--count", "3")
+    tail = start_tail(fresh, tails, BETA, "--json", "--count", "3", *no_history)
     deadline = time.monotonic() + TIMEOUT
     with Journal(fresh) as j:
         i = 0
@@ -1335,6 +1604,90 @@ def test_tail_all_human_names_the_session(fresh: Path, tails: list[Tail]) -> Non
     assert len(lines) == 1, lines
     assert GAMMA in lines[0]
     assert "to gamma" in lines[0]
+
+
+def read_lines(tail: Tail, n: int) -> list[str]:
+    """The tail's next ``n`` lines (fewer only if it ended or hung)."""
+    got: list[str] = []
+    while len(got) < n and (line := tail.next_line(TIMEOUT)) is not None:
+        got.append(line)
+    return got
+
+
+def append_until_exit(tail: Tail, root: Path, session_id: str) -> list[int]:
+    """Append to the session until the tail exits; the seqs appended."""
+    deadline = time.monotonic() + TIMEOUT
+    appended: list[int] = []
+    with Journal(root) as j:
+        while tail.proc.poll() is None and time.monotonic() < deadline:
+            appended.append(j.add_message(session_id, "user", f"new {len(appended)}").seq)
+            time.sleep(0.2)
+    return appended
+
+
+@pytest.mark.parametrize("n", ["1", "3"])
+def test_tail_n_prints_the_newest_events_then_follows(fresh: Path, tails: list[Tail], n: str) -> None:
+    # Oracle: the library's events; history then new events, each seq once, none skipped.
+    events = events_of(fresh, BETA)
+    tail = start_tail(fresh, tails, BETA, "-n", n, "--json", "--count", "2")
+    history = [json.loads(line) for line in read_lines(tail, int(n))]
+    assert [d["seq"] for d in history] == [e.seq for e in events[-int(n) :]]
+    for doc, event in zip(history, events[-int(n) :], strict=True):
+        assert doc["session_id"] == BETA
+        assert_event_doc(doc, event)
+    appended = append_until_exit(tail, fresh, BETA)
+    rest, err = finish(tail)
+    assert tail.proc.returncode == 0, err
+    new = [json.loads(line) for line in rest]
+    assert [d["seq"] for d in new] == [len(events) + 1, len(events) + 2]  # --count: new ones only
+    assert [d["seq"] for d in new] == appended[:2]
+
+
+def test_tail_n_beyond_the_history_prints_all_of_it(fresh: Path, tails: list[Tail]) -> None:
+    events = events_of(fresh, ALPHA)
+    tail = start_tail(fresh, tails, ALPHA, "--lines", "1000", "--count", "1")
+    history = read_lines(tail, len(events))
+    assert len(history) == len(events)
+    for line, event in zip(history, events, strict=True):
+        assert line.startswith(f"{ALPHA} #{event.seq} "), line
+    assert "hello" in history[1]
+    assert "after clear" in history[-1]
+    append_until_exit(tail, fresh, ALPHA)
+    rest, err = finish(tail)
+    assert tail.proc.returncode == 0, err
+    assert len(rest) == 1
+    assert rest[0].startswith(f"{ALPHA} #{len(events) + 1} "), rest
+    assert "new 0" in rest[0]
+
+
+def test_tail_all_n_prints_the_newest_events_of_every_session_by_time(
+    tmp_path: Path, tails: list[Tail]
+) -> None:
+    # Sessions written with chosen times: "x" at minutes 0, 2, 4, 6 and "y" at 1, 3, 5,
+    # interleaved; "z" long before. Oracle, by hand: the newest four are y#2 (minute 3), x#3
+    # (4), y#3 (5), x#4 (6), in that order; then only what is appended.
+    root = tmp_path / "journal"
+    t0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+    def written(sid: str, minutes: list[int]) -> list[Event]:
+        made: list[Event] = [Created(seq=1, at=t0 + timedelta(minutes=minutes[0]), session_id=sid)]
+        for seq, minute in enumerate(minutes[1:], start=2):
+            at = t0 + timedelta(minutes=minute)
+            made.append(
+                MessageAdded(seq=seq, at=at, message_id=f"{sid}{seq}" * 8, role="user", content=f"{sid}{seq}")
+            )
+        return made
+
+    write_log(root, "x", written("x", [0, 2, 4, 6]))
+    write_log(root, "y", written("y", [1, 3, 5]))
+    write_log(root, "z", written("z", [-10]))
+    tail = start_tail(root, tails, "--all", "-n", "4", "--json", "--count", "1")
+    history = [json.loads(line) for line in read_lines(tail, 4)]
+    assert [(d["session_id"], d["seq"]) for d in history] == [("y", 2), ("x", 3), ("y", 3), ("x", 4)]
+    append_until_exit(tail, root, "z")
+    rest, err = finish(tail)
+    assert tail.proc.returncode == 0, err
+    assert [(d["session_id"], d["seq"], d["content"]) for d in map(json.loads, rest)] == [("z", 2, "new 0")]
 
 
 def test_log_show_and_export_render_edits_removals_and_redactions(tmp_path: Path) -> None:

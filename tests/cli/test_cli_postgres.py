@@ -253,6 +253,25 @@ def test_tail_follows_appends_by_notification(filled: str, tails: list[Tail]) ->
         assert_event_doc(doc, events[doc["seq"] - 1])
 
 
+def test_tail_n_prints_the_newest_events_then_follows(filled: str, tails: list[Tail]) -> None:
+    # PRUNED keeps most of its history in the archive: the newest events come from both parts.
+    events = events_of(filled, PRUNED)
+    tail = start_tail(filled, tails, PRUNED, "-n", "3", "--json", "--count", "1", interval="3600")
+    history: list[Any] = []
+    while len(history) < 3 and (line := tail.next_line(TIMEOUT)) is not None:
+        history.append(json.loads(line))
+    for doc, event in zip(history, events[-3:], strict=True):
+        assert_event_doc(doc, event)
+    deadline = time.monotonic() + TIMEOUT
+    with Journal.from_url(filled) as j:
+        while tail.proc.poll() is None and time.monotonic() < deadline:
+            j.add_message(PRUNED, "user", "after the history")
+            time.sleep(0.2)
+    lines, err = finish(tail)
+    assert tail.proc.returncode == 0, err
+    assert [json.loads(line)["seq"] for line in lines] == [len(events) + 1]
+
+
 def test_tail_all_follows_new_sessions_by_notification(filled: str, tails: list[Tail]) -> None:
     tail = start_tail(filled, tails, "--all", "--count", "2", interval="3600")
     deadline = time.monotonic() + TIMEOUT

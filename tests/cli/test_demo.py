@@ -30,12 +30,15 @@ def test_demo_without_root_removes_its_temporary_folder(tmp_path: Path) -> None:
     assert list(scratch.iterdir()) == []
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+MAKE = shutil.which("make")
+
+
+@pytest.mark.skipif(MAKE is None, reason="make is not installed")
 def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
     # What `make demo` would run in a fresh clone (a venv that does not exist yet).
     venv = tmp_path / "venv"
     plan = subprocess.run(
-        ["make", "-n", "demo", f"VENV={venv}"],
+        [str(MAKE), "-n", "demo", f"VENV={venv}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,6 +50,11 @@ def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
     assert installs[0].rstrip().endswith("-e ."), installs[0]  # no extras: msgspec and filelock only
     assert plan.rstrip().splitlines()[-1].endswith("journal demo")
     test_plan = subprocess.run(
-        ["make", "-n", "unit", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        [str(MAKE), "-n", "unit", f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert '-e ".[dev]"' in test_plan

@@ -86,7 +86,9 @@ def test_redaction_erases_the_content_from_what_the_backend_stores(store_url: st
         assert all(others.values())
         assert stored.snapshot_seqs(SID) == [head.seq]
 
-        state = journal.redact_message(SID, secret.id, reason="GDPR art. 17", actor="dpo")
+        returned = journal.redact_message(SID, secret.id, reason="GDPR art. 17", actor="dpo")
+        state = journal.get(SID)
+        assert returned == state.messages[1]
 
         assert stored.holders("4111") == set()
         for text in others:
@@ -126,8 +128,9 @@ def test_redaction_reaches_the_retention_base_and_hidden_messages(store_url: str
         assert stored.holders("cleared secret")
         shown = journal.get(SID)
         for message_id in (based.id, cleared.id):
-            state = journal.redact_message(SID, message_id, reason="asked")
-            assert state.messages == shown.messages  # nothing visible changes
+            returned = journal.redact_message(SID, message_id, reason="asked")
+            assert (returned.id, returned.content, returned.redacted) == (message_id, "", True)
+            assert journal.get(SID).messages == shown.messages  # nothing visible changes
         assert stored.holders("secret") == set()
         assert stored.holders("still here")
         assert journal.verify().ok
@@ -448,14 +451,19 @@ def test_redaction_reaches_damaged_copies_in_the_quarantine(
         report = journal.repair(SID)
         assert report.kept == (2 if where == "only-in-quarantine" else 3)
         assert stored.holders(secret_v2), "the damaged copy is in the quarantine"
-        state = journal.redact_message(SID, secret.id, reason="erasure request", actor="dpo")
+        returned = journal.redact_message(SID, secret.id, reason="erasure request", actor="dpo")
+        assert (returned.id, returned.content, returned.redacted) == (secret.id, "", True)
+        if where == "only-in-quarantine":  # nothing stored but the quarantine knew the message
+            assert (returned.seq, returned.role) == (0, "")
+        state = journal.get(SID)
         assert state.version == report.kept + 1
         assert stored.holders(secret_v1) == set()
         assert stored.holders(secret_v2) == set()
         assert stored.holders("before")
         assert stored.holders("after")
         assert journal.verify(SID).ok
-        assert journal.redact_message(SID, secret.id, reason="again").version == state.version
+        assert journal.redact_message(SID, secret.id, reason="again") == returned
+        assert journal.get(SID).version == state.version  # nothing appended the second time
 
 
 def test_redacting_a_message_never_stored_anywhere_still_raises(journal: Journal, stored: Stored) -> None:
@@ -486,7 +494,8 @@ def test_verify_names_a_quarantined_copy_that_still_holds_redacted_content(
     assert [p.kind for p in problems] == ["unerased"]
     assert "quarantine" in problems[0].file
     version = journal.get(SID).version
-    assert journal.redact_message(SID, secret.id, reason="again").version == version
+    assert journal.redact_message(SID, secret.id, reason="again").id == secret.id
+    assert journal.get(SID).version == version
     assert stored.holders("quarantined secret copy") == set()
     assert journal.verify(SID).ok
 

@@ -129,7 +129,9 @@ def check_interrupted(root: Path, spread: Spread, before: Before, where: str) ->
 def check_redacted_again(root: Path, spread: Spread, before: Before, where: str) -> None:
     """Redact again: no trace of the content, every other content kept, one event, verify clean."""
     with Journal(root) as journal:
-        state = journal.redact_message(SID, spread.message_id, reason="finish", actor="parent")
+        returned = journal.redact_message(SID, spread.message_id, reason="finish", actor="parent")
+        state = journal.get(SID)
+        assert (returned.id, returned.content, returned.redacted) == (spread.message_id, "", True), where
         redactions = [e for e in journal.events(SID) if isinstance(e, MessageRedacted)]
     assert len(redactions) == 1, where
     assert state.version == spread.head.seq + 1, where

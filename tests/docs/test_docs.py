@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ PYTHON = {"python", "py"}
 SHELL = {"sh", "bash", "shell"}
 # Programs the shell blocks may call besides journal, and how to get them.
 PROGRAMS = {"jq": "apt-get install jq"}
+BASH = shutil.which("bash") or "/bin/bash"
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
 _SKIP = re.compile(r"<!--\s*docs-test:\s*skip:\s*(?P<reason>.+?)\s*-->")
@@ -94,7 +96,7 @@ def run_shell(block: Block, folder: Path) -> None:
             need_programs(program, reason=how)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block.code],
+        [BASH, "-euo", "pipefail", "-c", block.code],
         cwd=folder,
         env=env,
         capture_output=True,

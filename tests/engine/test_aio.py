@@ -162,11 +162,13 @@ def test_message_writes_as_coroutines(root: Path) -> None:
             edited = await aj.edit_message("s", second.id, "front, edited", actor="ed")
             popped = await aj.pop_message("s")
             removed = await aj.remove_message("s", second.id)
-            state = await aj.redact_message("s", first.id, reason="asked", actor="dpo")
+            redacted = await aj.redact_message("s", first.id, reason="asked", actor="dpo")
+            state = await aj.get("s")
             with pytest.raises(MessageNotFoundError):
                 await aj.remove_message("s", second.id)
             assert (edited.content, popped.id, removed.id) == ("front, edited", added[0].id, second.id)
             assert [(m.content, m.redacted) for m in state.messages] == [("", True)]
+            assert state.messages[0] == redacted
             assert [e.type async for e in aj.events("s", after=6)] == ["message_removed", "message_redacted"]
 
     asyncio.run(main())

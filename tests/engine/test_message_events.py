@@ -27,6 +27,7 @@ from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import msgspec
 import pytest
 
 from journal import (
@@ -37,6 +38,7 @@ from journal import (
     Created,
     InvalidValueError,
     Journal,
+    Message,
     MessageAdded,
     Session,
     SessionNotFoundError,
@@ -612,8 +614,10 @@ def test_redact_message_erases_its_content_and_records_who_and_why(root: Path, j
     journal.edit_message(SID, secret.id, "my card is 4111-2222")
     journal.add_message(SID, "assistant", "noted")
     head = journal.head(SID)
-    state = journal.redact_message(SID, secret.id, reason="GDPR art. 17", actor="dpo")
-    assert isinstance(state, Session)
+    returned = journal.redact_message(SID, secret.id, reason="GDPR art. 17", actor="dpo")
+    state = journal.get(SID)
+    assert isinstance(returned, Message)
+    assert returned == state.messages[1]  # the message, as the conversation now shows it
     assert state.version == 6
     assert state == journal.get(SID) == journal.replay(SID)
     erased = state.messages[1]
@@ -664,10 +668,12 @@ def test_redacting_a_message_that_is_no_longer_visible(root: Path, journal: Jour
     journal.remove_message(SID, removed.id)
     journal.add_message(SID, "user", "visible")
     shown = journal.get(SID)
-    for message_id in (cleared.id, removed.id):
-        state = journal.redact_message(SID, message_id, reason="asked")
+    for message_id, original in ((cleared.id, cleared), (removed.id, removed)):
+        returned = journal.redact_message(SID, message_id, reason="asked")
+        # Not visible: the message as the history last showed it, its content gone.
+        assert returned == msgspec.structs.replace(original, content="", redacted=True)
         # Nothing visible changes; the history forgets the content.
-        assert state.messages == shown.messages
+        assert journal.get(SID).messages == shown.messages
     assert journal.get(SID).version == shown.version + 2
     assert holders(root, "secret") == set()
     assert contents(journal.replay(SID, at=2)) == [""]
@@ -796,7 +802,9 @@ def test_redaction_erases_every_version_of_the_content_from_every_file(root: Pat
     kept = {text: history_holders(root, text) for text in spread.others}
     assert all(kept.values())
     with Journal(root) as journal:
-        state = journal.redact_message(SID, spread.message_id, reason="erasure request", actor="dpo")
+        returned = journal.redact_message(SID, spread.message_id, reason="erasure request", actor="dpo")
+        state = journal.get(SID)
+        assert (returned.id, returned.content, returned.redacted) == (spread.message_id, "", True)
         assert contents(state) == ["other 1", "", "other 2", "other 3", "other 4", "other 5"]
     assert holders(root, spread.token) == set()
     # Every other message's content is still in every history file that held it.
@@ -938,7 +946,7 @@ def test_content_put_back_into_an_erased_line_is_reported_unerased_until_redacte
     assert all(a in p.message for p in report.problems)
     # Reads are unaffected: the redaction event folds over the content put back.
     with Journal(root) as journal:
-        assert journal.get(SID) == redacted
+        assert journal.get(SID).messages[0] == redacted
         again = journal.redact_message(SID, a, reason="again")
         assert again == redacted
         assert [e.reason for e in journal.events(SID) if isinstance(e, MessageRedacted)] == ["asked"]
@@ -1236,7 +1244,9 @@ def test_a_redaction_by_a_journal_with_archive_after_prunes_like_any_of_its_writ
         for i in range(9):
             plain.add_message(SID, "user", f"kept {i}")
     with Journal(root, archive_after=2) as pruning:
-        state = pruning.redact_message(SID, secret.id, reason="asked")
+        returned = pruning.redact_message(SID, secret.id, reason="asked")
+        state = pruning.get(SID)
+        assert returned == state.messages[0]
         assert len(log_path(root, SID).read_bytes().splitlines()) <= 2
         assert [m.content for m in state.messages][:2] == ["", "kept 0"]
         with Journal(root) as fresh:

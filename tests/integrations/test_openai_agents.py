@@ -16,6 +16,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 import pytest
 
 # Skips without the framework; fails on CI, where the dev extra installs it (tests/conftest.py).
@@ -25,16 +26,14 @@ from agents import Agent, RunConfig, Runner, function_tool
 from agents.memory import Session, SessionABC, SessionSettings
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from journal import InvalidValueError, Journal, JournalClosedError, Message, MessageAdded
+from journal import InvalidValueError, Journal, JournalClosedError, Message, MessageAdded, NewMessage
 from journal.aio import AsyncJournal
+from journal.core.events import thaw
 from journal.integrations.openai_agents import JournalSession
 from tests.conftest import JOIN_TIMEOUT
 from tests.helpers_proc import BARRIER_TIMEOUT
 
 CTX = multiprocessing.get_context("spawn")
-MARK_TEXT = {"openai_agents": {"form": "text"}}
-MARK_JSON = {"openai_agents": {"form": "json"}}
-
 # One item of every shape the SDK stores, with values that a careless encoding would change:
 # nested lists and objects, line and paragraph separators, astral characters, ints beyond 64
 # bits, floats that print long, null, booleans. Role: the role the journal message gets.
@@ -51,9 +50,9 @@ EVERY_KIND: list[tuple[str, Any]] = [
             ],
         },
     ),
-    ("developer", {"type": "message", "role": "developer", "content": "typed, so kept as JSON"}),
+    ("system", {"type": "message", "role": "developer", "content": "a developer message"}),
     (
-        "reasoning",
+        "assistant",
         {
             "id": "rs_1",
             "type": "reasoning",
@@ -62,7 +61,7 @@ EVERY_KIND: list[tuple[str, Any]] = [
         },
     ),
     (
-        "function_call",
+        "assistant",
         {
             "arguments": '{"a":2,"b":{"nested":[1,2,{"deep":"ü"}]}}',
             "call_id": "call-1",
@@ -71,9 +70,9 @@ EVERY_KIND: list[tuple[str, Any]] = [
             "id": "fc_1",
         },
     ),
-    ("function_call_output", {"call_id": "call-1", "output": "4", "type": "function_call_output"}),
+    ("tool", {"call_id": "call-1", "output": "4", "type": "function_call_output"}),
     (
-        "function_call_output",
+        "tool",
         {
             "call_id": "call-2",
             "output": [{"type": "input_text", "text": "structured output"}],
@@ -91,7 +90,7 @@ EVERY_KIND: list[tuple[str, Any]] = [
         },
     ),
     (
-        "x_extension",
+        "assistant",
         {
             "type": "x_extension",
             "big": 2**80,
@@ -100,7 +99,23 @@ EVERY_KIND: list[tuple[str, Any]] = [
             "values": [None, True, False, 1e300, [], {}],
         },
     ),
-    ("item", {"call_id": "no role and no type", "output": "still stored"}),
+    ("assistant", {"call_id": "no role and no type", "output": "still stored"}),
+]
+# What people read for each of them (journal show, journal log, journal export --format md).
+CONTENTS = [
+    "What is 2+2? \u2028 ü \U0001f600",
+    "",
+    'and this picture?\n[input_image: {"type":"input_image",'
+    '"image_url":"data:image/png;base64,iVBORw0K","detail":"auto"}]',
+    "a developer message",
+    "add the numbers\n[encrypted_content: gAAAA\u2029==]",
+    '[tool call: add({"a":2,"b":{"nested":[1,2,{"deep":"ü"}]}})]',
+    "4",
+    "structured output",
+    "It is 4.",
+    "[big: 1208925819614629174706176]\n[small: -1180591620717411303424]\n[float: 0.30000000000000004]\n"
+    "[values: [null,true,false,1e300,[],{}]]",
+    "still stored",
 ]
 
 
@@ -140,13 +155,20 @@ def test_every_kind_of_item_round_trips_losslessly(root: Path) -> None:
     with Journal(root) as journal:  # another instance, from the files
         assert asyncio.run(JournalSession("s", journal).get_items()) == items
         stored = journal.get("s").messages
-    assert [m.role for m in stored] == [role for role, _ in EVERY_KIND]
-    # Plain text is stored as its text; everything else as JSON. Either way the metadata is the
-    # marker alone: nothing the user or the model produced may sit in the unerasable part.
-    assert (stored[0].content, dict(stored[0].metadata)) == (items[0]["content"], MARK_TEXT)
-    assert (stored[1].content, dict(stored[1].metadata)) == ("", MARK_TEXT)
-    assert all(dict(m.metadata) == MARK_JSON for m in stored[2:])
-    assert '"big":1208925819614629174706176' in stored[9].content
+    assert [(m.role, m.content) for m in stored] == list(
+        zip([role for role, _ in EVERY_KIND], CONTENTS, strict=True)
+    )
+    for message in stored:
+        assert list(message.metadata) == ["openai_agents"]
+        assert set(message.metadata["openai_agents"]) == {"payload", "spans"}
+    # The payload keeps the item's shape and bookkeeping, blanked of everything said.
+    assert thaw(stored[5].metadata["openai_agents"]["payload"]) == {
+        "arguments": "{}",
+        "call_id": "call-1",
+        "name": "add",
+        "type": "function_call",
+        "id": "fc_1",
+    }
 
 
 def test_get_items_returns_new_dicts(root: Path) -> None:
@@ -205,7 +227,7 @@ def test_pop_item_removes_the_latest_and_history_keeps_it(root: Path) -> None:
     asyncio.run(main())
     with Journal(root) as journal:
         added = [e for e in journal.events("s") if isinstance(e, MessageAdded)]
-        assert [e.role for e in added] == ["user", "function_call"]
+        assert [e.role for e in added] == ["user", "assistant"]
         assert len(journal.get("s").messages) == 0
 
 
@@ -324,13 +346,15 @@ def test_add_items_is_one_write_and_batches_never_interleave(root: Path) -> None
         assert batch == [f"{prefix}:{i}" for i in range(size)]
 
 
-def test_redacted_items_read_back_empty_and_are_gone_from_disk(root: Path) -> None:
+def test_redacted_items_read_back_blank_and_are_gone_from_disk(root: Path) -> None:
     # Letters no id, hash or timestamp can hold, so finding them in a file means the secret.
     needle = "QUOKKA-XYZW"
     call_args = f'{{"address":"{needle}"}}'
     items: list[Any] = [
         {"role": "user", "content": f"I live at {needle}"},
         {"type": "function_call", "call_id": "c1", "name": "pay", "arguments": call_args},
+        {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": needle}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": needle}]},
         {"role": "assistant", "content": "paid"},
     ]
 
@@ -341,21 +365,25 @@ def test_redacted_items_read_back_empty_and_are_gone_from_disk(root: Path) -> No
         session = JournalSession("s", root)
         await session.add_items(items)
         assert on_disk()  # the scan below looks where the content is
-        for message in list(session.journal.get("s").messages)[:2]:
+        for message in list(session.journal.get("s").messages)[:4]:
             session.journal.redact_message("s", message.id, reason="user asked", actor="dpo")
-        assert await session.get_items() == [
+        # Each item keeps its shape (a call its id and tool, blanked arguments the API parses).
+        blanked = [
             {"role": "user", "content": ""},
-            {"role": "function_call", "content": ""},
-            {"role": "assistant", "content": "paid"},
+            {"type": "function_call", "call_id": "c1", "name": "pay", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": ""}]},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": ""}]},
         ]
-        assert await session.get_items(2) == [{"role": "function_call", "content": ""}, items[2]]
-        assert await session.pop_item() == items[2]
-        assert await session.pop_item() == {"role": "function_call", "content": ""}
+        assert await session.get_items() == [*blanked, items[4]]
+        assert await session.get_items(2) == [blanked[3], items[4]]
+        assert await session.pop_item() == items[4]
+        assert await session.pop_item() == blanked[3]
         session.close()
 
     asyncio.run(main())
-    # The whole item sat in the erasable content, so nothing of it is left in any file.
     assert on_disk() == []
+    with Journal(root) as journal:
+        assert journal.verify().ok
 
 
 def test_messages_written_by_other_code_read_back_as_text(root: Path) -> None:
@@ -531,12 +559,52 @@ def test_runner_keeps_the_conversation_in_the_journal(root: Path) -> None:
 
     with Journal(root) as journal:
         messages = journal.get("conv-1").messages
-        assert [m.role for m in messages] == [
-            "user",
-            "function_call",
-            "function_call_output",
-            "assistant",
-            "user",
-            "assistant",
+        assert [(m.role, m.content) for m in messages] == [
+            ("user", "What is 2+2?"),
+            ("assistant", '[tool call: add({"a":2,"b":2})]'),
+            ("tool", "4"),
+            ("assistant", "4"),
+            ("user", "Times 3?"),
+            ("assistant", "12"),
         ]
-        assert [m.content for m in messages if dict(m.metadata) == MARK_TEXT] == ["What is 2+2?", "Times 3?"]
+
+
+# -- sessions stored by earlier versions -----------------------------------------------------
+
+
+def older_form(item: Any) -> NewMessage:
+    """The journal message the previous version of the adapter stored for ``item``: a plain
+    text message as its text, anything else as its JSON, with the item's role or type."""
+    if set(item) == {"role", "content"} and isinstance(item["content"], str):
+        return NewMessage(
+            role=item["role"], content=item["content"], metadata={"openai_agents": {"form": "text"}}
+        )
+    kind = item.get("role") or item.get("type") or "item"
+    return NewMessage(
+        role=kind, content=msgspec.json.encode(item).decode(), metadata={"openai_agents": {"form": "json"}}
+    )
+
+
+def test_sessions_stored_by_earlier_versions_read_back_exactly(root: Path) -> None:
+    items = [item for _, item in EVERY_KIND]
+    with Journal(root) as journal:
+        journal.create("s")
+        journal.add_messages("s", [older_form(item) for item in items])
+        journal.add_message("s", "assistant", "by other code")  # no marker: a text item
+
+        async def main() -> list[Any]:
+            session = JournalSession("s", journal)
+            await session.add_items(items_of("new"))  # the new form after the old one
+            return await session.get_items()
+
+        assert asyncio.run(main()) == [
+            *items,
+            {"role": "assistant", "content": "by other code"},
+            *items_of("new"),
+        ]
+        # A redacted item of the old form reads back as it did: its role and no content.
+        journal.redact_message("s", journal.get("s").messages[5].id, reason="user asked")
+        assert asyncio.run(JournalSession("s", journal).get_items())[5] == {
+            "role": "function_call",
+            "content": "",
+        }
