@@ -46,11 +46,13 @@ from journal import (
     ConflictError,
     CorruptLogError,
     HistoryPrunedError,
+    InvalidValueError,
     Journal,
     JournalError,
     Message,
     Session,
     SessionNotFoundError,
+    parse_point,
 )
 
 __all__ = ["Reply", "create_app", "echo", "journal_for"]
@@ -224,21 +226,13 @@ def _undo(session_id: str, version: object) -> Message:
 
 
 def _parse_at(raw: str | None) -> int | datetime:
-    """A point in history from a query string: a seq, or an ISO 8601 time with a zone."""
-    text = (raw or "").strip()
-    if not text:
-        raise BadRequest("give at=<seq> or at=<ISO 8601 time with a zone, e.g. 2026-01-31T12:00:00Z>")
-    if text.isdigit():
-        return int(text)
+    """A point in history from a query string, as the command line takes it: a seq, an RFC
+    3339 time with its offset, or an amount ago such as -2h."""
     try:
-        # Python 3.10's parser does not read the "Z" suffix.
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-    except ValueError:
-        hint = " (in a URL, write + as %2B, or use Z)" if " " in text else ""
-        raise BadRequest(f"at={text!r} is neither a seq nor an ISO 8601 time{hint}") from None
-    if moment.utcoffset() is None:
-        raise BadRequest(f"at={text!r} has no time zone: add Z or an offset such as +02:00")
-    return moment
+        return parse_point((raw or "").strip())
+    except InvalidValueError as exc:
+        hint = " (in a URL, write + as %2B, or use Z)" if raw and " " in raw.strip() else ""
+        raise BadRequest(f"at: {exc.reason}{hint}") from None
 
 
 def _int_arg(name: str, default: int) -> int:

@@ -24,6 +24,7 @@ from journal.backends.files.history import stored_snapshot_seqs
 from journal.cli.render import (
     Progress,
     UsageError,
+    counted,
     cut,
     display_width,
     event_doc,
@@ -207,8 +208,9 @@ def cmd_verify(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     else:
         for problem in report.problems:
             print(f"{one_line(problem.session_id, 10**6)}: {one_line(str(problem), 10**6)}", file=out)
-        verdict = "ok" if report.ok else f"{len(report.problems)} problems"
-        print(f"checked {report.sessions} sessions, {report.events} events: {verdict}", file=out)
+        verdict = "ok" if report.ok else counted(len(report.problems), "problem")
+        checked = f"{counted(report.sessions, 'session')}, {counted(report.events, 'event')}"
+        print(f"checked {checked}: {verdict}", file=out)
     return 0 if report.ok else 1
 
 
@@ -275,8 +277,8 @@ def cmd_compact(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     if args.id is None and not args.json:
         # Every session: a root of thousands would print thousands of lines; the sum says it.
         archived, dropped = sum(r.archived for r in results), sum(r.dropped for r in results)
-        sessions = "session" if len(results) == 1 else "sessions"
-        print(f"compacted {len(results)} {sessions}: {archived} events archived, {dropped} dropped", file=out)
+        what = f"{counted(archived, 'event')} archived, {dropped} dropped"
+        print(f"compacted {counted(len(results), 'session')}: {what}", file=out)
     return 0
 
 

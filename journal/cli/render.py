@@ -19,7 +19,6 @@ import msgspec
 from journal.backends.postgres.url import shown_url
 from journal.copying import Copied
 from journal.core import events as ev
-from journal.core.codec import thaw_proxy
 from journal.core.state import Message, Session
 
 __all__ = [
@@ -28,6 +27,7 @@ __all__ = [
     "copied_doc",
     "copied_line",
     "copy_status",
+    "counted",
     "cut",
     "display_width",
     "event_doc",
@@ -46,9 +46,12 @@ class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit code 2."""
 
 
-# The same hook the log encoder uses: msgspec writes tuples itself, and is handed the stored
-# read-only mappings as dicts.
-_ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
+_ENCODER = msgspec.json.Encoder()
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 problem``, ``2 problems``: a count and its noun, in the number it needs."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def to_json(value: Any) -> str:
@@ -246,7 +249,7 @@ def print_session(s: Session, out: TextIO, last: int | None = None) -> None:
     total = len(s.messages)
     shown = s.messages if last is None or last >= total else s.messages[-last:]
     newest = f", the newest {len(shown)} shown" if len(shown) < total else ""
-    print(f"{total} {'message' if total == 1 else 'messages'}{newest}", file=out)
+    print(f"{counted(total, 'message')}{newest}", file=out)
     for m in shown:
         who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
         edited = f" (edited {local(m.edited_at)})" if m.edited_at is not None else ""

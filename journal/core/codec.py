@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, NamedTuple
 
 import msgspec
@@ -120,7 +119,7 @@ class _RedactedData(msgspec.Struct):
 
 
 # What the writer encodes: the same members in the same order as the decoding structs above,
-# holding the events' read-only values as they are (see thaw_proxy).
+# holding the events' values as they are (FrozenDicts and tuples, which msgspec encodes itself).
 class _MessageOut(msgspec.Struct, omit_defaults=True):
     id: str
     role: str
@@ -201,15 +200,8 @@ _Line = (
 )
 
 
-def thaw_proxy(value: Any) -> Any:
-    # msgspec encodes dicts and tuples itself; read-only mappings are handed to it as dicts.
-    if type(value) is MappingProxyType:
-        return dict(value)
-    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
-
-
-_ENCODER = msgspec.json.Encoder(enc_hook=thaw_proxy)
-_NO_METADATA: dict[str, Any] = {}  # encoded as is: empty metadata needs no enc_hook call
+_ENCODER = msgspec.json.Encoder()
+_NO_METADATA: dict[str, Any] = {}
 _LINE_DECODER = msgspec.json.Decoder(_Line)
 _ANY_DECODER = msgspec.json.Decoder()
 

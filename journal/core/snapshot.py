@@ -35,7 +35,6 @@ from typing import Any, NamedTuple, overload
 
 import msgspec
 
-from journal.core.codec import thaw_proxy
 from journal.core.events import freeze
 from journal.core.head import Head
 from journal.core.state import Message, Messages, Session
@@ -71,7 +70,7 @@ class _Message(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
     role: str
     content: str
     at: datetime
-    metadata: Any  # a mapping when written (read-only ones via thaw_proxy), a dict when read
+    metadata: Any  # a FrozenDict when written, a dict when read
     references: Any
     actor: str | None
     # Trailing defaults are left out of the array, so a message never edited or redacted is
@@ -126,7 +125,7 @@ class _File(msgspec.Struct, gc=False, omit_defaults=True):
     chunks: tuple[ChunkRef, ...] = ()
 
 
-_ENCODER = msgspec.msgpack.Encoder(enc_hook=thaw_proxy)
+_ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(_File)
 _CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkView)
 _MESSAGE_DECODER = msgspec.msgpack.Decoder(_Message)

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,10 @@ def run_python(block: Block, namespace: dict[str, object]) -> None:
     # Padded so that tracebacks name the line of the page.
     code = compile("\n" * (block.line - 1) + block.code, str(block.page), "exec")
     if block.skip is None:
-        exec(code, namespace)  # noqa: S102 - the project's own documentation, run as documented
+        # Warnings (a framework deprecating an API) are the reader's to see, not a broken page.
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            exec(code, namespace)  # noqa: S102 - the project's own documentation, run as documented
 
 
 def run_shell(block: Block, folder: Path) -> None:
