@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import heapq
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import TextIO
 
 from journal.cli.render import UsageError, event_doc, event_line, one_line, safe_message, to_json
@@ -31,7 +35,54 @@ PG_INTERVAL = 1.0
 _UNREAD = -1  # in ``seen``: a session that could not be read when the tail started
 
 
+class _Interrupt:
+    """Ctrl-C ends a tail between reads, never inside one.
+
+    A KeyboardInterrupt raised at an arbitrary point of a read can land between a lock's
+    acquire and the block that releases it; closing the journal then waits for that lock
+    forever. So SIGINT only raises while the tail waits (``waiting``); during a read it is
+    noted, and the next wait raises at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.safe = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.safe:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.safe = True
+        try:
+            yield
+        finally:
+            self.safe = False
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        # Signal handlers belong to the main thread (main() may run elsewhere, as in tests).
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
+    interrupt = _Interrupt()
+    with interrupt.installed():
+        return _follow(j, args, out, interrupt)
+
+
+def _follow(j: Journal, args: argparse.Namespace, out: TextIO, interrupt: _Interrupt) -> int:
     if args.all == (args.id is not None):
         raise UsageError("tail needs a session id or --all (not both)")
     postgres = j.backend == "postgres"
@@ -96,16 +147,19 @@ def cmd_tail(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
                     damaged.discard(sid)  # readable again (repaired): report it if it breaks again
             if feed is None:
                 if not postgres:
-                    time.sleep(interval)
+                    with interrupt.waiting():
+                        time.sleep(interval)
                 continue
             try:
-                woken = feed.wait(max(0.0, due - time.monotonic())) or set()
+                with interrupt.waiting():
+                    woken = feed.wait(max(0.0, due - time.monotonic())) or set()
             except StorageError as exc:
                 # The listening connection dropped: read on a timer until it is back.
                 print(f"journal: {safe_message(str(exc))} (listening again)", file=sys.stderr)
                 feed.close()
                 feed = None
-                time.sleep(interval)
+                with interrupt.waiting():
+                    time.sleep(interval)
     except KeyboardInterrupt:
         return 1 if met else 0  # the usual way to stop following
     finally:
