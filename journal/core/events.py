@@ -7,7 +7,7 @@ or None). Values inside events are deeply immutable: mappings are read-only dict
 (``FrozenDict``) and lists become tuples, so an event handed to one caller cannot be changed
 under another, while ``msgspec``, ``json`` and web frameworks still encode them as they are.
 
-This module does no I/O and imports nothing else from the package.
+This module does no I/O and imports nothing else from the package but its errors.
 """
 
 from __future__ import annotations

@@ -37,9 +37,12 @@ MAKE = shutil.which("make")
 def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
     # What `make demo` would run in a fresh clone (a venv that does not exist yet).
     venv = tmp_path / "venv"
+    # As typed in a shell, also when this suite itself runs under make (make test).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     plan = subprocess.run(
-        [str(MAKE), "-n", "demo", f"VENV={venv}"],
+        [str(MAKE), "--no-print-directory", "-n", "demo", f"VENV={venv}"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -50,8 +53,9 @@ def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
     assert installs[0].rstrip().endswith("-e ."), installs[0]  # no extras: msgspec and filelock only
     assert plan.rstrip().splitlines()[-1].endswith("journal demo")
     test_plan = subprocess.run(
-        [str(MAKE), "-n", "unit", f"VENV={venv}"],
+        [str(MAKE), "--no-print-directory", "-n", "unit", f"VENV={venv}"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
