@@ -33,14 +33,12 @@ def test_demo_without_root_removes_its_temporary_folder(tmp_path: Path) -> None:
 MAKE = shutil.which("make")
 
 
-@pytest.mark.skipif(MAKE is None, reason="make is not installed")
-def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
-    # What `make demo` would run in a fresh clone (a venv that does not exist yet).
-    venv = tmp_path / "venv"
-    # As typed in a shell, also when this suite itself runs under make (make test).
+def make_plan(target: str, venv: Path) -> str:
+    """What ``make TARGET`` would run with a venv that does not exist yet (a fresh clone), read
+    as a shell would, also when this suite itself runs under make (make test)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
-    plan = subprocess.run(
-        [str(MAKE), "--no-print-directory", "-n", "demo", f"VENV={venv}"],
+    return subprocess.run(
+        [str(MAKE), "--no-print-directory", "-n", target, f"VENV={venv}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -48,17 +46,13 @@ def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
         timeout=60,
         check=True,
     ).stdout
+
+
+@pytest.mark.skipif(MAKE is None, reason="make is not installed")
+def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
+    plan = make_plan("demo", tmp_path / "venv")
     installs = [line for line in plan.splitlines() if "pip install" in line]
     assert len(installs) == 1, plan
     assert installs[0].rstrip().endswith("-e ."), installs[0]  # no extras: msgspec and filelock only
     assert plan.rstrip().splitlines()[-1].endswith("journal demo")
-    test_plan = subprocess.run(
-        [str(MAKE), "--no-print-directory", "-n", "unit", f"VENV={venv}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert '-e ".[dev]"' in test_plan
+    assert '-e ".[dev]"' in make_plan("unit", tmp_path / "venv")
