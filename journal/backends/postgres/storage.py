@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from journal.backends.postgres.feed import PgFeed
 from journal.backends.postgres.pool import Pool
 from journal.backends.postgres.rows import (
-    CHUNK,
-    load_base,
+    checked,
+    history_rows,
+    history_start,
     newest_snapshot,
     read_rows,
-    record_of,
     stamp_of,
 )
 from journal.backends.postgres.transaction import PgTransaction
@@ -184,22 +184,13 @@ class PgReader:
 
     def history(self, resume: Head | None = None) -> History:
         with self.pool.connection() as conn:
-            base = load_base(conn, self.where, self.sid)
+            base, active_from = history_start(conn, self.where, self.sid)
         start = None if base is None else base[1]
-        return (None if base is None else base[0], start, self._stream(start))
+        return (None if base is None else base[0], start, self._stream(start, active_from))
 
-    def _stream(self, start: Head | None) -> Iterator[Record]:
-        head = start
-        while True:
-            with self.pool.connection() as conn:
-                rows = conn.execute(
-                    "SELECT seq, line FROM journal_events WHERE session_id = %s AND seq > %s"
-                    " ORDER BY seq LIMIT %s",
-                    [self.sid, 0 if head is None else head.seq, CHUNK],
-                ).fetchall()
-            for seq, line in rows:
-                record = record_of(bytes(line), head, self.where, seq)
+    def _stream(self, after: Head | None, active_from: int) -> Iterator[Record]:
+        head = after
+        for rows in history_rows(self.pool.connection, self.sid, 0 if after is None else after.seq):
+            for record in checked(rows, head, self.where, active_from):
                 head = record.head
                 yield record
-            if len(rows) < CHUNK:
-                return

@@ -26,14 +26,15 @@ import msgspec
 from journal.backends.postgres.pool import Pool
 from journal.backends.postgres.rows import (
     SEP,
+    checked,
     head_at,
+    line_seq,
     line_type,
     load_base,
     lock_key,
     newest_snapshot,
     psycopg_modules,
     read_rows,
-    record_of,
     stamp_of,
     write_snapshot,
 )
@@ -378,15 +379,14 @@ class PgTransaction:
         base = load_base(self.conn, self.where, self.sid)
         after = None if base is None else base[1]
         data = self.conn.execute(
-            "SELECT data FROM journal_bases WHERE session_id = %s", [self.sid]
+            "SELECT data FROM journal_bases WHERE session_id = %s", [self.sid], binary=True
         ).fetchone()
-        lines = []
-        for seq, line in self.conn.execute(
-            "SELECT seq, line FROM journal_events WHERE session_id = %s ORDER BY seq", [self.sid]
-        ).fetchall():
-            after = record_of(bytes(line), after, self.where, seq).head
-            lines.append(bytes(line))
-        return Exported(None if data is None else bytes(data[0]), lines)
+        rows = self.conn.execute(
+            "SELECT seq, line FROM journal_events WHERE session_id = %s ORDER BY seq", [self.sid], binary=True
+        ).fetchall()
+        for _ in checked(rows, after, self.where, 1):
+            pass
+        return Exported(None if data is None else data[0], [line for _, line in rows])
 
     def restore(self, exported: Exported) -> None:
         """See ``Transaction.restore``: one transaction, so a failed import leaves nothing."""
@@ -457,10 +457,10 @@ class PgTransaction:
             "SELECT seq, line FROM journal_events"
             " WHERE session_id = %s AND archived AND seq > %s ORDER BY seq",
             [self.sid, floor],
+            binary=True,
         ).fetchall()
         fold = Fold(self.where, state, head)
-        for seq, line in rows:
-            record = record_of(bytes(line), fold.head, self.where, seq)
+        for record in checked(rows, head, self.where, 1):
             if record.event.at >= before:
                 break
             fold.add(record)
@@ -515,14 +515,15 @@ class PgTransaction:
                 "SELECT seq, line FROM journal_events WHERE session_id = %s AND seq < %s"
                 " AND type IN ('message_added', 'message_edited')",
                 [self.sid, by],
+                binary=True,
             ).fetchall()
             for seq, line in rows:
-                text = content_of(bytes(line), message_id, by)
+                text = content_of(line, message_id, by)
                 if text is not None:
                     texts.add(text)
                     self.conn.execute(
                         "UPDATE journal_events SET line = %s WHERE session_id = %s AND seq = %s",
-                        [erase_body(bytes(line), by), self.sid, seq],
+                        [erase_body(line, by), self.sid, seq],
                     )
             needles = line_needles(message_id, texts)
             for moved_at, seq, line in self.conn.execute(
@@ -555,7 +556,7 @@ class PgTransaction:
         self._hold()
         base = load_base(self.conn, self.where, self.sid)
         snapshots = self.conn.execute(
-            "SELECT seq, data FROM journal_snapshots WHERE session_id = %s", [self.sid]
+            "SELECT seq, data FROM journal_snapshots WHERE session_id = %s", [self.sid], binary=True
         ).fetchall()
         start = None if base is None else (base[1].seq, base[1].hash)
         check = ChainCheck(self.sid, start, None if base is None else base[0], [s for s, _ in snapshots])
@@ -563,10 +564,18 @@ class PgTransaction:
             check.retention_base(base[0], f"{self.where} (base)")
         self._rows_seen: list[tuple[int, bytes]] = []
         for seq, line in self.conn.execute(
-            "SELECT seq, line FROM journal_events WHERE session_id = %s ORDER BY seq", [self.sid]
+            "SELECT seq, line FROM journal_events WHERE session_id = %s ORDER BY seq", [self.sid], binary=True
         ):
-            self._rows_seen.append((seq, bytes(line)))
-            check.line(None, self.where, seq, 0, bytes(line))
+            self._rows_seen.append((seq, line))
+            stated = line_seq(line)
+            if stated is not None and stated != seq and stated == check.seq + 1:
+                # In order by its line, but stored under another key: reads refuse it (the
+                # head would not be the session row's), so the intact prefix ends before it.
+                check.problem(
+                    "reordered", self.where, seq, 0, f"the row of seq {seq} holds the line of seq {stated}"
+                )
+                check.broken(None, self.where, seq, 0)
+            check.line(None, self.where, seq, 0, line)
         check.finish()
         if check.redacted:
             for seq, line in self.conn.execute(
@@ -575,7 +584,7 @@ class PgTransaction:
             ):
                 check.check_quarantined(f"{self.where} (quarantine)", seq, 0, bytes(line))
         for seq, data in snapshots:
-            check.stored_snapshot(f"{self.where} (snapshot {seq})", bytes(data))
+            check.stored_snapshot(f"{self.where} (snapshot {seq})", data)
         if anchor is not None:
             check.check_anchor(anchor, self.where)
         return check

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from journal import ConflictError, Journal, MessageAdded
-from tests.crash.test_postgres_faults import SYNC, Proxy, proxied, target
+from tests.crash.test_postgres_faults import APPEND_QUERY, SYNC, Proxy, Rule, proxied, target
 
 CTX = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 120.0  # only turns a hang into a failure
@@ -155,3 +156,49 @@ def test_a_warm_append_is_one_round_trip_and_taking_a_connection_probes_nothing(
     assert appends == 20
     assert gets == 20
     assert stored(pg_url, "s")[-1] == "m19"
+
+
+def test_concurrent_appends_of_one_process_go_out_together(pg_url: str) -> None:
+    # Oracle: the first append's statement is held on the wire, so the other threads' appends
+    # queue behind it in the Journal (they are real threads, blocked in add_message). Once it
+    # is let through, the next leader sends every queued append: one more statement on the
+    # wire, and on the server one transaction (one xmin) for all their rows.
+    followers = 5
+    with counted(pg_url) as (proxy, journal):
+        journal.create("s")
+        journal.add_message("s", "user", "warm")
+        proxy.arm(Rule("up", APPEND_QUERY, hold=True))
+        returned: dict[str, int] = {}
+        guard = threading.Lock()
+
+        def write(content: str) -> None:
+            seq = journal.add_message("s", "user", content).seq
+            with guard:
+                returned[content] = seq
+
+        workers = [threading.Thread(target=write, args=("first",))]
+        workers[0].start()
+        assert proxy.fired.wait(JOIN_TIMEOUT), "the first append never reached the wire"
+        workers += [threading.Thread(target=write, args=(f"queued {n}",)) for n in range(followers)]
+        for worker in workers[1:]:
+            worker.start()
+        slot = journal._sessions.slots["s"]
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while len(slot.queue) < followers:  # every follower waits behind the held leader
+            assert time.monotonic() < deadline, "the followers never queued"
+            time.sleep(0.01)
+        proxy.arm(None)  # count from here: what the held statement's successors send
+        proxy.release(forward_rest=True)
+        for worker in workers:
+            worker.join(JOIN_TIMEOUT)
+        assert not any(worker.is_alive() for worker in workers)
+        assert requests(proxy) == 1
+    assert returned["first"] == 3
+    contents = stored(pg_url, "s")
+    assert {content: seq for seq, content in enumerate(contents, start=2)} == {"warm": 2, **returned}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        xmins = conn.execute(
+            "SELECT xmin::text FROM journal_events WHERE session_id = 's' AND seq > 3"
+        ).fetchall()
+    assert len(xmins) == followers
+    assert len(set(xmins)) == 1, "the queued appends were committed separately"
