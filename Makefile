@@ -31,10 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check journal tests benchmarks examples
 	$(BIN)/lint-imports
 
-# The example app is checked on its own: the tests load it by path, not as a package.
+# The example apps are checked on their own: the tests load them by path, not as packages.
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy examples/flask_chat
+	$(BIN)/mypy examples/langgraph_chat
 
 unit: $(STAMP)
 	$(BIN)/pytest

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from benchmarks import cases
 from benchmarks.common import Row, median
 from benchmarks.history import long_session
+from benchmarks.langgraph import langgraph
 from benchmarks.postgres import postgres
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,6 +79,7 @@ def collect(tmp: Path, mode: Mode, output: Path) -> list[Row]:
     rows += long_session(tmp, mode.history, plot_to=output / "growth.png")
     load_size = 10_000 if 10_000 in mode.loads else max(mode.loads)
     rows += postgres(tmp, mode.durable, mode.threads, load_size, mode.load_repeats)
+    rows += langgraph(tmp, mode.durable)
     return rows
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-OPTIONAL = ("langchain_core", "agents", "llama_index", "flask", "hypothesis", "psycopg", "psycopg_pool")
+OPTIONAL = (
+    "langchain_core",
+    "langgraph",
+    "agents",
+    "llama_index",
+    "flask",
+    "hypothesis",
+    "psycopg",
+    "psycopg_pool",
+)
 
 
 def test_the_core_modules_import_no_optional_dependency() -> None:

@@ -62,7 +62,7 @@ from journal.integrations.transcript import (
     standard_role,
 )
 
-__all__ = ["JournalChatMessageHistory"]
+__all__ = ["JournalChatMessageHistory", "read_message", "stored_message"]
 
 _KEY = "langchain"
 _CALLS = ("tool_calls", "tool_call_chunks", "invalid_tool_calls")
@@ -123,7 +123,7 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
             stored = self.journal.get(self.session_id).messages
         except SessionNotFoundError:
             return []
-        return [_read(m) for m in stored if _KEY in m.metadata]
+        return [read_message(m) for m in stored if _KEY in m.metadata]
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append the messages in order, in one journal write.
@@ -131,7 +131,7 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
         Raises:
             InvalidValueError: a message holds a value with no JSON form; nothing is written.
         """
-        batch = [_stored(i, message) for i, message in enumerate(messages)]
+        batch = [stored_message(i, message) for i, message in enumerate(messages)]
         try:
             self.journal.add_messages(self.session_id, batch)
         except SessionNotFoundError:
@@ -223,7 +223,8 @@ def _call(t: Transcript, path: list[Any], one: Any, *, invalid: bool) -> None:
     rest(t, path, one, _CALL_KEEP)
 
 
-def _stored(index: int, message: BaseMessage) -> NewMessage:
+def stored_message(index: int, message: BaseMessage) -> NewMessage:
+    """How a LangChain message is stored: a readable transcript line (see ``transcript``)."""
     payload = message_to_dict(message)
     try:
         t = _render(payload)
@@ -233,7 +234,8 @@ def _stored(index: int, message: BaseMessage) -> NewMessage:
     return NewMessage(role=_role(payload), content=t.content, metadata={_KEY: marker})
 
 
-def _read(m: Message) -> BaseMessage:
+def read_message(m: Message) -> BaseMessage:
+    """The LangChain message a stored one was, in any form this adapter ever wrote."""
     marker = marker_of(m.metadata, _KEY)
     if marker is None:
         return _read_older(m, thaw(m.metadata[_KEY]))
