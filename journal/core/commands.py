@@ -31,6 +31,7 @@ __all__ = [
     "create_build",
     "edit_build",
     "find_in_history",
+    "hidden_message",
     "remove_build",
     "settings_build",
 ]
@@ -41,12 +42,19 @@ Build = Callable[[Session | None, int, datetime], Sequence[ev.Event]]
 
 
 class NewMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """A message to add with ``Journal.add_messages`` (a mapping with these keys works too)."""
+    """A message to add with ``Journal.add_messages`` (a mapping with these keys works too).
+
+    ``hidden``: recorded in the history but never shown: its ``message_added`` event is
+    followed, in the same write, by a ``message_removed``. For records an integration keeps
+    beside the conversation (``events``, ``journal log`` and ``verify`` see them; ``journal
+    show`` and the session's messages do not).
+    """
 
     role: str
     content: str
     metadata: Mapping[str, Any] | None = None
     references: Sequence[Any] | None = None
+    hidden: bool = False
 
 
 class _Checked(msgspec.Struct, frozen=True):
@@ -55,12 +63,20 @@ class _Checked(msgspec.Struct, frozen=True):
     metadata: Mapping[str, Any]
     references: tuple[Any, ...]
     message_id: str
+    hidden: bool = False
 
 
 def check_message(
-    role: object, content: object, metadata: object, references: object, field: str = ""
+    role: object,
+    content: object,
+    metadata: object,
+    references: object,
+    field: str = "",
+    hidden: object = False,
 ) -> _Checked:
     """Check and freeze one new message's values, and give it a fresh id."""
+    if type(hidden) is not bool:
+        raise InvalidValueError(field + "hidden", f"must be True or False, not {type(hidden).__name__}")
     meta = (
         EMPTY_MAPPING
         if metadata is None
@@ -75,7 +91,21 @@ def check_message(
         role = check_text(role, field + "role", allow_empty=False)
     if type(content) is not str or not content.isascii():  # else it is plainly valid
         content = check_text(content, field + "content")
-    return _Checked(role, content, meta, refs, os.urandom(16).hex())
+    return _Checked(role, content, meta, refs, os.urandom(16).hex(), hidden)
+
+
+def hidden_message(message: _Checked, seq: int, at: datetime, actor: str | None) -> Message:
+    """The ``hidden`` message as its ``message_added`` event (at ``seq``) recorded it."""
+    return Message(
+        id=message.message_id,
+        seq=seq,
+        role=message.role,
+        content=message.content,
+        at=at,
+        metadata=message.metadata,
+        references=message.references,
+        actor=actor,
+    )
 
 
 def checked_messages(messages: object) -> list[_Checked]:
@@ -84,20 +114,29 @@ def checked_messages(messages: object) -> list[_Checked]:
     for index, item in enumerate(sequence(messages, "messages")):
         field = f"messages[{index}]."
         if isinstance(item, NewMessage):
-            out.append(check_message(item.role, item.content, item.metadata, item.references, field))
+            out.append(
+                check_message(item.role, item.content, item.metadata, item.references, field, item.hidden)
+            )
             continue
         if not isinstance(item, Mapping):
             raise InvalidValueError(
                 f"messages[{index}]", f"must be a NewMessage or a mapping, not {type(item).__name__}"
             )
-        unknown = set(item) - {"role", "content", "metadata", "references"}
+        unknown = set(item) - {"role", "content", "metadata", "references", "hidden"}
         if unknown:
             raise InvalidValueError(f"messages[{index}]", f"unknown keys {sorted(map(str, unknown))}")
         for key in ("role", "content"):
             if key not in item:
                 raise InvalidValueError(field + key, "is missing")
         out.append(
-            check_message(item["role"], item["content"], item.get("metadata"), item.get("references"), field)
+            check_message(
+                item["role"],
+                item["content"],
+                item.get("metadata"),
+                item.get("references"),
+                field,
+                item.get("hidden", False),
+            )
         )
     return out
 
@@ -170,6 +209,12 @@ def add_build(
                     before=before,
                 )
             )
+            if message.hidden:
+                events.append(
+                    ev.MessageRemoved(
+                        seq=seq + len(events), at=now, actor=actor, message_id=message.message_id
+                    )
+                )
         return events
 
     return build

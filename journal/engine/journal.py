@@ -35,6 +35,7 @@ from journal.core.commands import (
     clear_build,
     create_build,
     edit_build,
+    hidden_message,
     remove_build,
     settings_build,
 )
@@ -350,7 +351,8 @@ class Journal:
         """Append several messages in one write and return them, in order.
 
         The messages get consecutive seqs with no other write between them, and share one
-        write and one fsync. With ``replace``, a ``cleared`` event goes first: the messages
+        write and one fsync. A ``hidden`` one is followed by its removal in the same write:
+        the history records it, the conversation never shows it. With ``replace``, a ``cleared`` event goes first: the messages
         become the whole visible conversation. A crash during the write can keep a prefix of
         the lines (never reported as written), as with any unacknowledged write.
 
@@ -366,7 +368,20 @@ class Journal:
             precondition(sid, self.get(sid), expected)
             return ()
         state = self._write(sid, add_build(sid, expected, actor, checked, replace=replace))
-        return state.messages[len(state.messages) - len(checked) :]
+        shown = [m for m in checked if not m.hidden]
+        visible = iter(state.messages[len(state.messages) - len(shown) :])
+        # A hidden message left the conversation in the same write: rebuilt from what was
+        # written (its seq counted back from the write's last one; one write, one time).
+        seq = state.version + 1 - sum(2 if m.hidden else 1 for m in checked)
+        out = []
+        for m in checked:
+            if m.hidden:
+                out.append(hidden_message(m, seq, state.updated_at, actor))
+                seq += 2
+            else:
+                out.append(next(visible))
+                seq += 1
+        return tuple(out)
 
     def update_settings(
         self,

@@ -411,7 +411,13 @@ class JournalMachine(RuleBasedStateMachine):
         which: int,
     ) -> None:
         sid = self.chat(data)
-        batch = [{"role": "user" if i % 2 else "assistant", "content": c} for i, c in enumerate(contents)]
+        # Some are hidden (recorded in the history, removed from view in the same write): one
+        # in three by content, so that the choice costs no draw of its own.
+        batch = [
+            {"role": "user" if i % 2 else "assistant", "content": c}
+            | ({"hidden": True} if len(c) % 3 == 1 else {})
+            for i, c in enumerate(contents)
+        ]
         expected = self._expected(sid, version)
         self.call(which, "add_messages", sid, batch, replace=replace, expected_version=expected, actor=actor)
 

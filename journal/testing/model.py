@@ -204,7 +204,7 @@ def fold(events: Iterable[ModelEvent]) -> ModelSession | None:
     )
 
 
-_NEW_FIELDS = ("role", "content", "metadata", "references")
+_NEW_FIELDS = ("role", "content", "metadata", "references", "hidden")
 
 
 def _utc_now() -> datetime:
@@ -301,22 +301,36 @@ class InMemoryJournal:
         batch = []
         if replace:
             batch.append(ModelEvent(seq=len(log) + 1, type="cleared", at=at, actor=actor))
+        hidden: dict[str, ModelMessage] = {}
         for item, mid in zip(items, ids, strict=True):
-            batch.append(
-                self._added(
-                    [*log, *batch],
-                    item["role"],
-                    item["content"],
-                    item.get("metadata"),
-                    item.get("references"),
-                    at,
-                    actor,
-                    mid,
-                    None,
-                )
+            added = self._added(
+                [*log, *batch],
+                item["role"],
+                item["content"],
+                item.get("metadata"),
+                item.get("references"),
+                at,
+                actor,
+                mid,
+                None,
             )
+            batch.append(added)
+            if item.get("hidden"):  # recorded, and removed from view in the same write
+                batch.append(
+                    ModelEvent(seq=added.seq + 1, type="message_removed", at=at, actor=actor, message_id=mid)
+                )
+                hidden[mid] = ModelMessage(
+                    seq=added.seq,
+                    role=added.role,
+                    content=added.content,
+                    at=at,
+                    metadata=copy.deepcopy(added.metadata),
+                    references=copy.deepcopy(added.references),
+                    actor=actor,
+                    id=mid,
+                )
         log.extend(batch)
-        return [self._message(session_id, mid) for mid in ids]
+        return [hidden[mid] if mid in hidden else self._message(session_id, mid) for mid in ids]
 
     def pop_message(
         self,

@@ -229,6 +229,55 @@ def test_add_messages_writes_a_batch_and_replace_clears_first(
     assert stored.dump() == before
 
 
+def test_a_hidden_message_is_recorded_and_never_shown(
+    journal: Journal, store_url: str, stored: Stored
+) -> None:
+    (a,) = start(journal, "a")
+    added = journal.add_messages(
+        SID,
+        [
+            NewMessage(role="note", content="kept aside", metadata={"k": 1}, hidden=True),
+            {"role": "user", "content": "shown"},
+            {"role": "note", "content": "also aside", "hidden": True},
+        ],
+        actor="app",
+    )
+    assert [(m.seq, m.role, m.content, m.actor) for m in added] == [
+        (3, "note", "kept aside", "app"),
+        (5, "user", "shown", "app"),
+        (6, "note", "also aside", "app"),
+    ]
+    assert dict(added[0].metadata) == {"k": 1}
+    state = agrees_everywhere(journal, store_url)
+    assert contents(state) == ["a", "shown"]
+    assert state.version == 7
+    assert state.messages[1] == added[1]
+    events = list(journal.events(SID, after=2))
+    assert [(type(e), e.seq) for e in events] == [
+        (MessageAdded, 3),
+        (MessageRemoved, 4),
+        (MessageAdded, 5),
+        (MessageAdded, 6),
+        (MessageRemoved, 7),
+    ]
+    assert len({e.at for e in events}) == 1  # one write
+    assert [e.message_id for e in events if isinstance(e, MessageRemoved)] == [added[0].id, added[2].id]
+    assert contents(journal.replay(SID, at=3)) == ["a", "kept aside"]  # the history holds it
+    # With replace, the batch follows a cleared event; hidden messages are counted the same way.
+    replaced = journal.add_messages(
+        SID,
+        [NewMessage(role="note", content="x", hidden=True), NewMessage(role="user", content="y")],
+        replace=True,
+    )
+    assert [m.seq for m in replaced] == [9, 11]
+    assert contents(journal.get(SID)) == ["y"]
+    before = stored.dump()
+    with pytest.raises(InvalidValueError, match=r"messages\[0\]\.hidden"):
+        journal.add_messages(SID, [{"role": "note", "content": "x", "hidden": "yes"}])
+    assert stored.dump() == before
+    assert a not in [m.id for m in journal.get(SID).messages]
+
+
 # -- update_settings, clear, pop, remove, edit ----------------------------------------------
 
 

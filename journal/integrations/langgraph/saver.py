@@ -30,7 +30,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from journal.core import events as ev
 from journal.core.commands import NewMessage
 from journal.core.events import thaw
-from journal.errors import MessageNotFoundError, SessionNotFoundError
+from journal.errors import SessionNotFoundError
 from journal.integrations import settled
 from journal.integrations.langchain import stored_message
 from journal.integrations.langgraph.index import (
@@ -465,14 +465,11 @@ class JournalSaver(BaseCheckpointSaver[str]):
         content: str,
         fresh: Sequence[BaseMessage] = (),
     ) -> None:
-        """Append the ``fresh`` messages and the bookkeeping message in one write, then hide
-        the latter, and fold both into ``thread`` when nobody else wrote meanwhile.
-
-        Two writes: the journal has no event that adds a message without showing it. Until
-        the second lands, ``journal show`` prints the bookkeeping message.
-        """
+        """Append the ``fresh`` messages and the bookkeeping message in one write (the latter
+        hidden: recorded, never shown), and fold them into ``thread`` when nobody else wrote
+        meanwhile."""
         batch = [stored_message(i, m) for i, m in enumerate(fresh)]
-        batch.append(NewMessage(role=ROLE, content=content, metadata={KEY: marker}))
+        batch.append(NewMessage(role=ROLE, content=content, metadata={KEY: marker}, hidden=True))
         try:
             added = self.journal.add_messages(sid, batch)
         except SessionNotFoundError:
@@ -480,22 +477,12 @@ class JournalSaver(BaseCheckpointSaver[str]):
             added = self.journal.add_messages(sid, batch)
         # Folding our own events here spares reading them back: Journal.events reads a
         # session's history from its start.
-        local = thread is not None and added[0].seq == thread.seq + 1
-        if thread is not None and local:
+        if thread is not None and added[0].seq == thread.seq + 1:
             for m in added:
                 apply(thread, added_event(m))
-                thread.seq = m.seq
             for given, stored in zip(fresh, added, strict=False):
                 thread.same[stored.seq] = given
-        hidden = 0
-        # This one, and any that a process which stopped between its two writes left visible.
-        # Another process's, about to be hidden by itself, is hidden here first: harmless.
-        for note in [m for m in self.journal.get(sid).messages if m.role == ROLE]:
-            with contextlib.suppress(MessageNotFoundError):
-                self.journal.remove_message(sid, note.id)
-                hidden += 1
-        if thread is not None and local and self.journal.get(sid).version == thread.seq + hidden:
-            thread.seq += hidden  # removals change nothing the index holds
+            thread.seq = added[-1].seq + 1  # the bookkeeping message's removal
 
     def _thread(self, sid: str) -> Thread | None:
         """The thread's index caught up with its session; None if there is no session."""
