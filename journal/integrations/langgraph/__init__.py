@@ -3,7 +3,7 @@
 Install with ``pip install "chat-journal[langgraph]"``. The thread ``thread_id`` is the
 journal session ``str(thread_id)`` (so ``journal show user-123`` prints thread ``user-123``);
 ``checkpoint_ns`` and checkpoint ids are kept exactly. Every ``put``, ``put_writes`` and
-deletion is one journal write (and a second that hides its bookkeeping), so the thread's
+deletion is one journal write (its bookkeeping hidden in the same write), so the thread's
 whole history is in the session's log, chained and checked by ``journal verify``.
 
 What goes where, and why:
@@ -17,8 +17,8 @@ What goes where, and why:
   checkpoint holding it then reads it back blanked.
 * **The bookkeeping.** Each checkpoint, set of pending writes or deletion is one more message
   of role ``langgraph``, written in the same write as the conversation's new messages and
-  removed from the visible conversation right after (``journal log`` and ``events`` keep it;
-  ``journal show`` does not print it). Its metadata, sealed in the chain, holds what no
+  hidden (``NewMessage(hidden=True)``: removed from view by that same write; ``journal log``
+  and ``events`` keep it, ``journal show`` does not print it). Its metadata, sealed in the chain, holds what no
   user said: namespace, checkpoint id, parent id, channel versions, ``versions_seen``,
   pending-write task ids and channels, and which conversation messages each messages
   channel holds (by seq). Its content, erasable, holds the rest as LangGraph's serializer

@@ -90,8 +90,8 @@ class JournalSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Store a checkpoint: its new messages and its bookkeeping in one journal write,
-        then hide the bookkeeping from the visible conversation.
+        """Store a checkpoint: its new messages and its bookkeeping (hidden from the visible
+        conversation) in one journal write.
 
         Only the channels in ``new_versions`` are stored; the others are found under the
         version an earlier checkpoint stored them with.
@@ -144,7 +144,7 @@ class JournalSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Store a task's pending writes for a checkpoint (one write, then one that hides it).
+        """Store a task's pending writes for a checkpoint (one write, its bookkeeping hidden).
 
         As in LangGraph's own savers, a write already stored for the same task and index is
         kept (special channels, such as errors and interrupts, are replaced).
