@@ -18,8 +18,8 @@ What goes where, and why:
 * **The bookkeeping.** Each checkpoint, set of pending writes or deletion is one more message
   of role ``langgraph``, written in the same write as the conversation's new messages and
   hidden (``NewMessage(hidden=True)``: removed from view by that same write; ``journal log``
-  and ``events`` keep it, ``journal show`` does not print it). Its metadata, sealed in the chain, holds what no
-  user said: namespace, checkpoint id, parent id, channel versions, ``versions_seen``,
+  and ``events`` keep it, ``journal show`` does not print it). Its metadata, sealed in the
+  chain, holds what no user said: namespace, checkpoint id, parent id, channel versions, ``versions_seen``,
   pending-write task ids and channels, and which conversation messages each messages
   channel holds (by seq). Its content, erasable, holds the rest as LangGraph's serializer
   writes it (``serde.dumps_typed``, base64): the checkpoint's metadata, the values of the
