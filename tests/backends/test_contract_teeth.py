@@ -37,7 +37,9 @@ WITNESS = {
 
 def run_contract(pytester: pytest.Pytester, make: str) -> tuple[dict[str, int], set[str]]:
     pytester.makepyfile(test_under_contract=MODULE.format(make=make))
-    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-rf")
+    # In process, so without the plugins that hold per-test state of their own (pytest-playwright's
+    # soft assertions refuse to nest in the outer run's).
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-p", "no:playwright", "-rf")
     failed = {line.split("::")[-1].split(" ")[0] for line in result.outlines if line.startswith("FAILED ")}
     return result.parseoutcomes(), failed
 
