@@ -22,6 +22,7 @@ from benchmarks.common import Row, median
 from benchmarks.history import long_session
 from benchmarks.langgraph import langgraph
 from benchmarks.postgres import postgres
+from benchmarks.web import web
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -80,6 +81,8 @@ def collect(tmp: Path, mode: Mode, output: Path) -> list[Row]:
     load_size = 10_000 if 10_000 in mode.loads else max(mode.loads)
     rows += postgres(tmp, mode.durable, mode.threads, load_size, mode.load_repeats)
     rows += langgraph(tmp, mode.durable)
+    # 10,000 sessions and 50,000 events in the full run (the sizes of memory and history).
+    rows += web(tmp, mode.memory, mode.history)
     return rows
 
 

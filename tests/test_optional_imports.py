@@ -14,6 +14,9 @@ OPTIONAL = (
     "hypothesis",
     "psycopg",
     "psycopg_pool",
+    "starlette",
+    "uvicorn",
+    "jinja2",
 )
 
 

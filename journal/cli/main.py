@@ -209,6 +209,14 @@ def _parser(now: datetime) -> _Parser:
         help="the journal to copy into (created if missing)",
     )
     copy.add_argument("sessions", nargs="*", metavar="SESSION", help="only these sessions (default: all)")
+    serve = command("serve", "a read-only audit viewer in the browser (extra web)")
+    serve.add_argument("url", nargs="?", metavar="URL", help="the journal (instead of --root)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=_positive, default=8765, help="port (default 8765)")
+    serve.add_argument("--token", help="require this token (default: $JOURNAL_WEB_TOKEN)")
+    serve.add_argument(
+        "--insecure-no-token", action="store_true", help="allow a non-loopback --host without a token"
+    )
     demo = command("demo", "run a scripted tour in a temporary folder (or --root)")
     del demo
     return parser
@@ -265,6 +273,17 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the viewer's frameworks are an extra, and `import journal.cli` needs none.
+    try:
+        from journal.web.server import cmd_serve
+    except ImportError as exc:
+        raise UsageError(
+            f'serve needs the web extra ({exc.name} is missing): pip install "chat-journal[web]"'
+        ) from None
+    return cmd_serve(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 1 problem found, 2 usage error)."""
     # One moment for the whole command: diff -2h -1h is exactly one hour.
@@ -284,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args.root)
         if args.command == "copy":
             return cmd_copy(args, sys.stdout)
+        if args.command == "serve":
+            return _serve(args)
         with open_journal(root_location(args)) as journal:
             return COMMANDS[args.command](journal, args, sys.stdout)
     except (

@@ -352,9 +352,10 @@ class Journal:
 
         The messages get consecutive seqs with no other write between them, and share one
         write and one fsync. A ``hidden`` one is followed by its removal in the same write:
-        the history records it, the conversation never shows it. With ``replace``, a ``cleared`` event goes first: the messages
-        become the whole visible conversation. A crash during the write can keep a prefix of
-        the lines (never reported as written), as with any unacknowledged write.
+        the history records it, the conversation never shows it. With ``replace``, a
+        ``cleared`` event goes first: the messages become the whole visible conversation. A
+        crash during the write can keep a prefix of the lines (never reported as written), as
+        with any unacknowledged write.
 
         Raises:
             SessionNotFoundError, ConflictError: as for ``add_message``.

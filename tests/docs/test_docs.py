@@ -114,8 +114,10 @@ def run_shell(block: Block, folder: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
-def test_every_block_of_the_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+# ``doc``, not ``page``: pytest-playwright (a dev dependency) owns a fixture of that name.
+@pytest.mark.parametrize("doc", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_block_of_the_page_runs(doc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = doc
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     ran = 0

@@ -1,0 +1,12 @@
+"""``journal serve``: a read-only audit viewer for the browser, and its JSON API (extra ``web``).
+
+An outer ring like ``journal.cli``: it reads a journal through the library (``get``,
+``events``, ``replay``, ``verify``, ``head``) and writes nothing to it. ``create_app`` builds
+the Starlette application; ``journal.web.server`` checks the address and runs it under uvicorn.
+"""
+
+from __future__ import annotations
+
+from journal.web.app import create_app
+
+__all__ = ["create_app"]
