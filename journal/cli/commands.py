@@ -57,6 +57,7 @@ __all__ = [
     "cmd_show",
     "cmd_stats",
     "cmd_verify",
+    "version_at",
 ]
 
 # The open journal, the parsed arguments, where to print; returns the exit code.
@@ -148,7 +149,7 @@ def cmd_replay(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_diff(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     sid = args.id
     j.get(sid)  # the session must exist now
-    a, b = _version_at(j, sid, args.a), _version_at(j, sid, args.b)
+    a, b = version_at(j, sid, args.a), version_at(j, sid, args.b)
     if a > b:
         raise UsageError(
             f"{_point_shown(args.a)} (version {a}) is after {_point_shown(args.b)} (version {b}): "
@@ -188,7 +189,9 @@ def _point_shown(point: int | datetime) -> str:
     return f"seq {point}" if isinstance(point, int) else point.isoformat()
 
 
-def _version_at(j: Journal, sid: str, point: int | datetime) -> int:
+def version_at(j: Journal, sid: str, point: int | datetime) -> int:
+    """The session's version at ``point`` (0: before it existed); a seq past its end raises
+    VersionNotFoundError. For ``diff``, here and in the viewer."""
     if isinstance(point, int):
         version = j.get(sid).version
         if point > version:

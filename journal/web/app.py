@@ -27,6 +27,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from journal.cli.commands import version_at
 from journal.cli.render import event_doc, message_doc, session_doc, to_json
 from journal.core import events as ev
 from journal.core.points import parse_point
@@ -147,18 +148,6 @@ def _point(text: str, name: str, now: datetime) -> int | datetime:
         raise Problem(400, f"{name}: {exc.reason}") from None
 
 
-def _version_at(j: Journal, sid: str, point: int | datetime) -> int:
-    if isinstance(point, int):
-        version = j.get(sid).version
-        if point > version:
-            raise VersionNotFoundError(sid, point, version)
-        return point
-    try:
-        return j.replay(sid, at=point).version
-    except SessionNotFoundError:
-        return 0  # before the session existed
-
-
 def _events(j: Journal, sid: str, after: int, last: int) -> list[ev.Event]:
     return list(itertools.takewhile(lambda e: e.seq <= last, j.events(sid, after=after)))
 
@@ -167,8 +156,8 @@ def compute_diff(j: Journal, sid: str, a_text: str, b_text: str, now: datetime) 
     """What happened after point A up to point B, as ``journal diff --json`` says it, and how
     the visible conversation differs between the two (messages added, removed, changed)."""
     j.get(sid)
-    a = _version_at(j, sid, _point(a_text, "from", now))
-    b = _version_at(j, sid, _point(b_text, "to", now))
+    a = version_at(j, sid, _point(a_text, "from", now))
+    b = version_at(j, sid, _point(b_text, "to", now))
     if a > b:
         raise Problem(400, f"from (version {a}) is after to (version {b}): give the earlier point first")
     events = _events(j, sid, a, b)
@@ -341,7 +330,7 @@ def create_app(
         at_version = current.version
         if at_text:
             point = _point(at_text, "at", datetime.now(timezone.utc))
-            at_version = _version_at(j, sid, point)
+            at_version = version_at(j, sid, point)
             if at_version == 0:
                 raise Problem(404, f"session {sid!r} did not exist yet at {at_text}")
             shown = j.replay(sid, at=at_version)
@@ -423,7 +412,7 @@ def create_app(
             if not at_text:
                 return _json(session_doc(j.get(sid)))
             j.get(sid)
-            version = _version_at(j, sid, _point(at_text, "at", datetime.now(timezone.utc)))
+            version = version_at(j, sid, _point(at_text, "at", datetime.now(timezone.utc)))
             if version == 0:
                 raise Problem(404, f"session {sid!r} did not exist yet at {at_text}")
             return _json(session_doc(j.replay(sid, at=version)))
