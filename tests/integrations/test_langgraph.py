@@ -17,7 +17,6 @@ import pytest
 # Skips without the framework; fails on CI, where the dev extra installs it (tests/conftest.py).
 pytest.importorskip("langgraph.checkpoint.conformance", reason="langgraph is installed by the dev extra")
 
-from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -28,6 +27,7 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Command, interrupt
 from typing_extensions import NotRequired, TypedDict
 
+from examples.langgraph_chat.graph import State, build_graph, scripted
 from journal import Journal
 from journal.cli.main import main
 from journal.integrations.langgraph import ROLE, JournalSaver
@@ -73,22 +73,9 @@ def test_conformance(where: str) -> None:
     assert report.conformance_level() == "FULL"
 
 
-class State(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-
-
 def chat_graph(replies: list[str]) -> StateGraph[State]:
-    """One node that answers with a fake model: no network."""
-    model = FakeListChatModel(responses=replies)
-
-    def chat(state: State) -> dict[str, Any]:
-        return {"messages": [model.invoke(state["messages"])]}
-
-    builder = StateGraph(State)
-    builder.add_node("chat", chat)
-    builder.add_edge(START, "chat")
-    builder.add_edge("chat", END)
-    return builder
+    """The example's one-node graph, answering from ``replies``: no network."""
+    return build_graph(scripted(*replies))
 
 
 def ask(text: str) -> State:
