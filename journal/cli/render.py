@@ -69,18 +69,8 @@ def local(at: datetime) -> str:
 
 
 def message_doc(m: Message) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "seq": m.seq,
-        "role": m.role,
-        "content": m.content,
-        "at": utc(m.at),
-        "metadata": m.metadata,
-        "references": m.references,
-        "actor": m.actor,
-        "redacted": m.redacted,
-        "edited_at": None if m.edited_at is None else utc(m.edited_at),
-    }
+    """The message as JSON: its own ``to_dict()``, the one plain form of a message."""
+    return m.to_dict()
 
 
 def session_doc(s: Session, last: int | None = None) -> dict[str, Any]:
