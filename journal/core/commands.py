@@ -31,7 +31,6 @@ __all__ = [
     "create_build",
     "edit_build",
     "find_in_history",
-    "hidden_message",
     "remove_build",
     "settings_build",
 ]
@@ -92,20 +91,6 @@ def check_message(
     if type(content) is not str or not content.isascii():  # else it is plainly valid
         content = check_text(content, field + "content")
     return _Checked(role, content, meta, refs, os.urandom(16).hex(), hidden)
-
-
-def hidden_message(message: _Checked, seq: int, at: datetime, actor: str | None) -> Message:
-    """The ``hidden`` message as its ``message_added`` event (at ``seq``) recorded it."""
-    return Message(
-        id=message.message_id,
-        seq=seq,
-        role=message.role,
-        content=message.content,
-        at=at,
-        metadata=message.metadata,
-        references=message.references,
-        actor=actor,
-    )
 
 
 def checked_messages(messages: object) -> list[_Checked]:
@@ -185,8 +170,10 @@ def add_build(
     *,
     before: str | None = None,
     replace: bool = False,
+    out: list[Message] | None = None,
 ) -> Build:
-    """Append ``messages`` (after a ``cleared`` with ``replace``; in front of ``before``)."""
+    """Append ``messages`` (after a ``cleared`` with ``replace``; in front of ``before``);
+    ``out`` receives them as written, hidden ones included."""
 
     def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
@@ -215,6 +202,8 @@ def add_build(
                         seq=seq + len(events), at=now, actor=actor, message_id=message.message_id
                     )
                 )
+        if out is not None:  # the last build is the one written
+            out[:] = [message_of(e) for e in events if isinstance(e, ev.MessageAdded)]
         return events
 
     return build

@@ -35,7 +35,6 @@ from journal.core.commands import (
     clear_build,
     create_build,
     edit_build,
-    hidden_message,
     remove_build,
     settings_build,
 )
@@ -277,8 +276,7 @@ class Journal:
             InvalidValueError: the settings cannot be stored (nothing is written).
         """
         sid = uuid.uuid4().hex if session_id is None else check_session_id(session_id)
-        frozen = freeze_json({} if settings is None else mapping(settings, "settings"), "settings")
-        return self._write(sid, create_build(sid, check_actor(actor), frozen))
+        return self._write(sid, create_build(sid, check_actor(actor), _settings(settings)))
 
     def get_or_create(
         self,
@@ -293,15 +291,15 @@ class Journal:
         Atomic as seen by callers: with other writers creating and deleting the session at the
         same time, each attempt either finds it or creates it, and is retried otherwise.
         """
-        if settings is not None:
-            freeze_json(mapping(settings, "settings"), "settings")  # bad settings fail either way
+        frozen = _settings(settings)  # checked once: bad settings fail whether or not it exists
+        sid = check_session_id(session_id)
         while True:
             try:
-                return self.get(session_id)
+                return self.get(sid)
             except SessionNotFoundError:
                 pass
             try:
-                return self.create(session_id, settings=settings, actor=actor)
+                return self._write(sid, create_build(sid, check_actor(actor), frozen))
             except SessionExistsError:
                 continue  # created by another writer since: read it (or, if deleted again, retry)
 
@@ -368,21 +366,9 @@ class Journal:
         if not checked and not replace:
             precondition(sid, self.get(sid), expected)
             return ()
-        state = self._write(sid, add_build(sid, expected, actor, checked, replace=replace))
-        shown = [m for m in checked if not m.hidden]
-        visible = iter(state.messages[len(state.messages) - len(shown) :])
-        # A hidden message left the conversation in the same write: rebuilt from what was
-        # written (its seq counted back from the write's last one; one write, one time).
-        seq = state.version + 1 - sum(2 if m.hidden else 1 for m in checked)
-        out = []
-        for m in checked:
-            if m.hidden:
-                out.append(hidden_message(m, seq, state.updated_at, actor))
-                seq += 2
-            else:
-                out.append(next(visible))
-                seq += 1
-        return tuple(out)
+        added: list[Message] = []
+        self._write(sid, add_build(sid, expected, actor, checked, replace=replace, out=added))
+        return tuple(added)
 
     def update_settings(
         self,
@@ -779,3 +765,11 @@ class Journal:
         for record in stream(self._storage, sid):
             if record.event.seq > after:
                 yield record.event
+
+
+def _settings(settings: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A new session's initial settings, checked and frozen (none: empty)."""
+    frozen: Mapping[str, Any] = freeze_json(
+        {} if settings is None else mapping(settings, "settings"), "settings"
+    )
+    return frozen
