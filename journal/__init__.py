@@ -25,7 +25,7 @@ from journal.core.events import (
 )
 from journal.core.points import parse_point
 from journal.core.reports import Anchor, Moved, Problem, ProblemKind, RepairReport, VerifyReport
-from journal.core.state import Message, Messages, Session, apply, enc_hook, replay
+from journal.core.state import Message, Messages, Session, apply, replay
 from journal.engine.journal import Compaction, Journal, NewMessage
 from journal.errors import (
     ConflictError,
@@ -83,7 +83,6 @@ __all__ = [
     "VersionNotFoundError",
     "__version__",
     "apply",
-    "enc_hook",
     "event_from_dict",
     "parse_point",
     "replay",

@@ -105,7 +105,7 @@ def _message_dict(m: Message) -> dict[str, Any]:
 
 def _session_dict(s: Session) -> dict[str, Any]:
     return {
-        "messages": [_message_dict(m) for m in s.messages],
+        "messages": [_message_dict(m) for m in s.messages_view],
         "created_at": s.created_at,
         "updated_at": s.updated_at,
         "settings": thaw(s.settings),

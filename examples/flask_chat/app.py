@@ -276,7 +276,7 @@ def _summaries() -> list[dict[str, Any]]:
             {
                 "id": sid,
                 "damaged": False,
-                "messages": len(s.messages),
+                "messages": len(s.messages_view),
                 "version": s.version,
                 "updated_at": msgspec.to_builtins(s.updated_at),
             }

@@ -386,9 +386,9 @@ class MemoryTransaction(MemorySource):
         texts = set()
         if stored.base is not None:
             state, base_head = decode_snapshot(stored.base, kind="base")
-            index = state.messages.index_of(message_id)
+            index = state.messages_view.index_of(message_id)
             if index >= 0:
-                texts.add(state.messages[index].content)
+                texts.add(state.messages_view[index].content)
             erased = erased_state(state, message_id)
             if erased is not None:
                 stored.base = encode_snapshot(erased, base_head, kind="base")

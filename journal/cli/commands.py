@@ -85,7 +85,7 @@ def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
         "id": lambda s: s.id,
         "created": lambda s: s.created_at,
         "updated": lambda s: s.updated_at,
-        "messages": lambda s: len(s.messages),
+        "messages": lambda s: len(s.messages_view),
         "version": lambda s: s.version,
     }
     rows.sort(key=key[args.sort], reverse=args.reverse)
@@ -95,7 +95,7 @@ def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         docs = [
             {k: v for k, v in session_doc(s).items() if k not in ("messages", "settings")}
-            | {"messages": len(s.messages)}
+            | {"messages": len(s.messages_view)}
             for s in rows
         ]
         print(to_json(docs), file=out)
@@ -109,7 +109,7 @@ def cmd_ls(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     print(f"{pad('SESSION', width)} {'MESSAGES':>8} {'VERSION':>8}  {'CREATED':<25} UPDATED", file=out)
     for shown, s in zip(ids, rows, strict=True):
         print(
-            f"{pad(shown, width)} {len(s.messages):>8} {s.version:>8}  "
+            f"{pad(shown, width)} {len(s.messages_view):>8} {s.version:>8}  "
             f"{local(s.created_at):<25} {local(s.updated_at)}",
             file=out,
         )
@@ -347,7 +347,7 @@ def _markdown(s: Any) -> str:
     lines.append(f"- version {s.version}, created {local(s.created_at)}, updated {local(s.updated_at)}")
     if s.settings:
         lines.append(f"- settings: `{visible(to_json(s.settings))}`")
-    for m in s.messages:
+    for m in s.messages_view:
         who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
         text = "*[content erased]*" if m.redacted else visible(m.content)
         lines += ["", f"## {one_line(m.role, 10**6)}{who} · #{m.seq} · {local(m.at)}", "", text]

@@ -76,7 +76,7 @@ def message_doc(m: Message) -> dict[str, Any]:
 def session_doc(s: Session, last: int | None = None) -> dict[str, Any]:
     """The session as JSON; with ``last``, only its newest ``last`` messages, and how many it
     holds in all (``message_count``)."""
-    messages = s.messages if last is None else s.messages[-last:]
+    messages = s.messages_view if last is None else s.messages_view[-last:]
     doc = {
         "id": s.id,
         "version": s.version,
@@ -85,7 +85,7 @@ def session_doc(s: Session, last: int | None = None) -> dict[str, Any]:
         "settings": s.settings,
         "messages": [message_doc(m) for m in messages],
     }
-    return doc if last is None else doc | {"message_count": len(s.messages)}
+    return doc if last is None else doc | {"message_count": len(s.messages_view)}
 
 
 def event_doc(e: ev.Event) -> dict[str, Any]:
@@ -236,8 +236,8 @@ def print_session(s: Session, out: TextIO, last: int | None = None) -> None:
     print(f"created {local(s.created_at)}  updated {local(s.updated_at)}", file=out)
     if s.settings:
         print(f"settings {visible(to_json(s.settings))}", file=out)
-    total = len(s.messages)
-    shown = s.messages if last is None or last >= total else s.messages[-last:]
+    total = len(s.messages_view)
+    shown = s.messages_view if last is None or last >= total else s.messages_view[-last:]
     newest = f", the newest {len(shown)} shown" if len(shown) < total else ""
     print(f"{counted(total, 'message')}{newest}", file=out)
     for m in shown:

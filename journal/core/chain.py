@@ -312,7 +312,7 @@ class ChainCheck:
         head could tell, and it cannot vouch for the base either (see ``check_anchor``).
         """
         self.base_seq, self.base_file = self.seq, file
-        for message in state.messages:
+        for message in state.messages_view:
             if not message.redacted:
                 self._content.setdefault(message.id, []).append((file, 0, -1))
 

@@ -177,7 +177,7 @@ def add_build(
 
     def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
-        if before is not None and state.messages.index_of(before) < 0:
+        if before is not None and state.messages_view.index_of(before) < 0:
             raise MessageNotFoundError(sid, before, "to insert before")
         events: list[ev.Event] = []
         if replace:
@@ -217,13 +217,13 @@ def remove_build(
     def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
         if message_id is None:
-            if not state.messages:
+            if not state.messages_view:
                 raise MessageNotFoundError(sid, None, "to pop: the conversation is empty")
-            index = len(state.messages) - 1
+            index = len(state.messages_view) - 1
         else:
             index = _visible(sid, state, message_id, "to remove")
-        out.append(state.messages[index])
-        return [ev.MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages[index].id)]
+        out.append(state.messages_view[index])
+        return [ev.MessageRemoved(seq=seq, at=now, actor=actor, message_id=state.messages_view[index].id)]
 
     return build
 
@@ -240,7 +240,7 @@ def edit_build(
 
     def build(state: Session | None, seq: int, now: datetime) -> list[ev.Event]:
         state = precondition(sid, state, expected)
-        old = state.messages[_visible(sid, state, message_id, "to edit")]
+        old = state.messages_view[_visible(sid, state, message_id, "to edit")]
         if old.redacted:
             raise InvalidValueError(
                 "message_id", f"{message_id!r} is redacted: its content cannot be replaced"
@@ -265,8 +265,8 @@ def find_in_history(
     showed it, visible or not (None: it holds no such message), and the seq of its redaction
     if any."""
     found: Message | None = None
-    if base is not None and (index := base.messages.index_of(message_id)) >= 0:
-        found = base.messages[index]
+    if base is not None and (index := base.messages_view.index_of(message_id)) >= 0:
+        found = base.messages_view[index]
     redacted_by = None
     for record in records:
         event = record.event
@@ -280,7 +280,7 @@ def find_in_history(
 
 
 def _visible(sid: str, state: Session, message_id: str, purpose: str) -> int:
-    index = state.messages.index_of(message_id)
+    index = state.messages_view.index_of(message_id)
     if index < 0:
         raise MessageNotFoundError(sid, message_id, f"{purpose}: it is not in the visible conversation")
     return index

@@ -12,7 +12,7 @@ This module does no I/O and imports nothing else from the package but its errors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar, NoReturn, TypeAlias, TypeVar
 
@@ -95,10 +95,10 @@ def thaw(value: Any) -> Any:
     return value
 
 
-def to_plain(value: Any, enc_hook: Callable[[Any], Any] | None = None) -> Any:
+def to_plain(value: Any) -> Any:
     """``value`` as plain JSON values (dicts, lists, str, int, float, bool, None; times as
     RFC 3339 strings): exactly what ``json.loads`` gives back for its JSON."""
-    return _PLAIN.decode(msgspec.json.encode(value, enc_hook=enc_hook))
+    return _PLAIN.decode(msgspec.json.encode(value))
 
 
 _PLAIN = msgspec.json.Decoder()

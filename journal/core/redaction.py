@@ -14,7 +14,7 @@ import msgspec
 
 from journal.core.codec import decode, erase_body
 from journal.core.events import MessageAdded, MessageEdited
-from journal.core.state import Session
+from journal.core.state import Session, evolve
 from journal.errors import LineError
 
 __all__ = ["MIN_NEEDLE", "content_of", "erased_state", "holds_content", "line_needles", "scrub_line"]
@@ -22,11 +22,11 @@ __all__ = ["MIN_NEEDLE", "content_of", "erased_state", "holds_content", "line_ne
 
 def erased_state(state: Session, message_id: str) -> Session | None:
     """``state`` with the visible message's content erased; None if it shows no such content."""
-    index = state.messages.index_of(message_id)
-    if index < 0 or state.messages[index].redacted:
+    index = state.messages_view.index_of(message_id)
+    if index < 0 or state.messages_view[index].redacted:
         return None
-    message = msgspec.structs.replace(state.messages[index], content="", redacted=True)
-    return msgspec.structs.replace(state, messages=state.messages.changed(index, message))
+    message = msgspec.structs.replace(state.messages_view[index], content="", redacted=True)
+    return evolve(state, state.version, state.updated_at, state.messages_view.changed(index, message))
 
 
 def _content_event(line: bytes, message_id: str, by: int) -> MessageAdded | MessageEdited | None:

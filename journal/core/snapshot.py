@@ -272,7 +272,7 @@ def encode_snapshot(session: Session, head: Head, *, kind: str = "snapshot") -> 
         raise ValueError(f"state is at version {session.version} but the head at seq {head.seq}")
     if len(head.cursor) > 2:
         raise ValueError(f"a snapshot holds a cursor of at most two ints, not {head.cursor!r}")
-    blob, ends = _encode_messages(session.messages)
+    blob, ends = _encode_messages(session.messages_view)
     return _document(session, head, kind, blob, ends, ())
 
 
@@ -325,7 +325,7 @@ def encode_chunked(session: Session, head: Head, reuse: Sequence[ChunkRef] = ())
         raise ValueError(f"a snapshot holds a cursor of at most two ints, not {head.cursor!r}")
     chunks = list(reuse)
     covered = sum(ref.count for ref in chunks)
-    blob, ends = _encode_messages(session.messages, covered)
+    blob, ends = _encode_messages(session.messages_view, covered)
     new: list[tuple[ChunkRef, bytes]] = []
     first, base = 0, 0  # the first message and byte not yet in a chunk
     for index, end in enumerate(ends):

@@ -2,16 +2,18 @@
 
 ``apply(session, event)`` returns the session after one more event; ``replay(events)`` folds a
 whole history. Both are pure: no I/O, no clock, no randomness. Sessions and messages are frozen;
-``Session.messages`` is an immutable sequence and ``Session.settings`` a read-only mapping, so a
-state handed to one caller can never be changed by another.
+``Session.messages`` is a tuple and ``Session.settings`` a read-only mapping, so a state handed
+to one caller can never be changed by another.
 
-Appending a message costs O(1): successive states share one backing list, and a state only
-copies it when an older state is extended a second time (a branch), which the journal itself
-never does.
+Appending a message costs O(1): successive states share one ``Messages`` (a backing list that
+a state only copies when an older state is extended a second time, a branch, which the journal
+itself never does), and a state builds its tuple only when ``messages`` is read. The code of
+the fold, the engine, the backends and the tools reads ``Session.messages_view`` instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -24,7 +26,16 @@ from journal.core import events as ev
 from journal.core.events import EMPTY_MAPPING, FrozenDict, from_plain, to_plain
 from journal.errors import InvalidValueError
 
-__all__ = ["Message", "Messages", "Session", "apply", "edited", "enc_hook", "message_of", "replay"]
+__all__ = [
+    "Message",
+    "Messages",
+    "Session",
+    "apply",
+    "edited",
+    "evolve",
+    "message_of",
+    "replay",
+]
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -149,6 +160,15 @@ class Messages(Sequence[Message]):
         that what it wrote of ``other`` still stands."""
         return self._backing is other._backing and min(self._n, other._n) >= count
 
+    def as_tuple(self) -> tuple[Message, ...]:
+        """Every message as a tuple: O(n), a copy of the built ones (a snapshot's are decoded)."""
+        backing = self._backing
+        if not backing.split:
+            with backing.lock:  # the newest state holds the whole list: copy it, not a slice
+                if len(backing.items) == self._n:
+                    return tuple(backing.items)
+        return tuple(self)
+
     def _parts(self) -> tuple[Sequence[Message], int, list[Message]]:
         """(prefix, how many of it belong to self, the materialized rest): for encoders."""
         backing = self._backing
@@ -180,11 +200,12 @@ class Messages(Sequence[Message]):
     def __iter__(self) -> Iterator[Message]:
         backing = self._backing
         split = min(backing.split, self._n)
-        # The prefix's own iterator: a snapshot's decodes its parts in order, finding nothing.
-        yield from itertools.islice(backing.prefix, split)
-        items = backing.items
-        for i in range(self._n - split):
-            yield items[i]
+        # Iterators built in C, no Python frame per message: ``tuple(messages)`` (what
+        # ``Session.messages`` is built by) copies the built messages at memcpy speed. The
+        # prefix's own iterator, because a snapshot's decodes its parts in order, finding
+        # nothing; islice stops at this state's length however far later states appended.
+        rest = itertools.islice(backing.items, self._n - split)
+        return itertools.chain(itertools.islice(backing.prefix, split), rest) if split else rest
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Messages):
@@ -199,15 +220,56 @@ class Messages(Sequence[Message]):
         return f"Messages({list(self)!r})"
 
 
-class Session(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class _MessagesField:
+    """``Session.messages``: stored as the shared ``Messages``, read as a tuple built on first
+    read and kept with the session.
+
+    A descriptor-typed dataclass field: ``Session(messages=...)`` hands the value to
+    ``__set__``, and msgspec, which encodes a dataclass by reading each field as an attribute,
+    gets the tuple, so ``msgspec.json.encode(session)`` needs no hook. A tuple costs O(n) to
+    build, so it is built when read, never on append.
+    """
+
+    @overload
+    def __get__(self, session: None, owner: type[Any]) -> _MessagesField: ...
+
+    @overload
+    def __get__(self, session: Session, owner: type[Any] | None = None) -> tuple[Message, ...]: ...
+
+    def __get__(
+        self, session: Session | None, owner: type[Any] | None = None
+    ) -> tuple[Message, ...] | _MessagesField:
+        if session is None:
+            # What dataclasses asks for the field's default: raising declares none.
+            raise AttributeError("Session.messages has no default")
+        fields = session.__dict__
+        built: tuple[Message, ...] | None = fields.get("_built")
+        if built is None:
+            # Two threads may both build it: equal tuples, and either one is kept.
+            built = fields["_built"] = fields["_view"].as_tuple()
+        return built
+
+    def __set__(self, session: Session, value: Iterable[Message]) -> None:
+        # Reached only from __init__: the frozen dataclass refuses any later assignment.
+        session.__dict__["_view"] = value if isinstance(value, Messages) else Messages(value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Session:
     """An immutable snapshot of one session.
+
+    A frozen dataclass: ``msgspec.json.encode(session)``, ``msgspec.to_builtins(session)`` and
+    ``dataclasses.asdict(session)`` work on it directly; ``to_dict()`` gives the JSON values,
+    ``Session.from_dict`` reads them back.
 
     Attributes:
         id: the session id as given by the caller.
         created_at: time of the ``created`` event (aware UTC).
         updated_at: time of the latest event.
         version: seq of the latest event; pass it as ``expected_version`` for optimistic writes.
-        messages: the visible conversation (emptied by ``clear``; the log keeps everything).
+        messages: the visible conversation as a tuple (emptied by ``clear``; the log keeps
+            everything). Built on first read: O(n), and a session loaded from a snapshot
+            decodes every message for it. ``messages_view`` reads the same messages lazily.
         settings: read-only mapping of the current settings.
     """
 
@@ -215,19 +277,41 @@ class Session(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     created_at: datetime
     updated_at: datetime
     version: int
-    messages: Messages
-    settings: Mapping[str, Any] = EMPTY_MAPPING
+    messages: _MessagesField = _MessagesField()
+    # A factory: dataclasses refuses a dict (even a read-only one) as a plain default.
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=lambda: EMPTY_MAPPING)
+
+    @property
+    def messages_view(self) -> Messages:
+        """The same messages as ``messages``, as a sequence that costs O(1) to get and builds
+        only the messages read: ``len(session.messages_view)`` and
+        ``session.messages_view[-20:]`` decode 20 of a 100,000-message snapshot, not all."""
+        view: Messages = self.__dict__["_view"]
+        return view
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return (
+            self.id == other.id
+            and self.created_at == other.created_at
+            and self.updated_at == other.updated_at
+            and self.version == other.version
+            and self.settings == other.settings
+            and self.messages_view == other.messages_view
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         # Short: a session can hold 100,000 messages, and a repr ends up in logs and tracebacks.
-        return f"Session(id={self.id!r}, version={self.version}, messages={len(self.messages)})"
+        return f"Session(id={self.id!r}, version={self.version}, messages={len(self.messages_view)})"
 
     def to_dict(self) -> dict[str, Any]:
         """The session as plain JSON values, messages as ``Message.to_dict()`` gives them: what
         ``json.dumps`` and web frameworks take, and what ``Session.from_dict`` turns back into
-        an equal session. For msgspec directly: ``msgspec.json.encode(session,
-        enc_hook=journal.enc_hook)``."""
-        plain: dict[str, Any] = to_plain(self, enc_hook)
+        an equal session. ``msgspec.json.encode(session)`` gives the same JSON directly."""
+        plain: dict[str, Any] = to_plain(self)
         return plain
 
     @classmethod
@@ -263,17 +347,26 @@ class _PlainSession(msgspec.Struct, frozen=True, kw_only=True):
     settings: Mapping[str, Any] = EMPTY_MAPPING
 
 
-def enc_hook(value: Any) -> Any:
-    """msgspec's ``enc_hook`` for sessions: ``msgspec.json.encode(session, enc_hook=enc_hook)``
-    and ``msgspec.to_builtins(session, enc_hook=enc_hook)``.
-
-    A session's messages are a sequence shared between its successive states (appends stay
-    O(1), a cold open decodes only the messages it reads), which msgspec encodes only through
-    a hook; messages, settings and every event encode without one.
-    """
-    if isinstance(value, Messages):
-        return list(value)
-    raise NotImplementedError(f"Encoding objects of type {type(value).__name__} is unsupported")
+def evolve(
+    session: Session,
+    version: int,
+    updated_at: datetime,
+    messages: Messages | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Session:
+    """``session`` moved on to ``version``, built without ``__init__`` and without the tuple
+    of messages ``session`` may have built: the fold makes one state per event."""
+    new = object.__new__(Session)
+    old = session.__dict__
+    new.__dict__.update(
+        id=old["id"],
+        created_at=old["created_at"],
+        updated_at=updated_at,
+        version=version,
+        _view=old["_view"] if messages is None else messages,
+        settings=old["settings"] if settings is None else settings,
+    )
+    return new
 
 
 def apply(session: Session | None, event: ev.Event) -> Session:
@@ -305,45 +398,38 @@ def apply(session: Session | None, event: ev.Event) -> Session:
             raise ValueError(f"session {session.id!r} was already created")
         case ev.MessageAdded():
             message = message_of(event)
+            visible = session.messages_view
             if event.before is None:
-                messages = session.messages.appended(message)
+                messages = visible.appended(message)
             else:
-                messages = session.messages.changed(_visible(session, event.before), message, insert=True)
-            return _moved_on(session, event, messages)
+                messages = visible.changed(_visible(session, event.before), message, insert=True)
+            return evolve(session, event.seq, event.at, messages)
         case ev.MessageRemoved():
-            return _moved_on(
-                session, event, session.messages.changed(_visible(session, event.message_id), None)
-            )
+            index = _visible(session, event.message_id)
+            return evolve(session, event.seq, event.at, session.messages_view.changed(index, None))
         case ev.MessageEdited():
             index = _visible(session, event.message_id)
             # No check for a redacted message here: before its redaction event, a message whose
             # lines were erased reads as redacted too, and its edits must still fold.
-            new = edited(session.messages[index], event)
-            return _moved_on(session, event, session.messages.changed(index, new))
+            visible = session.messages_view
+            return evolve(session, event.seq, event.at, visible.changed(index, edited(visible[index], event)))
         case ev.MessageRedacted():
             # The message may have been cleared or removed from view: its history is erased all
             # the same, and the visible conversation changes only if it shows the message.
-            index = session.messages.index_of(event.message_id)
-            messages = session.messages
+            messages = session.messages_view
+            index = messages.index_of(event.message_id)
             if index >= 0:
                 erased = msgspec.structs.replace(messages[index], content="", redacted=True)
                 messages = messages.changed(index, erased)
-            return _moved_on(session, event, messages)
+            return evolve(session, event.seq, event.at, messages)
         case ev.SettingsChanged():
             settings = dict(session.settings)
             settings.update(event.changes)
             for key in event.removed:
                 settings.pop(key, None)
-            return msgspec.structs.replace(
-                session,
-                version=event.seq,
-                updated_at=event.at,
-                settings=FrozenDict(settings),
-            )
+            return evolve(session, event.seq, event.at, settings=FrozenDict(settings))
         case ev.Cleared():
-            return msgspec.structs.replace(
-                session, version=event.seq, updated_at=event.at, messages=Messages()
-            )
+            return evolve(session, event.seq, event.at, Messages())
     return _unhandled(event)
 
 
@@ -374,14 +460,10 @@ def edited(message: Message, event: ev.MessageEdited) -> Message:
 
 
 def _visible(session: Session, message_id: str) -> int:
-    index = session.messages.index_of(message_id)
+    index = session.messages_view.index_of(message_id)
     if index < 0:
         raise ValueError(f"no visible message {message_id!r} in session {session.id!r}")
     return index
-
-
-def _moved_on(session: Session, event: ev.Event, messages: Messages) -> Session:
-    return msgspec.structs.replace(session, version=event.seq, updated_at=event.at, messages=messages)
 
 
 def _unhandled(event: NoReturn) -> NoReturn:

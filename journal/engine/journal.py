@@ -334,7 +334,7 @@ class Journal:
         build = add_build(
             sid, expected, None if actor is None else check_actor(actor), [message], before=anchor
         )
-        messages = self._write(sid, build).messages
+        messages = self._write(sid, build).messages_view
         return messages[-1] if anchor is None else messages[messages.index_of(message.message_id)]
 
     def add_messages(
@@ -460,7 +460,7 @@ class Journal:
         text = check_text(content, "content")
         meta = None if metadata is None else freeze_json(mapping(metadata, "metadata"), "metadata")
         build = edit_build(sid, check_version(expected_version), check_actor(actor), mid, text, meta)
-        messages = self._write(sid, build).messages
+        messages = self._write(sid, build).messages_view
         return messages[messages.index_of(mid)]
 
     def redact_message(

@@ -75,7 +75,7 @@ def redact(
         # The snapshots showed the content and are gone: leave one of the erased state (or,
         # past archive_after, prune, which leaves one too).
         step.snapshot_now = True
-        visible = step.view.state.messages
+        visible = step.view.state.messages_view
         if (index := visible.index_of(mid)) >= 0:
             return visible[index]
         if found is not None:  # cleared or removed from view: as the history last showed it

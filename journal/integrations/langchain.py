@@ -120,7 +120,7 @@ class JournalChatMessageHistory(BaseChatMessageHistory):
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The visible conversation, as LangChain messages (a new list each time)."""
         try:
-            stored = self.journal.get(self.session_id).messages
+            stored = self.journal.get(self.session_id).messages_view
         except SessionNotFoundError:
             return []
         return [read_message(m) for m in stored if _KEY in m.metadata]

@@ -222,7 +222,7 @@ class JournalChatStore(BaseChatStore):
             session = self.journal.get(key)
         except SessionNotFoundError:
             return []
-        return [_chat_message(m) for m in session.messages]
+        return [_chat_message(m) for m in session.messages_view]
 
     def get_keys(self) -> list[str]:
         """Every key listed: written to and not emptied by ``delete_messages`` since."""
@@ -291,7 +291,7 @@ class JournalChatStore(BaseChatStore):
                 self.journal.clear(key, expected_version=session.version, actor=self.actor)
             except _RACED:
                 continue
-            return [_chat_message(m) for m in session.messages]
+            return [_chat_message(m) for m in session.messages_view]
 
     def delete_message(self, key: str, idx: int) -> ChatMessage | None:
         """Remove and return the message at ``idx`` (negative counts from the end).
@@ -303,11 +303,11 @@ class JournalChatStore(BaseChatStore):
         """
         while True:
             session = self._listed(key)
-            if session is None or idx >= len(session.messages):
+            if session is None or idx >= len(session.messages_view):
                 return None
-            if idx < -len(session.messages):
+            if idx < -len(session.messages_view):
                 raise IndexError("pop index out of range")
-            target = session.messages[idx]
+            target = session.messages_view[idx]
             try:
                 removed = self.journal.remove_message(
                     key, target.id, expected_version=session.version, actor=self.actor
@@ -326,7 +326,7 @@ class JournalChatStore(BaseChatStore):
             session = self._listed(key)
             if session is None:
                 return None
-            if not session.messages:
+            if not session.messages_view:
                 raise IndexError("pop from empty list")
             try:
                 removed = self.journal.pop_message(key, expected_version=session.version, actor=self.actor)
@@ -376,7 +376,7 @@ class JournalChatStore(BaseChatStore):
         while True:
             try:
                 session = self.journal.get(key)
-                if session.messages:
+                if session.messages_view:
                     return session
                 latest = next(self.journal.events(key, after=session.version - 1), None)
             except SessionNotFoundError:
@@ -392,9 +392,9 @@ class JournalChatStore(BaseChatStore):
 
 def _id_at(session: Session, idx: int) -> str | None:
     """The id of the message ``list.insert(idx, ...)`` would insert before (None: append)."""
-    n = len(session.messages)
+    n = len(session.messages_view)
     position = max(idx + n, 0) if idx < 0 else idx
-    return session.messages[position].id if position < n else None
+    return session.messages_view[position].id if position < n else None
 
 
 def _role(role: object) -> str:

@@ -196,7 +196,7 @@ class JournalSession:
 
     def _read(self, limit: int | None) -> list[TResponseInputItem]:
         try:
-            messages = self._open().get(self.session_id).messages
+            messages = self._open().get(self.session_id).messages_view
         except SessionNotFoundError:
             return []
         if limit is None:

@@ -163,8 +163,8 @@ def compute_diff(j: Journal, sid: str, a_text: str, b_text: str, now: datetime) 
     events = _events(j, sid, a, b)
     before = j.replay(sid, at=a) if a else None
     after = j.replay(sid, at=b) if b else None
-    old = {m.id: m for m in before.messages} if before else {}
-    new = {m.id: m for m in after.messages} if after else {}
+    old = {m.id: m for m in before.messages_view} if before else {}
+    new = {m.id: m for m in after.messages_view} if after else {}
     changed = [
         (old[mid], m)
         for mid, m in new.items()
@@ -335,7 +335,7 @@ def create_app(
                 raise Problem(404, f"session {sid!r} did not exist yet at {at_text}")
             shown = j.replay(sid, at=at_version)
         everything = request.query_params.get("messages") == "all"
-        messages = list(shown.messages) if everything else list(shown.messages[-MESSAGES_SHOWN:])
+        messages = list(shown.messages_view) if everything else list(shown.messages_view[-MESSAGES_SHOWN:])
         after = _int(request, "events", max(0, current.version - EVENTS_SHOWN), 0, current.version)
         timeline = _events(j, sid, after, min(current.version, after + EVENTS_SHOWN))
         history = {e.message_id for e in timeline if isinstance(e, (ev.MessageEdited, ev.MessageRemoved))}
@@ -349,7 +349,7 @@ def create_app(
             at=at_text,
             at_version=at_version,
             messages=messages,
-            hidden=len(shown.messages) - len(messages),
+            hidden=len(shown.messages_view) - len(messages),
             timeline=timeline,
             summary=_summary,
             history=history,

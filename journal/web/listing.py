@@ -81,7 +81,7 @@ class Listing:
             s = j.get(sid)
             last = next(iter(j.events(sid, after=s.version - 1)), None)
             actor = last.actor if last is not None else None
-            row = Row(sid, len(s.messages), s.version, s.created_at, s.updated_at, actor)
+            row = Row(sid, len(s.messages_view), s.version, s.created_at, s.updated_at, actor)
         except SessionNotFoundError:
             return None
         except JournalError as exc:  # one damaged session is listed, not fatal to the page
@@ -126,7 +126,7 @@ class Listing:
             session = self.journal.get(sid)
         except JournalError:
             return False
-        return any(folded in m.content.casefold() for m in session.messages)
+        return any(folded in m.content.casefold() for m in session.messages_view)
 
     def _forget(self, ids: list[str]) -> None:
         # Deleted sessions leave the cache, so it never holds more rows than the journal.

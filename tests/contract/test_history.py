@@ -8,6 +8,7 @@ for "damage is detected, located and repaired"; and a fresh Journal for "what is
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import timedelta
 from typing import Any
@@ -26,7 +27,6 @@ from journal import (
     MessageEdited,
     MessageNotFoundError,
     MessageRedacted,
-    Messages,
     Session,
     SessionNotFoundError,
 )
@@ -523,8 +523,8 @@ def test_a_forged_retention_base_is_never_vouched_for_by_an_anchor(
         head = journal.head(SID)
         assert journal.verify(SID, anchors=[head]).ok != retention  # a real base: not vouched either
     assert at8.version == 8
-    forged = msgspec.structs.replace(
-        at8, messages=Messages([msgspec.structs.replace(m, content="forged") for m in at8.messages])
+    forged = dataclasses.replace(
+        at8, messages=[msgspec.structs.replace(m, content="forged") for m in at8.messages]
     )
     stored.forge_base(SID, forged, 8, hash8)
     with Journal.from_url(store_url) as fresh:

@@ -2,13 +2,14 @@
 
 The promise: ``to_dict()`` is exactly what ``json.loads`` gives back for the value's JSON,
 ``from_dict`` turns it back into an equal value (bools stay bools, floats keep their bits),
-msgspec encodes messages and events directly (sessions through ``journal.enc_hook``) to the
-same JSON, and the mappings inside stay read-only while doing all that.
+msgspec encodes sessions, messages and events directly to the same JSON, and the mappings
+inside stay read-only while doing all that.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -52,8 +53,8 @@ def test_a_folded_session_round_trips_through_json(history: list[Event]) -> None
     back = Session.from_dict(through_json(plain))
     assert back == session
     assert canon(back.to_dict()) == canon(plain)
-    assert msgspec.json.decode(msgspec.json.encode(session, enc_hook=journal.enc_hook)) == plain
-    assert msgspec.to_builtins(session, enc_hook=journal.enc_hook)["version"] == session.version
+    assert msgspec.json.decode(msgspec.json.encode(session)) == plain
+    assert through_json(msgspec.to_builtins(session)) == plain
     for message in session.messages:
         assert msgspec.json.decode(msgspec.json.encode(message)) == message.to_dict()
         assert Message.from_dict(message.to_dict()) == message
@@ -167,14 +168,23 @@ def test_flask_jsonify_takes_to_dict() -> None:
     assert Session.from_dict(body["session"]) == session
 
 
-def test_enc_hook_turns_messages_into_a_list_and_refuses_the_rest() -> None:
+def test_msgspec_encodes_a_session_directly_and_its_lazy_view_only_as_a_tuple() -> None:
     with Journal(storage=MemoryStorage()) as j:
-        j.create("s")
-        message = j.add_message("s", "user", "hi")
+        j.create("s", settings={"model": "m1"})
+        message = j.add_message("s", "user", "hi", references=[{"doc": 1}])
         session = j.get("s")
-    assert journal.enc_hook(session.messages) == [message]
-    with pytest.raises(NotImplementedError, match="object"):
-        journal.enc_hook(object())
-    # Without the hook msgspec names what it cannot encode (the docs say to pass the hook).
+    encoded = msgspec.json.encode(session)
+    assert encoded == msgspec.json.encode(session.to_dict())
+    assert msgspec.json.Encoder().encode(session) == encoded
+    packed = msgspec.msgpack.decode(msgspec.msgpack.encode(session))
+    assert [m["id"] for m in packed["messages"]] == [message.id]
+    assert packed["created_at"] == session.created_at  # msgpack keeps times as timestamps
+    builtins = msgspec.to_builtins(session)
+    assert builtins["messages"] == (message.to_dict() | {"references": ({"doc": 1},)},)
+    assert builtins["settings"] == {"model": "m1"}
+    as_fields = dataclasses.asdict(session)
+    assert as_fields["messages"] == (message,)
+    assert as_fields["settings"] == {"model": "m1"}
+    # The lazy view is for reading; msgspec takes the tuple and names the view it cannot take.
     with pytest.raises(TypeError, match="Messages"):
-        msgspec.json.encode(session)
+        msgspec.json.encode(session.messages_view)

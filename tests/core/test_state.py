@@ -1,7 +1,8 @@
-"""The pure fold and the immutable message sequence."""
+"""The pure fold, the immutable message sequence and the session's tuple of messages."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -97,3 +98,45 @@ def test_a_session_repr_is_short_whatever_it_holds() -> None:
     ]
     session = replay(events)
     assert repr(session) == "Session(id='s\\n1', version=1001, messages=1000)"
+
+
+def test_messages_is_a_tuple_built_once_and_the_view_reads_the_same() -> None:
+    first = replay([Created(seq=1, at=T0, session_id="s"), added(2, "one"), added(3, "two")])
+    assert first is not None
+    assert type(first.messages) is tuple
+    assert first.messages is first.messages  # built on the first read, then kept
+    assert first.messages == tuple(first.messages_view) == first.messages_view
+    assert len(first.messages_view) == 2
+    assert first.messages_view[-1:] == first.messages[-1:]
+    later = apply(first, added(4, "three"))
+    # The next state shares the view's storage; the tuple read from the first stays as it was.
+    assert [m.content for m in first.messages] == ["one", "two"]
+    assert [m.content for m in later.messages] == ["one", "two", "three"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        later.messages = ()  # type: ignore[misc]
+    moved = dataclasses.replace(later, version=9)
+    assert moved.messages == later.messages
+    assert moved.version == 9
+
+
+def test_folding_never_builds_a_tuple_of_the_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Oracle: the fold appends without copying the conversation (O(1) per message); only a
+    # read of ``messages`` copies it, once per state.
+    copies: list[int] = []
+    original = Messages.as_tuple
+
+    def counted(self: Messages) -> tuple[Message, ...]:
+        copies.append(len(self))
+        return original(self)
+
+    monkeypatch.setattr(Messages, "as_tuple", counted)
+    state = replay([Created(seq=1, at=T0, session_id="s"), added(2, "one")])
+    assert state is not None
+    assert len(state.messages) == 1
+    assert copies == [1]
+    for seq in range(3, 503):
+        state = apply(state, added(seq, str(seq)))
+    assert copies == [1]
+    assert state.messages[-1].content == "502"
+    assert len(state.messages) == 501
+    assert copies == [1, 501]

@@ -17,6 +17,7 @@ at one commit point and the next reader or writer finishes them (``journal/inten
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -130,7 +131,7 @@ def _timeless(seen: Seen) -> Seen:
     redaction event anew), so that runs of one operation compare equal."""
     state, events = seen
     if isinstance(state, Session):
-        state = msgspec.structs.replace(state, updated_at=EPOCH)
+        state = dataclasses.replace(state, updated_at=EPOCH)
     if isinstance(events, tuple):
         events = tuple(
             msgspec.structs.replace(e, at=EPOCH) if isinstance(e, MessageRedacted) else e for e in events

@@ -77,8 +77,8 @@ def erase_message(folder: Folder, fd: int, size: int, message_id: str, by: int) 
         for line in lines
         if (text := content_of(line, message_id, by)) is not None
     }
-    if base is not None and (index := base[0].messages.index_of(message_id)) >= 0:
-        texts.add(base[0].messages[index].content)
+    if base is not None and (index := base[0].messages_view.index_of(message_id)) >= 0:
+        texts.add(base[0].messages_view[index].content)
     scrub_quarantine(folder, message_id, by, texts)
     for seq in snapshot_seqs(folder):
         folder.unlink(snapshot_name(seq), missing_ok=True)

@@ -205,8 +205,8 @@ def save_snapshot(folder: Folder, session: Session, head: Head, last: Written | 
     ``folder`` is open: a session deleted meanwhile cannot come back as a snapshot (its
     folder is gone, and with it the name the file would get).
     """
-    reuse = read_from_chunks(session.messages)
-    if not reuse and last is not None and session.messages.shares_start(last.messages, last.covered):
+    reuse = read_from_chunks(session.messages_view)
+    if not reuse and last is not None and session.messages_view.shares_start(last.messages, last.covered):
         reuse = last.chunks
     if not all(folder.exists(ref.name) for ref in reuse):
         reuse = ()  # deleted since (a redaction, another writer's snapshot after an edit)
@@ -217,7 +217,7 @@ def save_snapshot(folder: Folder, session: Session, head: Head, last: Written | 
     folder.write_atomic(snapshot_name(head.seq), chunked.document)
     remove_snapshots_before(folder, head.seq)
     remove_chunks_but(folder, chunked.chunks, snapshot_name(head.seq))
-    return Written(session.messages, chunked.chunks, chunked.covered)
+    return Written(session.messages_view, chunked.chunks, chunked.covered)
 
 
 def remove_chunks_but(folder: Folder, keep: tuple[ChunkRef, ...], named_by: str | None = None) -> None:

@@ -502,9 +502,9 @@ class PgTransaction:
             base = load_base(self.conn, self.where, self.sid)
             texts = set()
             if base is not None:
-                index = base[0].messages.index_of(message_id)
+                index = base[0].messages_view.index_of(message_id)
                 if index >= 0:
-                    texts.add(base[0].messages[index].content)
+                    texts.add(base[0].messages_view[index].content)
                 state = erased_state(base[0], message_id)
                 if state is not None:
                     self.conn.execute(

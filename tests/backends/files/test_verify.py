@@ -7,6 +7,7 @@ data must keep raising until the repair, and a repaired session must take new ap
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
@@ -28,7 +29,7 @@ from journal import (
 from journal.core.codec import decode, encode
 from journal.core.events import MessageAdded
 from journal.core.snapshot import decode_snapshot, encode_snapshot
-from journal.core.state import Message, Messages
+from journal.core.state import Message
 from tests.contract.stored import Stored, stored_at
 from tests.helpers_compaction import log_path, session_dir
 
@@ -241,7 +242,7 @@ def test_a_damaged_snapshot_and_a_forged_one_are_reported(root: Path) -> None:
     state, head = decode_snapshot(data)
     forged = list(state.messages)
     forged[0] = msgspec.structs.replace(forged[0], content="forged")
-    snapshot.write_bytes(encode_snapshot(msgspec.structs.replace(state, messages=Messages(forged)), head))
+    snapshot.write_bytes(encode_snapshot(dataclasses.replace(state, messages=forged), head))
     report = verify(root)
     assert [p.kind for p in report.problems] == ["snapshot_mismatch"]
     with Journal(root) as journal:
