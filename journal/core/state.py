@@ -357,15 +357,14 @@ def evolve(
     """``session`` moved on to ``version``, built without ``__init__`` and without the tuple
     of messages ``session`` may have built: the fold makes one state per event."""
     new = object.__new__(Session)
-    old = session.__dict__
-    new.__dict__.update(
-        id=old["id"],
-        created_at=old["created_at"],
-        updated_at=updated_at,
-        version=version,
-        _view=old["_view"] if messages is None else messages,
-        settings=old["settings"] if settings is None else settings,
-    )
+    old, fields = session.__dict__, new.__dict__
+    # Item by item: measured faster than update(), a copy, or setattr (the fold's hot path).
+    fields["id"] = old["id"]
+    fields["created_at"] = old["created_at"]
+    fields["updated_at"] = updated_at
+    fields["version"] = version
+    fields["_view"] = old["_view"] if messages is None else messages
+    fields["settings"] = old["settings"] if settings is None else settings
     return new
 
 
