@@ -75,6 +75,7 @@ def collect(tmp: Path, mode: Mode, output: Path) -> list[Row]:
     rows += cases.group_commit(tmp, mode.threads)
     rows += cases.contention(tmp, mode.procs)
     rows += cases.loads(tmp, mode.loads, mode.load_repeats)
+    rows += cases.catch_up(tmp, max(mode.loads), mode.durable)
     rows += cases.memory(tmp, mode.memory)
     rows += cases.lock_floor(tmp, 10 * mode.repeats)
     rows += long_session(tmp, mode.history, plot_to=output / "growth.png")

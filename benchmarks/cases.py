@@ -7,6 +7,7 @@ import gc
 import json
 import multiprocessing
 import os
+import time
 import tracemalloc
 from array import array
 from pathlib import Path
@@ -301,3 +302,22 @@ __all__ = [
     "lock_floor",
     "memory",
 ]
+
+
+def catch_up(tmp: Path, size: int, repeats: int) -> list[Row]:
+    """What a ``tail`` or a catch-up pays: another process appended one event to a session of
+    ``size`` this Journal had read; ``events(after=its last seq)`` against reading the history
+    from the start, as every such call did before views kept where they were read from."""
+    root = tmp / "catch-up"
+    fill(root, size)
+    spent: list[float] = []
+    with Journal(root, fsync="never") as writer, Journal(root) as reader:
+        last = max(e.seq for e in reader.events("s"))
+        for _ in range(repeats):
+            writer.add_message("s", "assistant", CONTENT, metadata=METADATA)
+            start = time.perf_counter()
+            found = list(reader.events("s", after=last))
+            spent.append(time.perf_counter() - start)
+            last = found[-1].seq
+        whole = timed(lambda: list(reader.events("s")), max(3, repeats // 10))
+    return [Row(f"catch-up: 1 new event after {size:,}", spent, "the history from its start", whole)]

@@ -40,6 +40,9 @@ class View(msgspec.Struct, frozen=True):
         stamp: the log's stamp when read exactly to ``head`` (None: check it again next time).
         snap_seq: the seq of the newest snapshot known to this process.
         unsnapped: stored bytes folded since that snapshot (for ``snapshot_bytes``).
+        since: an earlier head of the same stored log that this view was read or written on
+            from (None: read whole). What the fold checked after it lies between ``since`` and
+            ``head``, so ``events(after=...)`` past it reads from there, not from the start.
     """
 
     state: Session
@@ -47,6 +50,7 @@ class View(msgspec.Struct, frozen=True):
     stamp: Stamp | None
     snap_seq: int = 0
     unsnapped: int = 0
+    since: Head | None = None
 
 
 class Slot(Generic[_Q]):

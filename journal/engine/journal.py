@@ -39,6 +39,7 @@ from journal.core.commands import (
     settings_build,
 )
 from journal.core.events import Event
+from journal.core.head import Head
 from journal.core.reports import Anchor, RepairReport, VerifyReport
 from journal.core.state import Message, Session
 from journal.core.validate import (
@@ -64,6 +65,7 @@ from journal.errors import (
     JournalClosedError,
     SessionExistsError,
     SessionNotFoundError,
+    StaleHeadError,
     VersionNotFoundError,
 )
 
@@ -559,7 +561,9 @@ class Journal:
 
         Streams from the archive and the active log (each line checked as it is read), so it
         costs memory only for the event in hand. If a retention policy dropped early history,
-        iteration starts after the dropped part.
+        iteration starts after the dropped part. Asking for what came after what this Journal
+        last read or wrote of the session (a ``tail``, a catch-up after another process wrote)
+        reads only the lines after that, and ``after`` at the session's version reads none.
 
         Raises:
             SessionNotFoundError: no such session (raised here, not on first iteration); or
@@ -569,9 +573,10 @@ class Journal:
         sid = check_session_id(session_id)
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise InvalidValueError("after", f"must be an int >= 0; got {after!r}")
-        if not self.exists(sid):
+        view = self._current(sid)
+        if view is None:
             raise SessionNotFoundError(sid)
-        return self._events(sid, after)
+        return self._events(sid, after, view)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
@@ -759,12 +764,35 @@ class Journal:
         finally:
             self._sessions.unpin(slot)
 
-    def _events(self, sid: str, after: int) -> Iterator[Event]:
+    def _events(self, sid: str, after: int, view: View) -> Iterator[Event]:
         # A method, so the iterator holds the Journal: dropping the Journal mid-iteration
         # must not let its finalizer close the storage the iterator still reads from.
+        if after >= view.head.seq:
+            return  # the view is fresh: nothing stored after its head
+        if view.since is not None and view.since.seq <= after:
+            recent = self._read_between(sid, view.since, view.head)
+            if recent is not None:
+                yield from (event for event in recent if event.seq > after)
+                return
         for record in stream(self._storage, sid):
             if record.event.seq > after:
                 yield record.event
+
+    def _read_between(self, sid: str, since: Head, head: Head) -> list[Event] | None:
+        """The events after ``since`` up to ``head``, read from ``since`` (each line checked
+        and chained on from its hash); None unless they reach ``head`` itself, whose events
+        the fold checked when the view moved on (else: replaced, moved or damaged since, for
+        the whole history to sort out)."""
+        try:
+            batch = self._storage.reader(sid).read(since)
+        except StaleHeadError:
+            return None
+        events: list[Event] = []
+        for record in batch.records:
+            events.append(record.event)
+            if record.head.seq >= head.seq:
+                return events if record.head.hash == head.hash else None
+        return None
 
 
 def _settings(settings: Mapping[str, Any] | None) -> Mapping[str, Any]:

@@ -96,7 +96,7 @@ def _extended(view: View, batch: Batch, where: str) -> View:
     fold.finish()
     assert fold.state is not None
     assert fold.head is not None
-    return View(fold.state, fold.head, batch.stamp, view.snap_seq, view.unsnapped + fold.size)
+    return View(fold.state, fold.head, batch.stamp, view.snap_seq, view.unsnapped + fold.size, view.head)
 
 
 class BaseMark(NamedTuple):

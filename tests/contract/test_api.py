@@ -535,6 +535,66 @@ def test_events_after_and_its_errors(journal: Journal) -> None:
             journal.events(SID, after=bad)  # type: ignore[arg-type]
 
 
+def test_events_after_what_a_journal_read_or_wrote_reads_only_the_lines_after_it(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Oracle: a fresh Journal reading every event from the start. The reader below must give
+    # the same events after any point, and, for points at or past what it last read or wrote
+    # (a tail, a catch-up), never read the history from its start.
+    counting: list[bool] = [False]
+
+    def whole(after: int) -> list[Any]:
+        counting[0] = False  # the oracle's own reads from the start are not the reader's
+        try:
+            with Journal.from_url(store_url) as fresh:
+                return [e for e in fresh.events(SID) if e.seq > after]
+        finally:
+            counting[0] = True
+
+    with Journal.from_url(store_url) as writer, Journal.from_url(store_url) as reader:
+        writer.create(SID)
+        for n in range(20):
+            writer.add_message(SID, "user", f"m{n}")
+        assert list(reader.events(SID)) == whole(0)
+        source = type(reader.storage.reader(SID))
+        from_start: list[int] = []
+        history = source.history
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if counting[0]:
+                from_start.append(1)
+            return history(self, *args, **kwargs)
+
+        monkeypatch.setattr(source, "history", counted)
+        counting[0] = True
+        assert list(reader.events(SID, after=21)) == []
+        assert list(reader.events(SID, after=99)) == []
+        for n in range(3):  # another process appends; the reader catches up
+            writer.add_message(SID, "assistant", f"late {n}")
+        assert list(reader.events(SID, after=21)) == whole(21)
+        assert [e.seq for e in whole(21)] == [22, 23, 24]
+        assert list(reader.events(SID, after=23)) == whole(23)
+        secret = reader.add_message(SID, "user", "written here")  # the reader's own write
+        assert list(reader.events(SID, after=24)) == whole(24)
+        assert [e.seq for e in reader.events(SID, after=24)] == [25]
+        writer.edit_message(SID, secret.id, "edited there")
+        assert list(reader.events(SID, after=25)) == whole(25)
+        assert from_start == []
+        # Erased words never come back from an earlier read: every event is read from storage.
+        writer.redact_message(SID, secret.id, reason="request")
+        assert list(reader.events(SID, after=26)) == whole(26)
+        assert list(reader.events(SID, after=20)) == whole(20)  # before what it read: from the start
+        assert from_start != []
+        assert all("written here" not in str(e.to_dict()) for e in reader.events(SID))
+        # Deleted and created again: the reader's heads belong to a log that is gone.
+        writer.delete(SID)
+        writer.create(SID)
+        writer.add_message(SID, "user", "a new life")
+        assert [e.seq for e in reader.events(SID, after=1)] == [2]
+        assert list(reader.events(SID, after=1)) == whole(1)
+        assert list(reader.events(SID)) == whole(0)
+
+
 def test_replay_at_a_seq_and_at_a_time(journal: Journal) -> None:
     journal.create(SID)
     journal.add_message(SID, "user", "one")
