@@ -40,9 +40,10 @@ class View(msgspec.Struct, frozen=True):
         stamp: the log's stamp when read exactly to ``head`` (None: check it again next time).
         snap_seq: the seq of the newest snapshot known to this process.
         unsnapped: stored bytes folded since that snapshot (for ``snapshot_bytes``).
-        since: an earlier head of the same stored log that this view was read or written on
-            from (None: read whole). What the fold checked after it lies between ``since`` and
-            ``head``, so ``events(after=...)`` past it reads from there, not from the start.
+        since: an earlier head of the same stored log, after which the fold checked every
+            event up to ``head``: the head this view was read or written on from, or, read
+            whole, the one before its last event (None: not known). ``events(after=...)`` past
+            it reads from there, not from the start.
     """
 
     state: Session

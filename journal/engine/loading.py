@@ -79,12 +79,14 @@ def load(view: View | None, source: Source) -> View | None:
             log.warning("%s: reading on from its snapshot failed (%s); replaying the history", where, exc)
     base, base_head, records = source.history()
     fold = Fold(where, base, base_head)
+    before_last: Head | None = None  # so that asking for the newest event reads one line
     for record in records:
+        before_last = fold.head
         fold.add(record)
     fold.finish()
     if fold.state is None or fold.head is None:
         return None
-    return View(fold.state, fold.head, None, 0, fold.size)
+    return View(fold.state, fold.head, None, 0, fold.size, before_last)
 
 
 def _extended(view: View, batch: Batch, where: str) -> View:

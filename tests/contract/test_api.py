@@ -595,6 +595,31 @@ def test_events_after_what_a_journal_read_or_wrote_reads_only_the_lines_after_it
         assert list(reader.events(SID)) == whole(0)
 
 
+def test_the_newest_event_after_a_whole_read_is_read_on_its_own(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Oracle: the last event of the history streamed from the start. What a session list
+    # asks of each session (its newest event) reads one line after a cold load, not all.
+    with Journal.from_url(store_url, snapshot_every=0, snapshot_bytes=0) as writer:
+        writer.create(SID)
+        for n in range(30):
+            writer.add_message(SID, "user", f"m{n}")
+        newest = list(writer.events(SID))[-1]
+    with Journal.from_url(store_url, snapshot_every=0, snapshot_bytes=0) as cold:
+        version = cold.get(SID).version  # a whole read: no snapshot
+        source = type(cold.storage.reader(SID))
+        from_start: list[int] = []
+        history = source.history
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            from_start.append(1)
+            return history(self, *args, **kwargs)
+
+        monkeypatch.setattr(source, "history", counted)
+        assert list(cold.events(SID, after=version - 1)) == [newest]
+        assert from_start == []
+
+
 def test_replay_at_a_seq_and_at_a_time(journal: Journal) -> None:
     journal.create(SID)
     journal.add_message(SID, "user", "one")
