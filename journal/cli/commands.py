@@ -27,21 +27,25 @@ from journal.cli.render import (
     counted,
     cut,
     display_width,
-    event_doc,
     event_line,
-    local,
-    one_line,
     pad,
     print_session,
     safe_message,
-    session_doc,
-    to_json,
-    visible,
 )
 from journal.core.events import MessageAdded
 from journal.core.reports import Anchor
+from journal.documents import (
+    event_doc,
+    export_text,
+    local,
+    one_line,
+    session_doc,
+    to_json,
+    version_at,
+    visible,
+)
 from journal.engine.journal import Journal
-from journal.errors import JournalError, SessionNotFoundError, VersionNotFoundError
+from journal.errors import JournalError, SessionNotFoundError
 
 __all__ = [
     "ID_COLUMN",
@@ -189,20 +193,6 @@ def _point_shown(point: int | datetime) -> str:
     return f"seq {point}" if isinstance(point, int) else point.isoformat()
 
 
-def version_at(j: Journal, sid: str, point: int | datetime) -> int:
-    """The session's version at ``point`` (0: before it existed); a seq past its end raises
-    VersionNotFoundError. For ``diff``, here and in the viewer."""
-    if isinstance(point, int):
-        version = j.get(sid).version
-        if point > version:
-            raise VersionNotFoundError(sid, point, version)
-        return point
-    try:
-        return j.replay(sid, at=point).version
-    except SessionNotFoundError:
-        return 0  # before the session existed
-
-
 def cmd_verify(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
     anchors = _read_anchors(args.anchors) if args.anchors else []
     report = j.verify(args.id, anchors=anchors, progress=Progress("verify") if args.id is None else None)
@@ -286,12 +276,7 @@ def cmd_compact(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_export(j: Journal, args: argparse.Namespace, out: TextIO) -> int:
-    if args.format == "jsonl":
-        text = "".join(to_json(event_doc(e)) + "\n" for e in j.events(args.id))
-    elif args.format == "json":
-        text = to_json(session_doc(j.get(args.id))) + "\n"
-    else:
-        text = _markdown(j.get(args.id))
+    text = export_text(j, args.id, args.format)
     if args.output is None:
         out.write(text)
         return 0
@@ -340,18 +325,6 @@ def _write_private(path: str, text: str, *, replace: bool) -> None:
                 if leftover is not None:
                     with contextlib.suppress(OSError):
                         os.unlink(leftover)
-
-
-def _markdown(s: Any) -> str:
-    lines = [f"# Session {one_line(s.id, 10**6)}", ""]
-    lines.append(f"- version {s.version}, created {local(s.created_at)}, updated {local(s.updated_at)}")
-    if s.settings:
-        lines.append(f"- settings: `{visible(to_json(s.settings))}`")
-    for m in s.messages_view:
-        who = f" ({one_line(m.actor, 10**6)})" if m.actor else ""
-        text = "*[content erased]*" if m.redacted else visible(m.content)
-        lines += ["", f"## {one_line(m.role, 10**6)}{who} · #{m.seq} · {local(m.at)}", "", text]
-    return "\n".join(lines) + "\n"
 
 
 def cmd_stats(j: Journal, args: argparse.Namespace, out: TextIO) -> int:

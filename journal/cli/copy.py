@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TextIO
 
 from journal.cli.open import open_journal, root_location
-from journal.cli.render import Progress, UsageError, copied_doc, copied_line, copy_status, to_json
+from journal.cli.render import Progress, UsageError, copied_doc, copied_line, copy_status
 from journal.copying import Copied, copy_sessions
+from journal.documents import to_json
 from journal.engine.journal import Journal
 from journal.errors import CorruptLogError, SessionNotFoundError
 

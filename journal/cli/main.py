@@ -47,6 +47,7 @@ from journal.cli.render import UsageError, safe_message
 from journal.cli.tail import PG_INTERVAL, cmd_tail
 from journal.core import events
 from journal.core.points import parse_point
+from journal.documents import EXPORT_FORMATS
 from journal.errors import (
     InvalidSessionIdError,
     InvalidValueError,
@@ -188,7 +189,7 @@ def _parser(now: datetime) -> _Parser:
     )
     export = command("export", "a transcript (md, json) or the events (jsonl)")
     export.add_argument("id")
-    export.add_argument("--format", choices=["md", "json", "jsonl"], required=True)
+    export.add_argument("--format", choices=EXPORT_FORMATS, required=True)
     export.add_argument(
         "-o",
         "--output",
@@ -276,7 +277,7 @@ COMMANDS: dict[str, Command] = {
 def _serve(args: argparse.Namespace) -> int:
     # Imported here: the viewer's frameworks are an extra, and `import journal.cli` needs none.
     try:
-        from journal.web.server import cmd_serve
+        from journal.cli.serve import cmd_serve
     except ImportError as exc:
         raise UsageError(
             f'serve needs the web extra ({exc.name} is missing): pip install "chat-journal[web]"'

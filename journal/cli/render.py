@@ -1,4 +1,4 @@
-"""What the ``journal`` command prints: values as JSON documents, times, tables, progress.
+"""What the ``journal`` command prints for people: event lines, tables, progress, errors.
 
 Human output shows times in the local zone with their offset; JSON output keeps UTC RFC 3339
 strings, as stored. Plain text and ``argparse`` only: the command starts fast and the library
@@ -11,7 +11,6 @@ import re
 import sys
 import time
 import unicodedata
-from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import msgspec
@@ -19,7 +18,8 @@ import msgspec
 from journal.backends.postgres.url import shown_url
 from journal.copying import Copied
 from journal.core import events as ev
-from journal.core.state import Message, Session
+from journal.core.state import Session
+from journal.documents import local, one_line, to_json, visible
 
 __all__ = [
     "Progress",
@@ -30,15 +30,9 @@ __all__ = [
     "counted",
     "cut",
     "display_width",
-    "event_doc",
     "event_line",
-    "local",
-    "message_doc",
     "pad",
     "safe_message",
-    "session_doc",
-    "to_json",
-    "visible",
 ]
 
 
@@ -46,54 +40,9 @@ class UsageError(Exception):
     """Bad input on the command line: printed as one line, exit code 2."""
 
 
-_ENCODER = msgspec.json.Encoder()
-
-
 def counted(n: int, noun: str) -> str:
     """``1 problem``, ``2 problems``: a count and its noun, in the number it needs."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def to_json(value: Any) -> str:
-    """One JSON document (read-only mappings and tuples as objects and arrays)."""
-    return _ENCODER.encode(value).decode("utf-8")
-
-
-def utc(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def local(at: datetime) -> str:
-    """A time in the local zone, with its offset, to the second."""
-    return at.astimezone().isoformat(timespec="seconds")
-
-
-def message_doc(m: Message) -> dict[str, Any]:
-    """The message as JSON: its own ``to_dict()``, the one plain form of a message."""
-    return m.to_dict()
-
-
-def session_doc(s: Session, last: int | None = None) -> dict[str, Any]:
-    """The session as JSON; with ``last``, only its newest ``last`` messages, and how many it
-    holds in all (``message_count``)."""
-    messages = s.messages_view if last is None else s.messages_view[-last:]
-    doc = {
-        "id": s.id,
-        "version": s.version,
-        "created_at": utc(s.created_at),
-        "updated_at": utc(s.updated_at),
-        "settings": s.settings,
-        "messages": [message_doc(m) for m in messages],
-    }
-    return doc if last is None else doc | {"message_count": len(s.messages_view)}
-
-
-def event_doc(e: ev.Event) -> dict[str, Any]:
-    """Every field of the event, under its own name, after its seq, type, time and actor."""
-    doc: dict[str, Any] = {"seq": e.seq, "type": e.type, "at": utc(e.at), "actor": e.actor}
-    for name, value in msgspec.structs.asdict(e).items():
-        doc.setdefault(name, value)
-    return doc
 
 
 def event_line(e: ev.Event, session_id: str | None = None) -> str:
@@ -121,32 +70,6 @@ def event_line(e: ev.Event, session_id: str | None = None) -> str:
 
 def _text(content: str, redacted_by: int | None) -> str:
     return one_line(content) if redacted_by is None else f"[content erased by #{redacted_by}]"
-
-
-def one_line(text: str, width: int = 200) -> str:
-    """Text on one line (line breaks shown as ⏎), shortened to ``width`` characters, with
-    every other control character shown (``visible``)."""
-    flat = visible(re.sub(r"\r\n|[\n\r\u2028\u2029\u0085\x0b\x0c]", " ⏎ ", text))
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-# What a terminal acts on instead of showing: C0 controls but tab and line feed (escape
-# sequences start with ESC; CR rewrites a line), DEL, C1 controls, and the bidirectional
-# overrides and isolates that reorder what is shown.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def visible(text: str) -> str:
-    """``text`` safe to print on a terminal: each control character that would act on the
-    screen (clear it, recolour it, move the cursor, reorder text) is shown as its escape
-    (``\\x1b``, ``\\u202e``) instead. Chat content, roles, actors and ids are hostile input:
-    every human output goes through this; ``--json`` output is exact (JSON escapes them)."""
-    return _CONTROL.sub(_escape, text)
-
-
-def _escape(found: re.Match[str]) -> str:
-    code = ord(found[0])
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def display_width(text: str) -> int:

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TextIO
 
-from journal.cli.render import UsageError, event_doc, event_line, one_line, safe_message, to_json
+from journal.cli.render import UsageError, event_line, safe_message
 from journal.core.events import Event
+from journal.documents import event_doc, one_line, to_json
 from journal.engine.journal import Journal
 from journal.engine.storage import ChangeFeed
 from journal.errors import JournalError, SessionNotFoundError, StorageError

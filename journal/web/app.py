@@ -27,11 +27,18 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from journal.cli.commands import version_at
-from journal.cli.render import event_doc, message_doc, session_doc, to_json
 from journal.core import events as ev
 from journal.core.points import parse_point
 from journal.core.state import Session
+from journal.documents import (
+    EXPORT_FORMATS,
+    event_doc,
+    export_text,
+    message_doc,
+    session_doc,
+    to_json,
+    version_at,
+)
 from journal.engine.journal import Journal
 from journal.errors import (
     HistoryPrunedError,
@@ -41,7 +48,6 @@ from journal.errors import (
     SessionNotFoundError,
     VersionNotFoundError,
 )
-from journal.web.export import export_text
 from journal.web.listing import SORTS, Listing, Row
 from journal.web.security import SecureApp
 
@@ -379,7 +385,7 @@ def create_app(
 
     def export(request: Request, sid: str) -> Response:
         fmt = request.query_params.get("format", "")
-        if fmt not in ("md", "json", "jsonl"):
+        if fmt not in EXPORT_FORMATS:
             raise Problem(400, "format must be md, json or jsonl")
         text = export_text(j, sid, fmt)
         safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in sid)[:80]

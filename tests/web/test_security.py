@@ -12,9 +12,9 @@ from starlette.testclient import TestClient
 
 from journal import Journal
 from journal.cli.main import main as cli
+from journal.cli.serve import check_bind
 from journal.web import create_app
 from journal.web.security import HEADERS, LOOPBACK_NAMES, token_matches
-from journal.web.server import check_bind
 from tests.web.helpers import CHAT
 
 TOKEN = "s3cret-token"  # noqa: S105 (a test token)
