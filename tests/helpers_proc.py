@@ -31,6 +31,7 @@ __all__ = [
     "parse_content",
     "read_log",
     "read_your_writes_worker",
+    "snapshot_churn_worker",
 ]
 
 # Long enough for a slow CI machine to start every process; only turns a hang into a failure.
@@ -97,6 +98,25 @@ def read_your_writes_worker(root: str, session_id: str, commands: Queue[Any], re
                 return
             message = journal.add_message(session_id, "assistant", content)
             results.put((message.seq, message.id, message.content))
+
+
+def snapshot_churn_worker(root: str, session_id: str, started: Any, stop: Any) -> None:
+    """Append, and every 3rd write edit the first message, with a snapshot after every 10
+    events and small chunks: snapshots are replaced and chunks removed as fast as this
+    process can, for readers in other processes to race."""
+    from journal.core import snapshot
+
+    snapshot.CHUNK_BYTES = 4096
+    with Journal(root, snapshot_every=10, snapshot_bytes=0, fsync="never") as journal:
+        n = 0
+        while not stop.is_set():
+            journal.add_message(session_id, "user", f"{'x' * 200} {n}")
+            n += 1
+            if n % 3 == 0:
+                first = journal.get(session_id).messages_view[0]
+                journal.edit_message(session_id, first.id, f"edited at {n}")
+            if n == 20:
+                started.set()
 
 
 def create_race_worker(root: str, session_ids: list[str], start: Barrier, results: Queue[Any]) -> None:

@@ -113,25 +113,49 @@ def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, 
     lost from the log's end (a restored backup, a truncation): reading on, and letting a
     writer append a different event under that seq, would fork the history.
 
+    Readers take no lock, so a writer may store a newer snapshot and remove this one and its
+    chunks while it is read: a snapshot gone by the time its read failed was replaced, not
+    damaged, and the newest ones are looked at again (no warning, no replay of the log).
+
     Raises:
         CorruptLogError: a snapshot covers events past the log's last line (``repair``
             moves it into quarantine after reporting).
     """
-    seqs = snapshot_seqs(folder)
-    if not seqs:
-        return None
+    for _ in range(_RESCANS):
+        try:
+            return _newest_agreeing(folder, log_fd, log_size)
+        except _Replaced:
+            continue
+    return None
+
+
+# A writer replaces the newest snapshot at most every ``snapshot_every`` appends: a reader
+# that loses that race three times in a row is better served by the log.
+_RESCANS = 3
+
+
+class _Replaced(Exception):
+    """A snapshot was removed while it was read: a writer stored a newer one meanwhile."""
+
+
+def _newest_agreeing(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, Head] | None:
+    """One scan of ``load_snapshot``, newest first.
+
+    Raises:
+        _Replaced: a snapshot, or a chunk of it, went with a newer snapshot's write.
+    """
     last_seq: int | None = -1  # read only for a snapshot that disagrees with the log
-    for seq in seqs:
+    for seq in snapshot_seqs(folder):
         path = folder.path / snapshot_name(seq)
         try:
             session, head = read_snapshot(folder, seq)
-        except FileNotFoundError:
-            continue  # replaced by a newer one while we looked
-        except OSError as exc:
-            log.warning("%s: snapshot ignored: unreadable (%s)", path, exc)
-            continue
-        except SnapshotError as exc:
-            log.warning("%s: snapshot ignored: %s; rebuilding from the log", path, exc.reason)
+        except (OSError, SnapshotError) as exc:
+            if not folder.exists(snapshot_name(seq)):
+                raise _Replaced from None
+            if isinstance(exc, SnapshotError):
+                log.warning("%s: snapshot ignored: %s; rebuilding from the log", path, exc.reason)
+            else:
+                log.warning("%s: snapshot ignored: unreadable (%s)", path, exc)
             continue
         if head.seq != seq:
             log.warning("%s: snapshot ignored: holds seq %d", path, head.seq)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
+from journal.backends.files.fsio import Folder
+from journal.backends.files.storage import FileReader
 from journal.core import snapshot
 from journal.core.snapshot import decode_snapshot
 from tests.helpers_compaction import session_dir, snapshot_names
@@ -166,3 +168,54 @@ def test_pruning_and_deleting_leave_no_chunk_behind(root: Path) -> None:
         assert chunk_files(root)
         journal.delete(SID)
     assert not session_dir(root, SID).exists() or not chunk_files(root)
+
+
+@pytest.mark.parametrize("when", ["before the snapshot", "before its chunks"])
+def test_a_snapshot_replaced_while_it_is_read_is_looked_for_again_not_ignored(
+    root: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # Oracle: a replay of the log at the version read. Readers take no lock: here another
+    # Journal edits the first message (its chunk is rewritten, the old one and the old
+    # snapshot removed) just as a fresh Journal starts reading the snapshot or its chunks.
+    # The reader must find the newer snapshot, without a warning and without a full replay.
+    with Journal(root, snapshot_every=1, snapshot_bytes=0) as journal:
+        journal.create(SID)
+        write(journal, 0, 120)
+    first = None
+    raced: list[str] = []
+
+    def race() -> None:
+        if not raced:
+            raced.append(when)
+            with Journal(root, snapshot_every=1, snapshot_bytes=0) as other:
+                assert first is not None
+                other.edit_message(SID, first, "edited while a reader read the snapshot")
+
+    real_read = Folder.read
+
+    def read(self: Folder, name: str) -> bytes:
+        if name.endswith(".snap" if when == "before the snapshot" else ".snapc"):
+            race()
+        return real_read(self, name)
+
+    with Journal(root) as probe:
+        first = probe.get(SID).messages_view[0].id
+    replays: list[int] = []
+    real_history = FileReader.history
+
+    def history(self: FileReader, *args: object, **kwargs: object) -> object:
+        replays.append(1)
+        return real_history(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    caplog.set_level(logging.WARNING, logger="journal")
+    monkeypatch.setattr(Folder, "read", read)
+    monkeypatch.setattr(FileReader, "history", history)
+    with Journal(root) as fresh:
+        state = fresh.get(SID)
+        assert replays == []
+    monkeypatch.undo()
+    assert raced == [when]
+    assert state.messages_view[0].content == "edited while a reader read the snapshot"
+    with Journal(root) as check:
+        assert check.replay(SID, at=state.version) == state
+    assert [r.getMessage() for r in caplog.records if "snapshot" in r.getMessage()] == []
