@@ -247,6 +247,8 @@ def _page_of(request: Request, listing: Listing) -> tuple[dict[str, Any], list[R
 
 
 def _row_doc(row: Row) -> dict[str, Any]:
+    if row.unreadable:  # no id to ask for: the name it is stored under, for verify's report
+        return {"id": None, "stored_as": row.id, "error": row.error}
     return {
         "id": row.id,
         "messages": row.messages,

@@ -20,7 +20,9 @@ __all__ = ["SORTS", "Listing", "Page", "Row"]
 
 
 class Row(NamedTuple):
-    """One session on the sessions page; a damaged one has ``error`` and nothing else."""
+    """One session on the sessions page; a damaged one has ``error`` and nothing else, and
+    one whose id cannot be read (its first event is damaged) is ``unreadable``, with ``id``
+    the name the storage keeps it under."""
 
     id: str
     messages: int = 0
@@ -29,6 +31,10 @@ class Row(NamedTuple):
     updated_at: datetime | None = None
     last_actor: str | None = None
     error: str | None = None
+    unreadable: bool = False
+
+
+UNREADABLE = "its first event is damaged, so not even its id can be read: verify names the damage"
 
 
 class Page(NamedTuple):
@@ -105,19 +111,29 @@ class Listing:
     ) -> Page:
         """One page of sessions whose id contains ``query`` and whose visible conversation
         contains ``content`` (both case-insensitive), in ``sort`` order."""
-        ids = list(self.journal.sessions())
+        # What verify checks, not just the sessions that read: an auditor must see a session
+        # even when its damage hides its id.
+        targets = self.journal.storage.targets(None)
+        ids = [t.session_id for t in targets if t.session_id is not None]
         self._forget(ids)
+        hidden = [Row(t.label, error=UNREADABLE, unreadable=True) for t in targets if t.session_id is None]
         if query:
             folded = query.casefold()
             ids = [sid for sid in ids if folded in sid.casefold()]
+            hidden = [row for row in hidden if folded in row.id.casefold()]
         if content:
             ids = [sid for sid in ids if self._contains(sid, content.casefold())]
+            hidden = []  # no conversation to search
         start = (page - 1) * per_page
         if sort == "id":
             # The cheap path: ids alone give the order, only the page's rows are read.
-            ids.sort(reverse=reverse)
-            return Page(len(ids), page, per_page, self.rows(ids[start : start + per_page]))
-        rows = self.rows(ids)
+            # An unreadable one sorts by the name it is stored under (never taken for an id).
+            keyed = sorted([(sid, -1) for sid in ids] + [(row.id, n) for n, row in enumerate(hidden)])
+            if reverse:
+                keyed.reverse()
+            shown = [self.row(key) if n < 0 else hidden[n] for key, n in keyed[start : start + per_page]]
+            return Page(len(keyed), page, per_page, [row for row in shown if row is not None])
+        rows = self.rows(ids) + hidden
         rows.sort(key=SORTS[sort], reverse=reverse)
         return Page(len(rows), page, per_page, rows[start : start + per_page])
 

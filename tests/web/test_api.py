@@ -17,6 +17,7 @@ from journal import Journal
 from journal.cli.main import main as cli
 from journal.web import create_app
 from journal.web.app import session_url
+from journal.web.listing import SORTS
 from tests.web.helpers import CHAT, DAMAGED, IMG, ODD_IDS, SCRIPT, XSS, snapshot
 
 
@@ -43,6 +44,46 @@ def test_sessions_page_lists_every_session_and_warns_about_the_damaged_one(clien
         "error": None,
     }
     assert "content_sha256" in rows[DAMAGED]["error"]
+
+
+def test_a_session_whose_id_cannot_be_read_is_listed_by_where_it_is_stored(tmp_path: Path) -> None:
+    # Oracle: verify's report names the same stored data; the page and the API list it with
+    # a warning (never as a link to a session page, there is no id to ask for), every sort and
+    # an id search that matches its stored name find it, and the readable sessions stay.
+    root = tmp_path / "root"
+    with Journal(root) as j:
+        j.create("kept")
+        j.create("lost id")
+        j.add_message("lost id", "user", "hello")
+        log = Path(j.storage.location("lost id"))
+    data = log.read_bytes()
+    log.write_bytes(data.replace(b'"lost id"', b'"lost iD"', 1))  # the created line's hash fails
+    with Journal(root) as j, TestClient(create_app(j)) as client:
+        assert list(j.sessions()) == ["kept"]
+        labels = [p.session_id for p in j.verify().problems]
+        assert len(labels) == 1
+        stored_as = log.parent.name
+        assert stored_as in labels[0]
+        page = client.get("/")
+        row = re.search(
+            r'<tr class="damaged unreadable" data-stored-as="([^"]+)">(.*?)</tr>', page.text, re.S
+        )
+        assert row is not None
+        assert row[1] == stored_as
+        assert "⚠ damaged" in row[2]
+        assert 'href="/verify"' in row[2]
+        assert "/s/" not in row[2]
+        for sort in SORTS:
+            for order in ("asc", "desc"):
+                api = client.get("/api/sessions", params={"sort": sort, "order": order}).json()
+                assert api["total"] == 2
+                docs = {doc["id"]: doc for doc in api["sessions"]}
+                assert set(docs) == {"kept", None}
+                assert docs[None]["stored_as"] == stored_as
+                assert "id can" in docs[None]["error"]
+        found = client.get("/api/sessions", params={"q": stored_as[:6]}).json()
+        assert [doc["stored_as"] for doc in found["sessions"]] == [stored_as]
+        assert client.get("/api/sessions", params={"content": "hello"}).json()["total"] == 0
 
 
 def test_search_sort_and_pages(client: TestClient) -> None:
