@@ -230,18 +230,24 @@ def decode_snapshot_raw(parts: list[bytes]) -> list[object]:
 
 
 def memory(tmp: Path, size: int) -> list[Row]:
-    """Resident bytes of one cached session against the JSON size of its messages."""
+    """Resident bytes of one cached session against the JSON size of its messages: loaded
+    from the log, from a snapshot, and from a snapshot once ``session.messages`` was read (the
+    tuple of built messages is kept with the cached state, beside the snapshot's bytes)."""
     root = tmp / "memory"
     fill(root, size)
     rows = []
-    for snapshot in (False, True):
-        if snapshot:
+    for label in ("from log", "from snapshot", "from snapshot, messages read"):
+        if label == "from snapshot":
             with Journal(root) as j:
                 j.compact("s")
         gc.collect()
         tracemalloc.start()
         j = Journal(root)
         session = j.get("s")
+        if label.endswith("messages read"):
+            del session
+            j.get("s").messages  # noqa: B018 (built and kept by the cached state)
+            session = j.get("s")
         resident, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         as_json = len(
@@ -249,14 +255,14 @@ def memory(tmp: Path, size: int) -> list[Row]:
                 [
                     {"id": m.id, "seq": m.seq, "role": m.role, "content": m.content, "at": m.at.isoformat()}
                     | {"metadata": dict(m.metadata)}
-                    for m in session.messages
+                    for m in session.messages_view
                 ]
             )
         )
         j.close()
-        label = "from snapshot" if snapshot else "from log"
+        target = 3.0 if label.endswith("messages read") else 2.0
         rows.append(
-            Row(f"cached {size}-msg session ({label})", [resident], "its JSON size", [as_json], "B", 2.0)
+            Row(f"cached {size}-msg session ({label})", [resident], "its JSON size", [as_json], "B", target)
         )
     return rows
 

@@ -24,7 +24,7 @@ from types import TracebackType
 import msgspec
 
 from journal.core.chain import ChainCheck, Fold, History, check_line
-from journal.core.codec import decode, erase_body
+from journal.core.codec import decode, erase_body, stored_hash
 from journal.core.head import Head, Line, Record
 from journal.core.redaction import content_of, erased_state, line_needles, scrub_line
 from journal.core.reports import Anchor, RepairReport, SessionCheck
@@ -33,6 +33,7 @@ from journal.core.state import Session
 from journal.engine.storage import Batch, Exported, Pruned, Stamp, Target
 from journal.errors import (
     CorruptLogError,
+    LineError,
     LockTimeoutError,
     SessionExistsError,
     SnapshotError,
@@ -237,7 +238,7 @@ class MemorySource:
         incarnation, seq = after.cursor
         if incarnation != stored.incarnation or not stored.first <= seq <= stored.last:
             raise StaleHeadError()
-        if seq < stored.active or decode(stored.line(seq)).hash != after.hash:
+        if seq < stored.active or stored_hash(stored.line(seq)) != after.hash:
             raise StaleHeadError()  # pruned past it, or another history
         lines, first, active = list(stored.lines), stored.first, stored.active
         batch = self._records(lines, first, active, seq + 1, after, stored.incarnation)
@@ -277,7 +278,7 @@ class MemorySource:
                     f"the snapshot covers events up to seq {seq} but the stored events end at seq "
                     f"{stored.last}: events were lost (run repair)",
                 )
-            if head.seq >= stored.first and decode(stored.line(head.seq)).hash == head.hash:
+            if head.seq >= stored.first and _decodes_to(stored.line(head.seq), head.hash):
                 cursor = (stored.incarnation, head.seq)
                 return state, Head(head.seq, head.hash, max(0, head.seq - stored.active + 1), cursor)
         return None
@@ -316,7 +317,7 @@ class MemoryTransaction(MemorySource):
             if stored is not None and stored.lines:
                 raise StaleHeadError()
             stored = self.storage.store.new(self.sid)
-        elif stored is None or after.seq != stored.last or decode(stored.line(after.seq)).hash != after.hash:
+        elif stored is None or after.seq != stored.last or stored_hash(stored.line(after.seq)) != after.hash:
             raise StaleHeadError()
         stored.lines.extend(line.data[:-1] for line in lines)
         stored.changed()
@@ -335,7 +336,7 @@ class MemoryTransaction(MemorySource):
         stored = self._stored()
         if stored is None or not stored.first <= head.seq <= stored.last:
             return
-        if decode(stored.line(head.seq)).hash != head.hash:
+        if stored_hash(stored.line(head.seq)) != head.hash:
             return
         if any(b'"type":"message_redacted"' in line for line in stored.lines[head.seq - stored.first + 1 :]):
             return  # a redaction since erased what this state may show
@@ -485,3 +486,12 @@ class _Feed:
         with self.store.guard:
             if self in self.store.listeners:
                 self.store.listeners.remove(self)
+
+
+def _decodes_to(line: bytes, hash_: str) -> bool:
+    """Whether ``line`` is intact and ends the chain at ``hash_`` (a snapshot agrees with the
+    log only where its event's line still checks, as on files)."""
+    try:
+        return decode(line).hash == hash_
+    except LineError:
+        return False

@@ -41,6 +41,7 @@ __all__ = [
     "decode",
     "encode",
     "erase_body",
+    "stored_hash",
 ]
 
 FORMAT_VERSION = 2
@@ -289,6 +290,15 @@ def erase_body(line: bytes, redacted_by: int) -> bytes:
     if pad < 0:  # a body holds at least a 32-digit salt: never longer than its erasure
         raise ValueError("line too short to hold an erased body")
     return erased + b" " * pad + b"}"
+
+
+def stored_hash(line: bytes) -> str | None:
+    """The chain hash a line stores, unchecked (None: no hash member). Where a reader that
+    trusts a head already only asks whether a line still is that head, as a byte compare."""
+    cut = line.rfind(_HASH_KEY)
+    if cut < 0:
+        return None
+    return line[cut + len(_HASH_KEY) : cut + len(_HASH_KEY) + _HASH_LEN].decode("ascii", "replace")
 
 
 def decode(line: bytes) -> Decoded:

@@ -40,10 +40,10 @@ class View(msgspec.Struct, frozen=True):
         stamp: the log's stamp when read exactly to ``head`` (None: check it again next time).
         snap_seq: the seq of the newest snapshot known to this process.
         unsnapped: stored bytes folded since that snapshot (for ``snapshot_bytes``).
-        since: an earlier head of the same stored log, after which the fold checked every
-            event up to ``head``: the head this view was read or written on from, or, read
-            whole, the one before its last event (None: not known). ``events(after=...)`` past
-            it reads from there, not from the start.
+        marks: earlier heads of the same stored log, oldest first, after each of which the
+            fold checked every event up to ``head``: the heads this view was read or written
+            on from (the last ``MARKS``), or, read whole, the one before its last event.
+            ``events(after=...)`` at or past one reads from the newest such, not from the start.
     """
 
     state: Session
@@ -51,7 +51,23 @@ class View(msgspec.Struct, frozen=True):
     stamp: Stamp | None
     snap_seq: int = 0
     unsnapped: int = 0
-    since: Head | None = None
+    marks: tuple[Head, ...] = ()
+
+    def moved_on(self) -> tuple[Head, ...]:
+        """The marks of the view that moves on from this one: these and this head."""
+        return (*self.marks[1 - MARKS :], self.head)
+
+    def mark_for(self, after: int) -> Head | None:
+        """The newest mark at or before seq ``after`` (None: none)."""
+        for mark in reversed(self.marks):
+            if mark.seq <= after:
+                return mark
+        return None
+
+
+# Enough for a few readers of one session (a tail, a viewer's page, a saver) polling at their
+# own pace, each asking after the head it last saw; a read from a mark costs what follows it.
+MARKS = 8
 
 
 class Slot(Generic[_Q]):

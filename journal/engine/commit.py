@@ -298,7 +298,7 @@ class Committer:
         head, stamp = tx.append(None if view is None else view.head, lines)
         if view is None:
             return View(state, head, stamp, 0, size)
-        return View(state, head, stamp, view.snap_seq, view.unsnapped + size, view.head)
+        return View(state, head, stamp, view.snap_seq, view.unsnapped + size, view.moved_on())
 
     # -- maintenance -----------------------------------------------------------------------
 

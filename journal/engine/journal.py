@@ -559,11 +559,12 @@ class Journal:
     def events(self, session_id: str, *, after: int = 0) -> Iterator[Event]:
         """Every event with ``seq > after``, in order, cleared messages included.
 
-        Streams from the archive and the active log (each line checked as it is read), so it
-        costs memory only for the event in hand. If a retention policy dropped early history,
-        iteration starts after the dropped part. Asking for what came after what this Journal
-        last read or wrote of the session (a ``tail``, a catch-up after another process wrote)
-        reads only the lines after that, and ``after`` at the session's version reads none.
+        Read when iterated. Streams from the archive and the active log (each line checked as
+        it is read), so it costs memory only for the event in hand. If a retention policy
+        dropped early history, iteration starts after the dropped part. Asking for what came
+        after a point this Journal read or wrote the session up to lately (a ``tail``, a
+        catch-up after another process wrote) reads, and holds, only the lines after it, up
+        to the version read when iteration starts; ``after`` at that version reads none.
 
         Raises:
             SessionNotFoundError: no such session (raised here, not on first iteration); or
@@ -573,10 +574,9 @@ class Journal:
         sid = check_session_id(session_id)
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise InvalidValueError("after", f"must be an int >= 0; got {after!r}")
-        view = self._current(sid)
-        if view is None:
+        if self._current(sid) is None:
             raise SessionNotFoundError(sid)
-        return self._events(sid, after, view)
+        return self._events(sid, after)
 
     def replay(self, session_id: str, *, at: int | datetime | None = None) -> Session:
         """The session as it was: after event ``at`` (a seq) or at time ``at`` (aware datetime).
@@ -764,13 +764,16 @@ class Journal:
         finally:
             self._sessions.unpin(slot)
 
-    def _events(self, sid: str, after: int, view: View) -> Iterator[Event]:
+    def _events(self, sid: str, after: int) -> Iterator[Event]:
         # A method, so the iterator holds the Journal: dropping the Journal mid-iteration
         # must not let its finalizer close the storage the iterator still reads from.
-        if after >= view.head.seq:
-            return  # the view is fresh: nothing stored after its head
-        if view.since is not None and view.since.seq <= after:
-            recent = self._read_between(sid, view.since, view.head)
+        # Read when iterated, as the whole history is: from the view of that moment.
+        view = self._current(sid)
+        if view is not None:
+            if after >= view.head.seq:
+                return  # nothing stored after the head just read
+            mark = view.mark_for(after)
+            recent = None if mark is None else self._read_on(sid, mark, view.head)
             if recent is not None:
                 yield from (event for event in recent if event.seq > after)
                 return
@@ -778,13 +781,13 @@ class Journal:
             if record.event.seq > after:
                 yield record.event
 
-    def _read_between(self, sid: str, since: Head, head: Head) -> list[Event] | None:
-        """The events after ``since`` up to ``head``, read from ``since`` (each line checked
+    def _read_on(self, sid: str, mark: Head, head: Head) -> list[Event] | None:
+        """The events after ``mark`` up to ``head``, read from ``mark`` (each line checked
         and chained on from its hash); None unless they reach ``head`` itself, whose events
         the fold checked when the view moved on (else: replaced, moved or damaged since, for
         the whole history to sort out)."""
         try:
-            batch = self._storage.reader(sid).read(since)
+            batch = self._storage.reader(sid).read(mark)
         except StaleHeadError:
             return None
         events: list[Event] = []

@@ -86,7 +86,7 @@ def load(view: View | None, source: Source) -> View | None:
     fold.finish()
     if fold.state is None or fold.head is None:
         return None
-    return View(fold.state, fold.head, None, 0, fold.size, before_last)
+    return View(fold.state, fold.head, None, 0, fold.size, () if before_last is None else (before_last,))
 
 
 def _extended(view: View, batch: Batch, where: str) -> View:
@@ -98,7 +98,9 @@ def _extended(view: View, batch: Batch, where: str) -> View:
     fold.finish()
     assert fold.state is not None
     assert fold.head is not None
-    return View(fold.state, fold.head, batch.stamp, view.snap_seq, view.unsnapped + fold.size, view.head)
+    return View(
+        fold.state, fold.head, batch.stamp, view.snap_seq, view.unsnapped + fold.size, view.moved_on()
+    )
 
 
 class BaseMark(NamedTuple):

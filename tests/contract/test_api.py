@@ -20,6 +20,7 @@ import pytest
 from journal import (
     Cleared,
     ConflictError,
+    CorruptLogError,
     InvalidSessionIdError,
     InvalidValueError,
     Journal,
@@ -579,10 +580,21 @@ def test_events_after_what_a_journal_read_or_wrote_reads_only_the_lines_after_it
         assert [e.seq for e in reader.events(SID, after=24)] == [25]
         writer.edit_message(SID, secret.id, "edited there")
         assert list(reader.events(SID, after=25)) == whole(25)
+        # Several callers at their own pace (a tail, a page, a saver): each asks after the
+        # head it last saw, some heads back.
+        for n in range(3):
+            writer.add_message(SID, "assistant", f"again {n}")
+            reader.get(SID)
+        assert list(reader.events(SID, after=26)) == whole(26)
+        assert list(reader.events(SID, after=28)) == whole(28)
+        # Read when iterated, as a stream: what was stored by then is there.
+        pending = reader.events(SID, after=29)
+        writer.add_message(SID, "user", "after the call")
+        assert [e.seq for e in pending] == [30]
         assert from_start == []
         # Erased words never come back from an earlier read: every event is read from storage.
         writer.redact_message(SID, secret.id, reason="request")
-        assert list(reader.events(SID, after=26)) == whole(26)
+        assert list(reader.events(SID, after=30)) == whole(30)
         assert list(reader.events(SID, after=20)) == whole(20)  # before what it read: from the start
         assert from_start != []
         assert all("written here" not in str(e.to_dict()) for e in reader.events(SID))
@@ -593,6 +605,40 @@ def test_events_after_what_a_journal_read_or_wrote_reads_only_the_lines_after_it
         assert [e.seq for e in reader.events(SID, after=1)] == [2]
         assert list(reader.events(SID, after=1)) == whole(1)
         assert list(reader.events(SID)) == whole(0)
+
+
+@pytest.mark.parametrize("where", ["the point read on from", "a line after it"])
+def test_a_catch_up_over_a_damaged_line_raises_it_with_its_place(
+    store_url: str, stored: Stored, where: str
+) -> None:
+    # Oracle: the events as written, and a fresh Journal's error. A reader that read up to
+    # seq 6, then up to 9, asks for what follows 6 after the content of a line was damaged.
+    # The line at 6 itself is not part of the answer, and the lines after it chain on from
+    # its hash, which the reader checked when it read it: they are given as written. A
+    # damaged line after 6 is raised with its place, as a read from the start raises it.
+    with (
+        Journal.from_url(store_url, snapshot_every=0, snapshot_bytes=0) as writer,
+        Journal.from_url(store_url, snapshot_every=0, snapshot_bytes=0) as reader,
+    ):
+        writer.create(SID)
+        for n in range(5):
+            writer.add_message(SID, "user", f"hello {n}")
+        assert reader.get(SID).version == 6
+        for n in range(3):
+            writer.add_message(SID, "user", f"later {n}")
+        assert reader.get(SID).version == 9
+        written = list(writer.events(SID, after=6))
+        damaged = b"hello 4" if where == "the point read on from" else b"later 1"
+        stored.tamper(SID, damaged, damaged.upper())
+        with Journal.from_url(store_url) as fresh, pytest.raises(CorruptLogError) as whole:
+            list(fresh.events(SID))
+        assert whole.value.line == (6 if where == "the point read on from" else 8)
+        if where == "the point read on from":
+            assert list(reader.events(SID, after=6)) == written
+        else:
+            with pytest.raises(CorruptLogError) as caught:
+                list(reader.events(SID, after=6))
+            assert str(caught.value) == str(whole.value)
 
 
 def test_the_newest_event_after_a_whole_read_is_read_on_its_own(

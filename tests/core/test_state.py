@@ -140,3 +140,8 @@ def test_folding_never_builds_a_tuple_of_the_messages(monkeypatch: pytest.Monkey
     assert state.messages[-1].content == "502"
     assert len(state.messages) == 501
     assert copies == [1, 501]
+    # Events that leave the messages as they are keep the tuple already built.
+    at = T0 + timedelta(seconds=600)
+    state = apply(state, SettingsChanged(seq=503, at=at, changes=freeze({"x": 1})))
+    assert len(state.messages) == 501
+    assert copies == [1, 501]
