@@ -246,7 +246,10 @@ class _MessagesField:
         built: tuple[Message, ...] | None = fields.get("_built")
         if built is None:
             # Two threads may both build it: equal tuples, and either one is kept.
-            built = fields["_built"] = fields["_view"].as_tuple()
+            view: Messages = fields["_view"]
+            seed: tuple[Message, ...] | None = fields.get("_seed")
+            built = fields["_built"] = view.as_tuple() if seed is None else seed + view[len(seed) :]
+            fields.pop("_seed", None)
         return built
 
     def __set__(self, session: Session, value: Iterable[Message]) -> None:
@@ -355,8 +358,8 @@ def evolve(
     settings: Mapping[str, Any] | None = None,
 ) -> Session:
     """``session`` moved on to ``version``, built without ``__init__`` (the fold makes one
-    state per event); the tuple of messages ``session`` built is kept only if they are the
-    same."""
+    state per event). The tuple of messages ``session`` built is kept if they are the same,
+    and starts the next one if they were appended to."""
     new = object.__new__(Session)
     old, fields = session.__dict__, new.__dict__
     # Item by item: measured faster than update(), a copy, or setattr (the fold's hot path).
@@ -365,12 +368,20 @@ def evolve(
     fields["updated_at"] = updated_at
     fields["version"] = version
     fields["settings"] = old["settings"] if settings is None else settings
-    if messages is None or messages is old["_view"]:
-        fields["_view"] = old["_view"]
+    view = old["_view"]
+    if messages is None or messages is view:
+        fields["_view"] = view
         if "_built" in old:  # the same messages: their tuple stands
             fields["_built"] = old["_built"]
+        elif "_seed" in old:
+            fields["_seed"] = old["_seed"]
     else:
         fields["_view"] = messages
+        # Appended to: the tuple built for earlier messages starts the next one, so that
+        # reading ``messages`` after every write copies them instead of decoding them again.
+        seed = old.get("_built") or old.get("_seed")
+        if seed is not None and messages.shares_start(view, len(seed)):
+            fields["_seed"] = seed
     return new
 
 

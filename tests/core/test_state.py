@@ -7,7 +7,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from journal import Cleared, Created, Event, MessageAdded, Messages, SettingsChanged, apply, replay
+from journal import (
+    Cleared,
+    Created,
+    Event,
+    MessageAdded,
+    MessageEdited,
+    Messages,
+    SettingsChanged,
+    apply,
+    replay,
+)
 from journal.core.events import freeze
 from journal.core.state import Message
 
@@ -121,7 +131,8 @@ def test_messages_is_a_tuple_built_once_and_the_view_reads_the_same() -> None:
 
 def test_folding_never_builds_a_tuple_of_the_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     # Oracle: the fold appends without copying the conversation (O(1) per message); only a
-    # read of ``messages`` copies it, once per state.
+    # read of ``messages`` builds the tuple, once per state, and from scratch (as_tuple) only
+    # when no earlier state's tuple can start it: after an edit, not after appends.
     copies: list[int] = []
     original = Messages.as_tuple
 
@@ -137,11 +148,13 @@ def test_folding_never_builds_a_tuple_of_the_messages(monkeypatch: pytest.Monkey
     for seq in range(3, 503):
         state = apply(state, added(seq, str(seq)))
     assert copies == [1]
-    assert state.messages[-1].content == "502"
-    assert len(state.messages) == 501
-    assert copies == [1, 501]
+    assert [m.content for m in state.messages] == ["one", *map(str, range(3, 503))]
+    assert copies == [1]  # the first state's tuple, then the 500 appended
     # Events that leave the messages as they are keep the tuple already built.
     at = T0 + timedelta(seconds=600)
-    state = apply(state, SettingsChanged(seq=503, at=at, changes=freeze({"x": 1})))
-    assert len(state.messages) == 501
+    settled = apply(state, SettingsChanged(seq=503, at=at, changes=freeze({"x": 1})))
+    assert settled.messages is state.messages
+    edited = apply(settled, MessageEdited(seq=504, at=at, message_id="m2", content="ONE"))
+    assert [m.content for m in edited.messages][:2] == ["ONE", "3"]
     assert copies == [1, 501]
+    assert [m.content for m in state.messages][:1] == ["one"]  # the older state is untouched
