@@ -27,6 +27,7 @@ __all__ = [
     "markdown",
     "message_doc",
     "one_line",
+    "printable",
     "session_doc",
     "to_json",
     "utc",
@@ -40,8 +41,29 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def to_json(value: Any) -> str:
-    """One JSON document (read-only mappings and tuples as objects and arrays)."""
-    return _ENCODER.encode(value).decode("utf-8")
+    """One JSON document (read-only mappings and tuples as objects and arrays). Text that is
+    not Unicode (a stored name's bytes that were not UTF-8) comes out as ``printable`` shows
+    it."""
+    try:
+        return _ENCODER.encode(value).decode("utf-8")
+    except UnicodeEncodeError:
+        return _ENCODER.encode(_printable(msgspec.to_builtins(value))).decode("utf-8")
+
+
+def printable(text: str) -> str:
+    """``text`` as valid Unicode: bytes a file name held that were not UTF-8 (which Python
+    keeps as lone surrogates, and no page or JSON can carry) as backslash escapes."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(k) if isinstance(k, str) else k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
 
 
 def utc(at: datetime) -> str:

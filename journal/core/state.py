@@ -371,10 +371,15 @@ def evolve(
     view = old["_view"]
     if messages is None or messages is view:
         fields["_view"] = view
-        if "_built" in old:  # the same messages: their tuple stands
-            fields["_built"] = old["_built"]
-        elif "_seed" in old:
-            fields["_seed"] = old["_seed"]
+        # The same messages: their tuple stands, or the seed of one. get(), never a check
+        # first: a read of ``messages`` in another thread may turn the seed into the tuple.
+        built = old.get("_built")
+        if built is not None:
+            fields["_built"] = built
+        else:
+            seed = old.get("_seed")
+            if seed is not None:
+                fields["_seed"] = seed
     else:
         fields["_view"] = messages
         # Appended to: the tuple built for earlier messages starts the next one, so that

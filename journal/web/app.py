@@ -35,6 +35,7 @@ from journal.documents import (
     event_doc,
     export_text,
     message_doc,
+    printable,
     session_doc,
     to_json,
     version_at,
@@ -285,7 +286,11 @@ def create_app(
         html = _ENV.get_template(name).render(
             url=session_url, api_url=api_url, utc=_utc, root=j.root, backend=j.backend, **context
         )
-        return HTMLResponse(html, status_code=code)
+        try:
+            body = html.encode("utf-8")
+        except UnicodeEncodeError:  # a stored name that is not UTF-8: shown escaped
+            body = printable(html).encode("utf-8")
+        return HTMLResponse(body, status_code=code)
 
     def failed(request: Request, status: int, message: str) -> Response:
         if _is_api(request):

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from journal.documents import printable
 from journal.engine.journal import Journal
 from journal.errors import JournalError, SessionNotFoundError
 
@@ -116,11 +117,16 @@ class Listing:
         targets = self.journal.storage.targets(None)
         ids = [t.session_id for t in targets if t.session_id is not None]
         self._forget(ids)
-        hidden = [Row(t.label, error=UNREADABLE, unreadable=True) for t in targets if t.session_id is None]
+        hidden = [
+            Row(printable(t.label), error=UNREADABLE, unreadable=True)
+            for t in targets
+            if t.session_id is None
+        ]
         if query:
             folded = query.casefold()
             ids = [sid for sid in ids if folded in sid.casefold()]
-            hidden = [row for row in hidden if folded in row.id.casefold()]
+            # By the readable start of the stored name, not its hash after the "~".
+            hidden = [row for row in hidden if folded in row.id.partition("~")[0].casefold()]
         if content:
             ids = [sid for sid in ids if self._contains(sid, content.casefold())]
             hidden = []  # no conversation to search

@@ -6,6 +6,8 @@ Oracles: the library itself (``replay``, ``verify``, ``head``) and the ``journal
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -84,6 +86,36 @@ def test_a_session_whose_id_cannot_be_read_is_listed_by_where_it_is_stored(tmp_p
         found = client.get("/api/sessions", params={"q": stored_as[:6]}).json()
         assert [doc["stored_as"] for doc in found["sessions"]] == [stored_as]
         assert client.get("/api/sessions", params={"content": "hello"}).json()["total"] == 0
+
+
+def test_a_stored_name_that_is_not_utf8_is_shown_escaped_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Oracle: the name's bytes as backslash escapes. A folder whose name is not UTF-8 (put
+    # there by hand, or by a file system of another encoding) holding a damaged session must
+    # not take the sessions page, the API or verify down with it, in the viewer or as JSON.
+    root = tmp_path / "root"
+    with Journal(root) as j:
+        j.create("kept")
+        log = Path(j.storage.location("kept"))
+    first = log.read_bytes().splitlines()[0].replace(b'"kept"', b'"KEPT"')
+    odd = os.path.join(os.fsencode(log.parent.parent), b"\xff\xfeodd~cc")
+    os.mkdir(odd)
+    with open(os.path.join(odd, b"events.jsonl"), "wb") as out:
+        out.write(first + b"\n")
+    escaped = "\\xff\\xfeodd~cc"
+    with Journal(root) as j, TestClient(create_app(j)) as client:
+        for path in ("/", "/verify"):
+            page = client.get(path)
+            assert page.status_code == 200
+            assert escaped in page.text
+        api = client.get("/api/sessions").json()
+        assert [doc.get("stored_as") for doc in api["sessions"]] == [escaped, None]
+        report = client.get("/api/verify").json()
+        assert [p["session_id"] for p in report["problems"]] == [escaped]
+    assert cli(["--root", str(root), "--json", "verify"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["session_id"] for p in doc["problems"]] == [escaped]
 
 
 def test_search_sort_and_pages(client: TestClient) -> None:

@@ -121,9 +121,12 @@ def load_snapshot(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, 
         CorruptLogError: a snapshot covers events past the log's last line (``repair``
             moves it into quarantine after reporting).
     """
-    for _ in range(_RESCANS):
+    for attempt in range(_RESCANS):
+        if attempt:
+            # The writer that replaced the snapshot appended first: see the log as it is now.
+            log_size = os.fstat(log_fd).st_size
         try:
-            return _newest_agreeing(folder, log_fd, log_size)
+            return _newest_agreeing(folder, log_fd, log_size, rescan=attempt > 0)
         except _Replaced:
             continue
     return None
@@ -138,11 +141,16 @@ class _Replaced(Exception):
     """A snapshot was removed while it was read: a writer stored a newer one meanwhile."""
 
 
-def _newest_agreeing(folder: Folder, log_fd: int, log_size: int) -> tuple[Session, Head] | None:
+def _newest_agreeing(
+    folder: Folder, log_fd: int, log_size: int, *, rescan: bool
+) -> tuple[Session, Head] | None:
     """One scan of ``load_snapshot``, newest first.
 
     Raises:
-        _Replaced: a snapshot, or a chunk of it, went with a newer snapshot's write.
+        _Replaced: a snapshot, or a chunk of it, went with a newer snapshot's write; or, on a
+            rescan, a snapshot lies past the end of the log open here (the writer that
+            replaced the last one may also have replaced the log: never taken for lost
+            events while racing it; a read without that race reports them).
     """
     last_seq: int | None = -1  # read only for a snapshot that disagrees with the log
     for seq in snapshot_seqs(folder):
@@ -168,6 +176,8 @@ def _newest_agreeing(folder: Folder, log_fd: int, log_size: int) -> tuple[Sessio
         if last_seq == -1:
             last_seq = _last_seq(log_fd, log_size)
         if last_seq is not None and seq > last_seq:
+            if rescan:
+                raise _Replaced
             raise CorruptLogError(
                 str(path),
                 0,
