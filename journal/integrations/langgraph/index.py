@@ -19,7 +19,7 @@ from langchain_core.messages import BaseMessage
 
 from journal.core import events as ev
 from journal.core.events import thaw
-from journal.core.state import Message
+from journal.core.state import Message, message_of
 from journal.integrations.langchain import read_message
 
 __all__ = [
@@ -164,15 +164,7 @@ def apply(thread: Thread, event: ev.Event) -> None:
         if isinstance(marker, Mapping):
             _bookkeeping(thread, event, marker)
         elif LANGCHAIN in event.metadata:
-            message = Message(
-                id=event.message_id,
-                seq=event.seq,
-                role=event.role,
-                content=event.content,
-                at=event.at,
-                metadata=event.metadata,
-                redacted=event.redacted_by is not None,
-            )
+            message = message_of(event)
             thread.transcript[event.seq] = message
             thread.seq_of[event.message_id] = event.seq
             try:
